@@ -1,0 +1,62 @@
+// The `convoy` binary: dispatches to each subcommand's component and turns
+// errors into one line on stderr and a non-zero exit code.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "data_service/data_service.h"
+#include "launcher/launcher.h"
+#include "worker/worker.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: convoy <command> [args]\n"
+    "commands:\n"
+    "  launch        start a node's data service and N training ranks\n"
+    "  worker        one training rank (under convoy launch or mpirun)\n"
+    "  data-service  the node's decode/augment process (started for you)\n"
+    "run `convoy <command> --help` for its options.\n"
+    "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt\n";
+
+struct Command {
+  const char* name;
+  int (*main)(const std::vector<std::string>&);
+};
+constexpr Command kCommands[] = {
+    {"launch", convoy::launch_main},
+    {"worker", convoy::worker_main},
+    {"data-service", convoy::data_service_main},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("convoy %s\n", CONVOY_VERSION);
+    return 0;
+  }
+  std::string name = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  for (const auto& cmd : kCommands) {
+    if (name != cmd.name) continue;
+    try {
+      return cmd.main(args);
+    } catch (const convoy::UserError& e) {
+      std::fprintf(stderr, "convoy %s: error: %s\n", cmd.name, e.what());
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "convoy %s: error: %s\n", cmd.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "convoy: error: unknown command '%s' (commands: launch, worker, data-service; see convoy --help)\n",
+               name.c_str());
+  return 2;
+}

@@ -1,0 +1,24 @@
+// Layout of one batch inside a ring slot, shared by the data service (writer)
+// and the worker (reader):
+//   [SlotHeader, 64 B][labels: int64 x batch][pixels: uint8 x batch x C x H x W]
+// Pixels are NCHW, RGB or gray, 0..255; a label of -1 marks an invalid sample
+// (eval padding or a skipped corrupt image) that must not count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/shm_ring.h"
+
+namespace convoy {
+
+struct BatchLayout {
+  int batch = 0, channels = 0, height = 0, width = 0;
+
+  size_t image_bytes() const { return static_cast<size_t>(channels) * height * width; }
+  size_t labels_offset() const { return sizeof(SlotHeader); }
+  size_t pixels_offset() const { return labels_offset() + sizeof(int64_t) * batch; }
+  size_t payload_bytes() const { return sizeof(int64_t) * batch + image_bytes() * batch; }
+};
+
+}  // namespace convoy

@@ -1,0 +1,393 @@
+// Config loading: text-format parsing with line-numbered errors, --set
+// overrides, validation, dataset path resolution and conversion to structs.
+#include "common/config.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "proto/config.pb.h"
+
+#ifndef CONVOY_SYSTEM_DATASETS_DIR
+#define CONVOY_SYSTEM_DATASETS_DIR "/usr/share/datasets"
+#endif
+
+namespace convoy {
+namespace {
+
+namespace pb = google::protobuf;
+
+class FirstError : public pb::io::ErrorCollector {
+ public:
+  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    if (!has_) {
+      has_ = true;
+      line_ = line + 1;
+      column_ = column + 1;
+      message_ = message;
+    }
+  }
+  void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
+  bool has() const { return has_; }
+  int line() const { return line_; }
+  int column() const { return column_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  bool has_ = false;
+  int line_ = 0, column_ = 0;
+  std::string message_;
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) out.push_back(item);
+  if (!s.empty() && s.back() == sep) out.emplace_back();
+  return out;
+}
+
+std::string field_list(const pb::Descriptor* d) {
+  std::string out;
+  for (int i = 0; i < d->field_count(); ++i) out += (i ? ", " : "") + d->field(i)->name();
+  return out;
+}
+
+std::string quote_if_string(const pb::FieldDescriptor* fd, const std::string& v) {
+  if (fd->cpp_type() != pb::FieldDescriptor::CPPTYPE_STRING) return v;
+  if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'')) return v;
+  return "\"" + pb::CEscape(v) + "\"";
+}
+
+// Applies one "a.b.c=value" override to `cfg`.
+void apply_override(proto::Config* cfg, const std::string& arg) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0)
+    CONVOY_USER_ERROR("--set " << arg << ": expected path.to.field=value");
+  std::string path = arg.substr(0, eq), value = arg.substr(eq + 1);
+  auto parts = split(path, '.');
+  pb::Message* msg = cfg;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const pb::Descriptor* d = msg->GetDescriptor();
+    const pb::FieldDescriptor* fd = d->FindFieldByName(parts[i]);
+    if (!fd)
+      CONVOY_USER_ERROR("--set " << arg << ": " << d->name() << " has no field '" << parts[i]
+                                 << "' (fields: " << field_list(d) << ")");
+    bool last = i + 1 == parts.size();
+    if (fd->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (last || fd->is_repeated())
+        CONVOY_USER_ERROR("--set " << arg << ": '" << parts[i]
+                                   << "' is a message; set one of its fields (fields: "
+                                   << field_list(fd->message_type()) << ")");
+      msg = msg->GetReflection()->MutableMessage(msg, fd);
+      continue;
+    }
+    if (!last)
+      CONVOY_USER_ERROR("--set " << arg << ": '" << parts[i] << "' is not a message");
+    std::string text;
+    if (fd->is_repeated()) {
+      msg->GetReflection()->ClearField(msg, fd);
+      std::string items;
+      std::string inner = value;
+      if (inner.size() >= 2 && inner.front() == '[' && inner.back() == ']')
+        inner = inner.substr(1, inner.size() - 2);
+      if (!inner.empty())
+        for (auto& item : split(inner, ','))
+          items += (items.empty() ? "" : ", ") + quote_if_string(fd, item);
+      text = fd->name() + ": [" + items + "]";
+    } else {
+      text = fd->name() + ": " + quote_if_string(fd, value);
+    }
+    pb::TextFormat::Parser parser;
+    FirstError errors;
+    parser.RecordErrorsTo(&errors);
+    if (!parser.MergeFromString(text, msg))
+      CONVOY_USER_ERROR("--set " << arg << ": " << errors.message());
+  }
+}
+
+// Validation errors name the file and line of the offending field when it
+// came from the file, or the --set argument that set it.
+class Validator {
+ public:
+  Validator(const proto::Config& cfg, const pb::TextFormat::ParseInfoTree& tree,
+            std::string origin, const std::vector<std::string>& overrides)
+      : cfg_(cfg), tree_(tree), origin_(std::move(origin)), overrides_(overrides) {}
+
+  void require(bool ok, const std::string& path, const std::string& what) const {
+    if (!ok) CONVOY_USER_ERROR(locate(path) << path << ": " << what);
+  }
+
+  std::string locate(const std::string& path) const {
+    for (auto it = overrides_.rbegin(); it != overrides_.rend(); ++it)
+      if (it->rfind(path + "=", 0) == 0) return "--set " + *it + ": ";
+    const pb::Descriptor* d = cfg_.GetDescriptor();
+    const pb::TextFormat::ParseInfoTree* t = &tree_;
+    auto parts = split(path, '.');
+    for (size_t i = 0; i < parts.size() && t && d; ++i) {
+      const pb::FieldDescriptor* fd = d->FindFieldByName(parts[i]);
+      if (!fd) break;
+      if (i + 1 == parts.size()) {
+        auto loc = t->GetLocation(fd, fd->is_repeated() ? 0 : -1);
+        if (loc.line >= 0) return origin_ + ":" + std::to_string(loc.line + 1) + ": ";
+        break;
+      }
+      t = t->GetTreeForNested(fd, -1);
+      d = fd->message_type();
+    }
+    return origin_ + ": ";
+  }
+
+ private:
+  const proto::Config& cfg_;
+  const pb::TextFormat::ParseInfoTree& tree_;
+  std::string origin_;
+  const std::vector<std::string>& overrides_;
+};
+
+bool one_of(const std::string& v, std::initializer_list<const char*> options) {
+  for (auto o : options)
+    if (v == o) return true;
+  return false;
+}
+
+std::string options_text(std::initializer_list<const char*> options) {
+  std::string out;
+  for (auto o : options) out += (out.empty() ? "" : ", ") + std::string(o);
+  return out;
+}
+
+#define REQUIRE_ONE_OF(value, path, ...)                                              \
+  v.require(one_of(value, {__VA_ARGS__}), path,                                      \
+            "unknown value '" + std::string(value) + "' (use one of: " +             \
+                options_text({__VA_ARGS__}) + ")")
+
+void validate(const proto::Config& c, const Validator& v) {
+  REQUIRE_ONE_OF(c.device(), "device", "cpu", "cuda", "auto");
+  const auto& d = c.data();
+  v.require(d.source_case() != proto::DataConfig::SOURCE_NOT_SET, "data",
+            "no dataset: set one of data.idx, data.image_folder, data.csv");
+  v.require(d.batch_size() > 0, "data.batch_size", "must be > 0");
+  v.require(d.val_fraction() >= 0 && d.val_fraction() < 1, "data.val_fraction", "must be in [0, 1)");
+  v.require(d.image().height() > 0 && d.image().height() <= 8192, "data.image.height", "must be in 1..8192");
+  v.require(d.image().width() > 0 && d.image().width() <= 8192, "data.image.width", "must be in 1..8192");
+  v.require(d.image().channels() == 1 || d.image().channels() == 3, "data.image.channels", "must be 1 or 3");
+  int ch = d.image().channels();
+  v.require(d.mean_size() == 0 || d.mean_size() == 1 || d.mean_size() == ch, "data.mean",
+            "give 1 value or one per channel");
+  v.require(d.std_size() == 0 || d.std_size() == 1 || d.std_size() == ch, "data.std",
+            "give 1 value or one per channel");
+  for (float s : d.std()) v.require(s > 0, "data.std", "must be > 0");
+  const auto& a = d.train_augment();
+  v.require(a.rrc_scale_min() > 0 && a.rrc_scale_min() <= a.rrc_scale_max() && a.rrc_scale_max() <= 1,
+            "data.train_augment.rrc_scale_min", "need 0 < rrc_scale_min <= rrc_scale_max <= 1");
+  v.require(a.rrc_ratio_min() > 0 && a.rrc_ratio_min() <= a.rrc_ratio_max(),
+            "data.train_augment.rrc_ratio_min", "need 0 < rrc_ratio_min <= rrc_ratio_max");
+  v.require(a.random_crop_padding() >= 0, "data.train_augment.random_crop_padding", "must be >= 0");
+  v.require(d.eval_resize_ratio() >= 1, "data.eval_resize_ratio", "must be >= 1");
+  const auto& m = c.model();
+  REQUIRE_ONE_OF(m.arch(), "model.arch", "cnn", "resnet18", "mlp");
+  v.require(m.num_classes() >= 0, "model.num_classes", "must be >= 0");
+  v.require(m.width() > 0, "model.width", "must be > 0");
+  v.require(m.dropout() >= 0 && m.dropout() < 1, "model.dropout", "must be in [0, 1)");
+  const auto& o = c.optim();
+  REQUIRE_ONE_OF(o.optimizer(), "optim.optimizer", "sgd", "adamw");
+  v.require(o.lr() > 0, "optim.lr", "must be > 0");
+  v.require(o.momentum() >= 0 && o.momentum() < 1, "optim.momentum", "must be in [0, 1)");
+  v.require(o.weight_decay() >= 0, "optim.weight_decay", "must be >= 0");
+  REQUIRE_ONE_OF(o.schedule(), "optim.schedule", "cosine", "step", "constant");
+  v.require(o.warmup_epochs() >= 0, "optim.warmup_epochs", "must be >= 0");
+  v.require(o.label_smoothing() >= 0 && o.label_smoothing() < 1, "optim.label_smoothing", "must be in [0, 1)");
+  const auto& t = c.train();
+  v.require(t.epochs() > 0, "train.epochs", "must be > 0");
+  v.require(t.max_steps_per_epoch() >= 0, "train.max_steps_per_epoch", "must be >= 0");
+  v.require(t.log_every_steps() > 0, "train.log_every_steps", "must be > 0");
+  REQUIRE_ONE_OF(t.amp(), "train.amp", "none", "bf16");
+  v.require(t.threads_per_rank() >= 0, "train.threads_per_rank", "must be >= 0");
+  for (const auto& s : t.eval_splits()) REQUIRE_ONE_OF(s, "train.eval_splits", "train", "val", "test");
+  const auto& ds = c.data_service();
+  v.require(ds.decode_threads() >= 0 && ds.decode_threads() <= 256, "data_service.decode_threads", "must be in 0..256");
+  v.require(ds.ring_slots() >= 2 && ds.ring_slots() <= 64, "data_service.ring_slots", "must be in 2..64");
+  v.require(ds.timeout_s() > 0, "data_service.timeout_s", "must be > 0");
+  v.require(c.distributed().timeout_s() > 0, "distributed.timeout_s", "must be > 0");
+  REQUIRE_ONE_OF(c.log_level(), "log_level", "trace", "debug", "info", "warn", "error", "critical", "off");
+}
+
+std::string absolute(const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  char* cwd = ::getcwd(nullptr, 0);
+  std::string out = join_path(cwd ? cwd : ".", p);
+  std::free(cwd);
+  return out;
+}
+
+// Resolves a relative dataset path; throws UserError naming where it looked.
+std::string resolve_data_path(const std::string& p, const std::string& config_dir,
+                              const std::string& field, const Validator& v) {
+  if (p.empty()) return p;
+  std::vector<std::string> tried;
+  if (p[0] == '/') {
+    tried.push_back(p);
+  } else {
+    tried.push_back(join_path(config_dir, p));
+    if (absolute(p) != tried.back()) tried.push_back(absolute(p));
+    for (const auto& dir : dataset_search_path()) tried.push_back(join_path(dir, p));
+  }
+  for (const auto& candidate : tried)
+    if (path_exists(candidate)) return candidate;
+  std::string looked;
+  for (const auto& t : tried) looked += (looked.empty() ? "" : ", ") + t;
+  CONVOY_USER_ERROR(v.locate(field) << field << ": dataset path '" << p
+                                    << "' does not exist (looked in: " << looked
+                                    << "); fix the path or add its folder to CONVOY_DATA_PATH");
+}
+
+Config to_struct(const proto::Config& c) {
+  Config out;
+  out.name = c.name();
+  out.device = c.device();
+  out.seed = c.seed();
+  out.log_level = c.log_level();
+  out.run_root = c.run_root();
+  const auto& d = c.data();
+  auto& od = out.data;
+  switch (d.source_case()) {
+    case proto::DataConfig::kIdx:
+      od.kind = DataSpec::Kind::kIdx;
+      od.idx_dir = d.idx().dir();
+      od.class_names.assign(d.idx().class_names().begin(), d.idx().class_names().end());
+      break;
+    case proto::DataConfig::kImageFolder:
+      od.kind = DataSpec::Kind::kImageFolder;
+      od.train_path = d.image_folder().root();
+      od.val_path = d.image_folder().val_root();
+      od.test_path = d.image_folder().test_root();
+      break;
+    default:
+      od.kind = DataSpec::Kind::kCsv;
+      od.train_path = d.csv().train();
+      od.val_path = d.csv().val();
+      od.test_path = d.csv().test();
+  }
+  od.val_fraction = d.val_fraction();
+  od.split_seed = d.split_seed();
+  od.batch_size = d.batch_size();
+  od.drop_last = d.drop_last();
+  od.image = {d.image().height(), d.image().width(), d.image().channels()};
+  const auto& a = d.train_augment();
+  od.train_augment = {a.random_resized_crop(), a.rrc_scale_min(), a.rrc_scale_max(),
+                      a.rrc_ratio_min(),       a.rrc_ratio_max(), a.random_crop_padding(),
+                      a.horizontal_flip()};
+  od.eval_resize_ratio = d.eval_resize_ratio();
+  auto per_channel = [&](const pb::RepeatedField<float>& v) {
+    std::vector<float> r(od.image.channels, 0.5f);
+    for (int i = 0; i < od.image.channels; ++i)
+      if (v.size() > 0) r[i] = v.Get(v.size() == 1 ? 0 : i);
+    return r;
+  };
+  od.mean = per_channel(d.mean());
+  od.std = per_channel(d.std());
+  od.strict = d.strict();
+  const auto& m = c.model();
+  out.model = {m.arch(), m.num_classes(), m.width(), m.batch_norm(), m.dropout(), m.channels_last()};
+  const auto& o = c.optim();
+  auto& oo = out.optim;
+  oo.optimizer = o.optimizer();
+  oo.lr = o.lr();
+  oo.momentum = o.momentum();
+  oo.nesterov = o.nesterov();
+  oo.weight_decay = o.weight_decay();
+  oo.beta1 = o.beta1();
+  oo.beta2 = o.beta2();
+  oo.eps = o.eps();
+  oo.schedule = o.schedule();
+  oo.warmup_epochs = o.warmup_epochs();
+  oo.step_epochs.assign(o.step_epochs().begin(), o.step_epochs().end());
+  oo.step_gamma = o.step_gamma();
+  oo.min_lr = o.min_lr();
+  oo.label_smoothing = o.label_smoothing();
+  const auto& t = c.train();
+  out.train = {t.epochs(), t.max_steps_per_epoch(), t.log_every_steps(), t.amp(), t.threads_per_rank(),
+               {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch()};
+  const auto& ds = c.data_service();
+  out.data_service = {ds.decode_threads(), ds.ring_slots(), ds.timeout_s()};
+  out.distributed = {c.distributed().timeout_s(), c.distributed().interface()};
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> dataset_search_path() {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("CONVOY_DATA_PATH"))
+    for (auto& dir : split(env, ':'))
+      if (!dir.empty()) dirs.push_back(dir);
+  dirs.push_back(CONVOY_SYSTEM_DATASETS_DIR);
+  return dirs;
+}
+
+Config parse_config(const std::string& text, const std::string& origin,
+                    const std::vector<std::string>& overrides) {
+  proto::Config cfg;
+  pb::TextFormat::ParseInfoTree tree;
+  pb::TextFormat::Parser parser;
+  FirstError errors;
+  parser.RecordErrorsTo(&errors);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, &cfg))
+    CONVOY_USER_ERROR(origin << ":" << errors.line() << ":" << errors.column() << ": "
+                             << errors.message() << " (the schema is proto/config.proto)");
+  for (const auto& o : overrides) apply_override(&cfg, o);
+
+  Validator v(cfg, tree, origin, overrides);
+  validate(cfg, v);
+
+  std::string config_dir = dirname_of(absolute(origin));
+  auto* d = cfg.mutable_data();
+  auto resolve = [&](std::string* p, const char* field) {
+    *p = absolute(resolve_data_path(*p, config_dir, field, v));
+  };
+  switch (d->source_case()) {
+    case proto::DataConfig::kIdx:
+      v.require(!d->idx().dir().empty(), "data.idx.dir", "must name the folder of the IDX files");
+      resolve(d->mutable_idx()->mutable_dir(), "data.idx.dir");
+      break;
+    case proto::DataConfig::kImageFolder:
+      v.require(!d->image_folder().root().empty(), "data.image_folder.root", "must name a folder");
+      resolve(d->mutable_image_folder()->mutable_root(), "data.image_folder.root");
+      resolve(d->mutable_image_folder()->mutable_val_root(), "data.image_folder.val_root");
+      resolve(d->mutable_image_folder()->mutable_test_root(), "data.image_folder.test_root");
+      break;
+    default:
+      v.require(!d->csv().train().empty(), "data.csv.train", "must name a CSV manifest");
+      resolve(d->mutable_csv()->mutable_train(), "data.csv.train");
+      resolve(d->mutable_csv()->mutable_val(), "data.csv.val");
+      resolve(d->mutable_csv()->mutable_test(), "data.csv.test");
+  }
+  if (!cfg.has_name()) {
+    std::string base = basename_of(origin);
+    auto dot = base.find('.');
+    cfg.set_name(dot == std::string::npos ? base : base.substr(0, dot));
+  }
+
+  Config out = to_struct(cfg);
+  out.source_path = origin;
+  pb::TextFormat::PrintToString(cfg, &out.resolved_text);
+  return out;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (!path_exists(path)) CONVOY_USER_ERROR("config file " << path << " does not exist");
+  return parse_config(read_file(path), path, overrides);
+}
+
+}  // namespace convoy

@@ -1,0 +1,112 @@
+// The training configuration as plain structs, loaded once from a text-format
+// Protobuf file plus `--set` overrides; the generated types stay in config.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace convoy {
+
+struct ImageSpec {
+  int height = 224, width = 224, channels = 3;
+  size_t bytes() const { return static_cast<size_t>(height) * width * channels; }
+};
+
+struct AugmentSpec {
+  bool random_resized_crop = false;
+  float rrc_scale_min = 0.08f, rrc_scale_max = 1.f;
+  float rrc_ratio_min = 0.75f, rrc_ratio_max = 4.f / 3.f;
+  int random_crop_padding = 0;
+  bool horizontal_flip = false;
+};
+
+struct DataSpec {
+  enum class Kind { kIdx, kImageFolder, kCsv };
+  Kind kind = Kind::kIdx;
+  // Absolute after loading; empty when not given.
+  std::string idx_dir;
+  std::vector<std::string> class_names;  // idx only
+  std::string train_path, val_path, test_path;  // image folders or CSV manifests
+  float val_fraction = 0.1f;
+  uint64_t split_seed = 0;
+  int batch_size = 64;
+  bool drop_last = false;
+  ImageSpec image;
+  AugmentSpec train_augment;
+  float eval_resize_ratio = 1.142857f;
+  std::vector<float> mean, std;  // one per channel after loading
+  bool strict = false;
+};
+
+struct ModelSpec {
+  std::string arch = "cnn";
+  int num_classes = 0;
+  int width = 32;
+  bool batch_norm = true;
+  float dropout = 0.f;
+  bool channels_last = false;
+};
+
+struct OptimSpec {
+  std::string optimizer = "sgd";
+  float lr = 0.1f, momentum = 0.9f;
+  bool nesterov = false;
+  float weight_decay = 0.f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  std::string schedule = "cosine";
+  float warmup_epochs = 0.f;
+  std::vector<int> step_epochs;
+  float step_gamma = 0.1f, min_lr = 0.f, label_smoothing = 0.f;
+};
+
+struct TrainSpec {
+  int epochs = 10;
+  int64_t max_steps_per_epoch = 0;
+  int log_every_steps = 50;
+  std::string amp = "none";
+  int threads_per_rank = 0;
+  std::vector<std::string> eval_splits;  // empty: decided from the dataset
+  bool eval_test_each_epoch = true;
+};
+
+struct DataServiceSpec {
+  int decode_threads = 0;
+  int ring_slots = 4;
+  int timeout_s = 300;
+};
+
+struct DistributedSpec {
+  int timeout_s = 300;
+  std::string interface;
+};
+
+struct Config {
+  std::string name;
+  std::string device = "auto";
+  uint64_t seed = 0;
+  std::string log_level = "info";
+  std::string run_root = "runs";
+  DataSpec data;
+  ModelSpec model;
+  OptimSpec optim;
+  TrainSpec train;
+  DataServiceSpec data_service;
+  DistributedSpec distributed;
+
+  std::string source_path;    // the file it was loaded from
+  std::string resolved_text;  // text format with overrides applied and paths made absolute
+};
+
+// Loads PATH, applies each "field.path=value" override in order, validates and
+// resolves dataset paths. Throws UserError naming the file, line and field (or
+// the --set argument) for any unknown field, wrong type or invalid value.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Same, from text already in memory (`origin` names it in errors).
+Config parse_config(const std::string& text, const std::string& origin,
+                    const std::vector<std::string>& overrides = {});
+
+// Where relative dataset paths are looked up after the config's own folder.
+std::vector<std::string> dataset_search_path();
+
+}  // namespace convoy

@@ -1,0 +1,92 @@
+// Child processes (see process.h).
+#include "common/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+
+#include "common/error.h"
+
+extern char** environ;
+
+namespace convoy {
+
+Child spawn(const SpawnOptions& options) {
+  CONVOY_CHECK(!options.argv.empty(), "spawn needs a program");
+  // Everything the child needs is prepared before fork: after fork only
+  // async-signal-safe calls are allowed (we may have threads).
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq) env[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
+  }
+  for (const auto& [k, v] : options.env) env[k] = v;
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, argv;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = options.argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (options.capture_output) {
+    CONVOY_SYSCALL(::pipe2(out, O_CLOEXEC));
+    CONVOY_SYSCALL(::pipe2(err, O_CLOEXEC));
+  }
+  pid_t parent = ::getpid();
+  pid_t pid = CONVOY_SYSCALL(::fork());
+  if (pid == 0) {
+    if (options.capture_output) {
+      ::dup2(out[1], 1);
+      ::dup2(err[1], 2);
+    }
+    ::prctl(PR_SET_PDEATHSIG, options.parent_death_signal);
+    if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execve(argv[0], argv.data(), envp.data());
+    const char msg[] = "convoy: exec failed\n";
+    ssize_t ignored = ::write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    ::_exit(127);
+  }
+  Child child;
+  child.pid = pid;
+  if (options.capture_output) {
+    ::close(out[1]);
+    ::close(err[1]);
+    child.stdout_fd = out[0];
+    child.stderr_fd = err[0];
+  }
+  return child;
+}
+
+std::string self_executable() {
+  char buf[4096];
+  ssize_t n = CONVOY_SYSCALL(::readlink("/proc/self/exe", buf, sizeof buf - 1));
+  buf[n] = '\0';
+  return buf;
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char* name = sigabbrev_np(sig);
+    return "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+  }
+  return "status " + std::to_string(status);
+}
+
+}  // namespace convoy

@@ -1,0 +1,38 @@
+// Starting child processes (fork + exec) that die with their parent, and
+// finding our own executable. Used by the launcher and by a worker that
+// starts its node's data service under mpirun.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace convoy {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;                            // argv[0] is the program path
+  std::vector<std::pair<std::string, std::string>> env;     // added to (or replacing in) ours
+  bool capture_output = false;                              // pipe stdout and stderr back
+  int parent_death_signal = 15;                             // SIGTERM when the parent dies
+};
+
+struct Child {
+  pid_t pid = -1;
+  int stdout_fd = -1;  // when captured
+  int stderr_fd = -1;
+};
+
+// Throws Error when fork or the pipes fail; a failed exec ends the child
+// with exit code 127 and a message on its stderr.
+Child spawn(const SpawnOptions& options);
+
+// The path of the running executable (/proc/self/exe).
+std::string self_executable();
+
+// A human-readable description of a waitpid() status ("exit code 1",
+// "killed by signal 9 (SIGKILL)").
+std::string describe_exit(int status);
+
+}  // namespace convoy

@@ -1,0 +1,18 @@
+// The run directory: RUN_ROOT/<name>-<timestamp> by default, holding
+// config.pbtxt (the resolved config), metrics.jsonl and checkpoints/.
+#pragma once
+
+#include <string>
+
+#include "common/config.h"
+
+namespace convoy {
+
+std::string default_run_dir(const Config& cfg);
+// Creates the folder and checkpoints/, and writes config.pbtxt. Returns the
+// path of the written config.
+std::string prepare_run_dir(const std::string& dir, const Config& cfg);
+// A random id naming this run's sockets and shared memory (hex, 12 chars).
+std::string random_run_id();
+
+}  // namespace convoy

@@ -1,0 +1,91 @@
+// Batch filling (see batch_producer.h).
+#include "data_service/batch_producer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "common/error.h"
+#include "data_service/augment.h"
+#include "data_service/sample_rng.h"
+
+namespace convoy {
+
+BatchProducer::BatchProducer(const Config& cfg, DatasetSplits data, int decode_threads)
+    : cfg_(cfg), data_(std::move(data)), pool_(decode_threads) {
+  layout_ = {cfg.data.batch_size, cfg.data.image.channels, cfg.data.image.height, cfg.data.image.width};
+}
+
+int BatchProducer::split_index(const std::string& name) const {
+  for (size_t i = 0; i < data_.splits.size(); ++i)
+    if (data_.splits[i].first == name) return static_cast<int>(i);
+  return -1;
+}
+
+ShardSpec BatchProducer::shard_spec(int split, int world_size) const {
+  ShardSpec s;
+  s.num_samples = data_.splits.at(split).second->size();
+  s.world_size = world_size;
+  s.batch_size = cfg_.data.batch_size;
+  s.shuffle = data_.splits[split].first == "train";
+  s.drop_last = cfg_.data.drop_last;
+  return s;
+}
+
+std::shared_ptr<const EpochOrder> BatchProducer::order(int split, uint32_t epoch, int world_size) {
+  std::lock_guard<std::mutex> lock(orders_mu_);
+  auto key = std::make_tuple(split, epoch, world_size);
+  auto it = orders_.find(key);
+  if (it != orders_.end()) return it->second;
+  if (orders_.size() >= 8) orders_.erase(orders_.begin());  // oldest epochs sort first
+  auto o = std::make_shared<const EpochOrder>(shard_spec(split, world_size), cfg_.seed, epoch);
+  orders_[key] = o;
+  return o;
+}
+
+BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t step, int rank,
+                                         int world_size, uint8_t* slot) {
+  auto ord = order(split, epoch, world_size);
+  const Dataset& ds = *data_.splits.at(split).second;
+  TransformSpec tf{cfg_.data.image, cfg_.data.train_augment, data_.splits[split].first == "train",
+                   cfg_.data.eval_resize_ratio};
+  auto* labels = reinterpret_cast<int64_t*>(slot + layout_.labels_offset());
+  uint8_t* pixels = slot + layout_.pixels_offset();
+  const size_t image_bytes = layout_.image_bytes();
+  std::vector<uint8_t> invalid(layout_.batch, 0), corrupt(layout_.batch, 0);
+
+  pool_.parallel_for(static_cast<size_t>(layout_.batch), [&](size_t j) {
+    uint8_t* dst = pixels + j * image_bytes;
+    int64_t idx = ord->sample(step, rank, static_cast<int>(j));
+    if (idx < 0) {
+      labels[j] = -1;
+      std::memset(dst, 0, image_bytes);
+      invalid[j] = 1;
+      return;
+    }
+    SampleRng rng(mix_seed(cfg_.seed, kSaltAugment, epoch, static_cast<uint64_t>(idx)));
+    try {
+      cv::Mat img = ds.load(static_cast<size_t>(idx), layout_.channels);
+      transform_image(img, tf, rng, dst);
+      labels[j] = ds.label(static_cast<size_t>(idx));
+    } catch (const DecodeError& e) {
+      if (cfg_.data.strict)
+        CONVOY_USER_ERROR("corrupt image: " << e.what()
+                                            << " (data.strict is on; set data.strict=false to skip and count such images)");
+      spdlog::warn("skipping corrupt image: {}", e.what());
+      labels[j] = -1;
+      std::memset(dst, 0, image_bytes);
+      invalid[j] = corrupt[j] = 1;
+    }
+  });
+
+  Stats stats;
+  for (int j = 0; j < layout_.batch; ++j) {
+    stats.invalid += invalid[j];
+    stats.errors += corrupt[j];
+  }
+  total_errors_ += stats.errors;
+  return stats;
+}
+
+}  // namespace convoy

@@ -1,0 +1,53 @@
+// Fills batches: for (split, epoch, step, rank, world) picks the samples
+// (sampler.h), decodes and transforms them on the decode threads, and writes
+// labels and pixels in the ring-slot layout (common/batch_layout.h).
+// Invariant: the bytes written depend only on the config and those five
+// numbers, never on the number of threads or their timing.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "common/batch_layout.h"
+#include "common/config.h"
+#include "data_service/dataset.h"
+#include "data_service/sampler.h"
+#include "data_service/thread_pool.h"
+
+namespace convoy {
+
+class BatchProducer {
+ public:
+  BatchProducer(const Config& cfg, DatasetSplits data, int decode_threads);
+
+  const DatasetSplits& data() const { return data_; }
+  BatchLayout layout() const { return layout_; }
+  int split_index(const std::string& name) const;  // -1 when absent
+  ShardSpec shard_spec(int split, int world_size) const;
+
+  struct Stats {
+    uint32_t invalid = 0;  // padding and skipped images
+    uint32_t errors = 0;   // skipped images
+  };
+  // Writes labels and pixels into `slot` (which starts with a SlotHeader).
+  // In strict mode a corrupt image throws UserError naming the file.
+  Stats fill(int split, uint32_t epoch, uint64_t step, int rank, int world_size, uint8_t* slot);
+
+  uint64_t total_errors() const { return total_errors_.load(); }
+  int decode_threads() const { return pool_.size(); }
+
+ private:
+  std::shared_ptr<const EpochOrder> order(int split, uint32_t epoch, int world_size);
+
+  Config cfg_;
+  DatasetSplits data_;
+  BatchLayout layout_;
+  ThreadPool pool_;
+  std::mutex orders_mu_;
+  std::map<std::tuple<int, uint32_t, int>, std::shared_ptr<const EpochOrder>> orders_;
+  std::atomic<uint64_t> total_errors_{0};
+};
+
+}  // namespace convoy

@@ -1,0 +1,219 @@
+// Data-service process (see data_service.h).
+#include "data_service/data_service.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "common/cli_args.h"
+#include "common/config.h"
+#include "common/control_channel.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/shm_ring.h"
+#include "data_service/batch_producer.h"
+#include "proto/control.pb.h"
+
+namespace convoy {
+
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct Stopped {};   // the service is shutting down
+struct PeerGone {};  // the worker closed its connection
+
+class DataService {
+ public:
+  DataService(const Config& cfg, std::string socket, int clients, int threads)
+      : cfg_(cfg), socket_(std::move(socket)), clients_(clients),
+        producer_(cfg, open_datasets(cfg.data), threads) {}
+
+  int run() {
+    ControlListener listener(socket_);
+    const auto& d = producer_.data();
+    std::string splits;
+    for (const auto& [name, ds] : d.splits) splits += " " + name + "=" + std::to_string(ds->size());
+    spdlog::info("serving {} rank(s) on @{} with {} decode thread(s); {} classes; splits:{}", clients_, socket_,
+                 producer_.decode_threads(), d.class_names.size(), splits);
+    std::vector<std::thread> handlers;
+    int accepted = 0;
+    while (!stop_.load()) {
+      if (accepted == clients_ && active_.load() == 0) break;
+      auto ch = listener.accept(milliseconds(100));
+      if (!ch) continue;
+      ++accepted;
+      ++active_;
+      handlers.emplace_back([this, c = std::move(ch)]() mutable {
+        serve(std::move(c));
+        --active_;
+      });
+    }
+    stop_ = true;
+    for (auto& t : handlers) t.join();
+    if (producer_.total_errors() > 0)
+      spdlog::warn("skipped {} corrupt image(s) in total", producer_.total_errors());
+    if (!fatal_.empty()) {
+      spdlog::error("{}", fatal_);
+      return 1;
+    }
+    return 0;
+  }
+
+  void stop() { stop_ = true; }
+
+ private:
+  void serve(std::unique_ptr<ControlChannel> ch) {
+    std::unique_ptr<ShmRing> ring;
+    int rank = -1;
+    try {
+      auto check = [&] {
+        if (stop_.load()) throw Stopped{};
+      };
+      proto::Envelope msg;
+      if (!ch->receive(&msg, seconds(60), check)) return;
+      CONVOY_CHECK(msg.has_hello(), "expected Hello from a worker");
+      rank = msg.hello().rank();
+      int world = msg.hello().world_size();
+      CONVOY_CHECK(rank >= 0 && rank < world, "bad rank " << rank << " of " << world);
+      auto layout = producer_.layout();
+      ring = ShmRing::create(ring_name(socket_, rank), static_cast<uint32_t>(cfg_.data_service.ring_slots),
+                             layout.payload_bytes());
+      register_ring(ring.get());
+      proto::Envelope ready;
+      auto* r = ready.mutable_ready();
+      r->set_ring_name(ring->name());
+      r->set_slots(ring->slots());
+      r->set_slot_bytes(ring->slot_bytes());
+      r->set_batch_size(layout.batch);
+      r->set_channels(layout.channels);
+      r->set_height(layout.height);
+      r->set_width(layout.width);
+      for (const auto& c : producer_.data().class_names) r->add_class_names(c);
+      for (size_t i = 0; i < producer_.data().splits.size(); ++i) {
+        auto* s = r->add_splits();
+        auto spec = producer_.shard_spec(static_cast<int>(i), world);
+        s->set_name(producer_.data().splits[i].first);
+        s->set_num_samples(spec.num_samples);
+        s->set_steps_per_epoch(steps_per_epoch(spec));
+      }
+      ch->send(ready);
+      if (!ch->receive(&msg, seconds(60), check) || !msg.has_attached()) return;
+      ring->unlink_name();  // mapped on both sides now: nothing can leak in /dev/shm
+      spdlog::debug("rank {} attached to {}", rank, ring->name());
+
+      auto alive = [&] {
+        check();
+        if (ch->peer_closed()) throw PeerGone{};
+      };
+      const auto timeout = seconds(cfg_.data_service.timeout_s);
+      for (;;) {
+        if (!ch->receive(&msg, std::chrono::hours(24 * 365), check) || msg.has_shutdown()) break;
+        CONVOY_CHECK(msg.has_stream(), "expected Stream or Shutdown from rank " << rank);
+        const auto& st = msg.stream();
+        int split = producer_.split_index(st.split());
+        CONVOY_CHECK(split >= 0, "rank " << rank << " asked for unknown split '" << st.split() << "'");
+        for (uint64_t step = st.start_step(); step < st.start_step() + st.num_steps(); ++step) {
+          uint8_t* slot = ring->acquire_write(timeout, alive);
+          auto stats = producer_.fill(split, st.epoch(), step, rank, world, slot);
+          auto* h = reinterpret_cast<SlotHeader*>(slot);
+          h->step = step;
+          h->epoch = st.epoch();
+          h->split = static_cast<uint32_t>(split);
+          h->count = static_cast<uint32_t>(producer_.layout().batch);
+          h->invalid = stats.invalid;
+          h->errors = stats.errors;
+          ring->publish();
+        }
+      }
+    } catch (const Stopped&) {
+      if (ring) ring->fail("the data service was stopped");
+    } catch (const PeerGone&) {
+      spdlog::debug("rank {} disconnected", rank);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      fail_all(what);
+    }
+    unregister_ring(ring.get());
+  }
+
+  void register_ring(ShmRing* r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    rings_.push_back(r);
+  }
+  void unregister_ring(ShmRing* r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    rings_.erase(std::remove(rings_.begin(), rings_.end(), r), rings_.end());
+  }
+  // A fatal error: every rank receives it through its ring, and we exit 1.
+  void fail_all(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fatal_.empty()) fatal_ = what;
+    for (auto* r : rings_) r->fail("data service: " + what);
+    stop_ = true;
+  }
+
+  Config cfg_;
+  std::string socket_;
+  int clients_;
+  BatchProducer producer_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> active_{0};
+  std::mutex mu_;
+  std::vector<ShmRing*> rings_;
+  std::string fatal_;
+};
+
+int default_decode_threads(const Config& cfg) {
+  if (cfg.data_service.decode_threads > 0) return cfg.data_service.decode_threads;
+  return std::max(1u, std::thread::hardware_concurrency() / 2);
+}
+
+}  // namespace
+
+int data_service_main(const std::vector<std::string>& argv) {
+  CliArgs args("data-service",
+               "usage: convoy data-service CONFIG --socket NAME --clients N [--set field=value ...]\n"
+               "Decodes and augments images into shared-memory batches for N local worker ranks.\n"
+               "Normally started by `convoy launch` (or by local rank 0 under mpirun), not by hand.\n"
+               "example: convoy data-service runs/x/config.pbtxt --socket convoy-abc --clients 2\n");
+  args.option("--socket").option("--clients").option("--set", true).option("--threads");
+  if (!args.parse(argv)) return 0;
+  if (args.positional().size() != 1 || !args.has("--socket"))
+    CONVOY_USER_ERROR("convoy data-service needs CONFIG and --socket (see convoy data-service --help)");
+  Config cfg = load_config(args.positional()[0], args.all("--set"));
+  init_logging("data", -1, cfg.log_level);
+
+  // Signals are taken by a dedicated thread, so shutdown is orderly: rings are
+  // failed (waking their readers) and unmapped, nothing is left in /dev/shm.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  DataService service(cfg, args.get("--socket"), args.get_int("--clients", 1),
+                      args.get_int("--threads", default_decode_threads(cfg)));
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    timespec ts{0, 100 * 1000 * 1000};
+    while (!done.load()) {
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig > 0) {
+        spdlog::info("received signal {}, stopping", sig);
+        service.stop();
+      }
+    }
+  });
+  int rc = service.run();
+  done = true;
+  signals.join();
+  return rc;
+}
+
+}  // namespace convoy

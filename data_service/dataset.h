@@ -1,0 +1,80 @@
+// Datasets: indexed collections of (image, label) that decode on demand.
+// Kinds: MNIST-style IDX files, an image folder, a CSV manifest. A dataset
+// without a val split of its own gets one held out of train by ratio and seed.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace convoy {
+
+// A sample that cannot be read or decoded (the data service skips and counts
+// it, or fails the run in strict mode).
+class DecodeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual size_t size() const = 0;
+  virtual int label(size_t i) const = 0;
+  // 8-bit image with `channels` channels (1 gray, 3 RGB). Throws DecodeError.
+  virtual cv::Mat load(size_t i, int channels) const = 0;
+  // Names the sample in messages (a file path, or "file[index]").
+  virtual std::string describe(size_t i) const = 0;
+};
+
+// A view of some samples of another dataset.
+class SubsetDataset : public Dataset {
+ public:
+  SubsetDataset(std::shared_ptr<const Dataset> base, std::vector<size_t> indices)
+      : base_(std::move(base)), indices_(std::move(indices)) {}
+  size_t size() const override { return indices_.size(); }
+  int label(size_t i) const override { return base_->label(indices_[i]); }
+  cv::Mat load(size_t i, int channels) const override { return base_->load(indices_[i], channels); }
+  std::string describe(size_t i) const override { return base_->describe(indices_[i]); }
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  std::vector<size_t> indices_;
+};
+
+struct DatasetSplits {
+  std::vector<std::string> class_names;
+  // In a fixed order: train, then val and test where present.
+  std::vector<std::pair<std::string, std::shared_ptr<const Dataset>>> splits;
+  std::shared_ptr<const Dataset> find(const std::string& name) const;
+};
+
+// Opens every split the config describes. Throws UserError naming any missing
+// path or malformed file.
+DatasetSplits open_datasets(const DataSpec& spec);
+
+// Splits `n` samples into (train, held-out) index lists: a seeded shuffle,
+// the first round(n * fraction) are held out; both lists sorted.
+std::pair<std::vector<size_t>, std::vector<size_t>> split_indices(size_t n, double fraction,
+                                                                  uint64_t seed);
+
+// Kind-specific openers (idx_dataset.cpp, file_dataset.cpp).
+std::shared_ptr<const Dataset> open_idx(const std::string& images, const std::string& labels);
+struct FileList {
+  std::vector<std::string> paths;
+  std::vector<int> labels;
+};
+// root/<class>/*.{jpg,jpeg,png}; `classes` empty: discovered (sorted) and
+// returned; else each folder must name one of them.
+FileList list_image_folder(const std::string& root, std::vector<std::string>* classes);
+// Rows path,label; labels as names (mapped through/added to `classes`) or ints.
+FileList read_csv_manifest(const std::string& path, std::vector<std::string>* classes, bool add_classes);
+std::shared_ptr<const Dataset> make_file_dataset(FileList files);
+
+}  // namespace convoy

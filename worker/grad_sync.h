@@ -1,0 +1,38 @@
+// Data-parallel synchronisation over a c10d group: identical initial weights
+// (broadcast from rank 0) and gradients averaged across ranks after every
+// backward. Gradients are flattened into buckets (reverse parameter order,
+// up to bucket_bytes each) and all-reduced one bucket at a time.
+// Invariant: every collective is bounded by the group's timeout, and a
+// failure names the rank, the operation and the step.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "worker/torch_compat.h"
+
+namespace convoy {
+
+class GradSync {
+ public:
+  // `group` may be null (a single process: every call is a no-op).
+  GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
+           std::chrono::milliseconds timeout, size_t bucket_bytes = 25u << 20);
+
+  // Copies rank 0's values of `tensors` to every rank.
+  void broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what);
+  // Averages the gradients of `params` across ranks (absent gradients count
+  // as zeros, so every rank reduces the same layout).
+  void average_gradients(const std::vector<torch::Tensor>& params, int64_t step);
+  // Sums `values` (a small float64 tensor) across ranks in place.
+  void sum(torch::Tensor values, const std::string& what, int64_t step);
+
+ private:
+  void run(const c10::intrusive_ptr<compat::Work>& work, const std::string& what, int64_t step);
+
+  c10::intrusive_ptr<compat::Backend> group_;
+  int rank_, world_size_;
+  std::chrono::milliseconds timeout_;
+  size_t bucket_bytes_;
+};
+
+}  // namespace convoy

@@ -1,0 +1,37 @@
+// metrics.jsonl: one JSON object per line, appended and flushed by rank 0.
+// Events: {"event":"train",...} every log_every_steps, {"event":"eval",...}
+// per split per epoch, {"event":"start"/"end",...}.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+namespace convoy {
+
+class JsonLine {
+ public:
+  JsonLine& add(const std::string& key, const std::string& value);
+  JsonLine& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
+  JsonLine& add(const std::string& key, double value);
+  JsonLine& add(const std::string& key, int64_t value);
+  JsonLine& add(const std::string& key, int value) { return add(key, static_cast<int64_t>(value)); }
+  std::string str() const { return "{" + body_ + "}"; }
+
+ private:
+  void key(const std::string& k);
+  std::string body_;
+};
+
+std::string json_escape(const std::string& s);
+
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path);  // empty path: writes nothing
+  ~MetricsLog();
+  void write(const JsonLine& line);
+
+ private:
+  FILE* file_ = nullptr;
+};
+
+}  // namespace convoy

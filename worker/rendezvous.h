@@ -1,0 +1,61 @@
+// Who this worker is and how it meets the others: rank information from the
+// environment (set by `convoy launch`, torchrun-style, or by Open MPI's
+// mpirun), a c10d TCPStore, and the Gloo process group.
+//
+// Sources, in order:
+//   1. RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT
+//      (convoy launch / torchrun conventions);
+//   2. OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK,LOCAL_SIZE} under mpirun; when
+//      MASTER_ADDR/PORT are not given, MPI broadcasts rank 0's host and the
+//      port its TCPStore bound, so no port has to be agreed by hand;
+//   3. nothing: a single process, rank 0 of 1.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "worker/torch_compat.h"
+
+namespace convoy {
+
+struct Config;
+
+struct RankInfo {
+  int rank = 0, world_size = 1;
+  int local_rank = 0, local_world_size = 1;
+  std::string master_addr;  // empty: to be found (MPI bootstrap)
+  int master_port = 0;
+  bool under_mpi = false;
+};
+
+RankInfo rank_info_from_env();
+
+class Distributed {
+ public:
+  // Connects to the store and builds the Gloo group; every wait is bounded by
+  // distributed.timeout_s.
+  static std::unique_ptr<Distributed> connect(RankInfo info, const Config& cfg);
+
+  const RankInfo& info() const { return info_; }
+  int rank() const { return info_.rank; }
+  int world_size() const { return info_.world_size; }
+  c10::intrusive_ptr<compat::Backend> group() const { return group_; }
+  c10::intrusive_ptr<c10d::Store> store() const { return store_; }
+
+  // Rank 0's value of `key` on every rank (rank 0 passes it in).
+  std::string share(const std::string& key, const std::string& value_on_rank0);
+  void barrier(const std::string& what);
+
+ private:
+  RankInfo info_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<compat::Backend> group_;
+  std::chrono::milliseconds timeout_{0};
+};
+
+// A Gloo group over an existing store (also used by tests with a HashStore).
+c10::intrusive_ptr<compat::Backend> make_gloo_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
+                                                    int world_size, std::chrono::milliseconds timeout,
+                                                    const std::string& hostname = "127.0.0.1");
+
+}  // namespace convoy

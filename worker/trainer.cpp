@@ -1,0 +1,111 @@
+// Training and evaluation steps (see trainer.h).
+#include "worker/trainer.h"
+
+#include "common/error.h"
+
+namespace convoy {
+
+torch::Device resolve_device(const std::string& device) {
+  if (device == "cpu") return torch::kCPU;
+  if (device == "cuda") {
+    if (!torch::cuda::is_available())
+      CONVOY_USER_ERROR("device: 'cuda' asked for, but this build of LibTorch has no CUDA or no GPU is visible; "
+                        "use --set device=cpu");
+    return torch::kCUDA;
+  }
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
+                 int world_size, int64_t steps_per_epoch)
+    : cfg_(cfg), rank_(rank), world_size_(world_size), device_(resolve_device(cfg.device)),
+      schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
+      sync_(std::move(group), rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s)),
+      bf16_(cfg.train.amp == "bf16") {
+  CONVOY_CHECK(device_.is_cpu(), "the CUDA path is not built yet; use --set device=cpu");
+  torch::manual_seed(cfg.seed);
+  model_ = make_model(cfg.model, cfg.data.image, num_classes);
+  model_->to(device_);
+  if (cfg.model.channels_last)
+    for (auto& p : model_->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  params_ = model_->parameters();
+  std::vector<torch::Tensor> state = params_;
+  for (auto& b : model_->buffers()) state.push_back(b);
+  sync_.broadcast(state, "initial weights");
+  optimizer_ = make_optimizer(cfg.optim, params_);
+
+  const auto& d = cfg.data;
+  auto mean = torch::tensor(std::vector<float>(d.mean.begin(), d.mean.end()));
+  auto std = torch::tensor(std::vector<float>(d.std.begin(), d.std.end()));
+  scale_ = (1.0 / (255.0 * std)).view({1, -1, 1, 1}).to(device_);
+  shift_ = (-mean / std).view({1, -1, 1, 1}).to(device_);
+}
+
+torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
+  auto x = pixels.to(device_, torch::kFloat).mul_(scale_).add_(shift_);
+  return cfg_.model.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+}
+
+StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step) {
+  model_->train();
+  auto x = normalize(pixels);
+  auto y = labels.to(device_);
+  int64_t valid = (y >= 0).sum().item<int64_t>();
+  torch::Tensor loss;
+  {
+    compat::AutocastGuard autocast(device_.type(), bf16_, torch::kBFloat16);
+    auto logits = model_->forward(x).to(torch::kFloat);
+    if (valid > 0) {
+      namespace F = torch::nn::functional;
+      loss = F::cross_entropy(logits, y,
+                              F::CrossEntropyFuncOptions().ignore_index(-1).label_smoothing(cfg_.optim.label_smoothing));
+    } else {
+      loss = logits.sum() * 0;  // still take part in the all-reduce
+    }
+  }
+  optimizer_->zero_grad();
+  loss.backward();
+  sync_.average_gradients(params_, global_step);
+  schedule_.apply(*optimizer_, global_step);
+  optimizer_->step();
+  return {loss.item<double>(), valid, schedule_.at(global_step)};
+}
+
+void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums) {
+  model_->eval();
+  torch::NoGradGuard no_grad;
+  auto x = normalize(pixels);
+  auto y = labels.to(device_);
+  auto valid = y >= 0;
+  torch::Tensor logits;
+  {
+    compat::AutocastGuard autocast(device_.type(), bf16_, torch::kBFloat16);
+    logits = model_->forward(x).to(torch::kFloat);
+  }
+  namespace F = torch::nn::functional;
+  auto per_sample = F::cross_entropy(logits, y.clamp_min(0), F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  sums->loss_sum += per_sample.masked_select(valid).sum().item<double>();
+  sums->correct += (logits.argmax(1).eq(y) & valid).sum().item<int64_t>();
+  sums->count += valid.sum().item<int64_t>();
+}
+
+EvalSums Trainer::reduce(const EvalSums& local, int64_t step) {
+  auto t = torch::tensor({local.loss_sum, static_cast<double>(local.correct), static_cast<double>(local.count)},
+                         torch::kFloat64);
+  sync_.sum(t, "evaluation metrics", step);
+  return {t[0].item<double>(), static_cast<int64_t>(t[1].item<double>()), static_cast<int64_t>(t[2].item<double>())};
+}
+
+double Trainer::mean_across_ranks(double value, int64_t step) {
+  auto t = torch::tensor({value}, torch::kFloat64);
+  sync_.sum(t, "training loss", step);
+  return t.item<double>() / world_size_;
+}
+
+void Trainer::sync_buffers() {
+  auto buffers = model_->buffers();
+  sync_.broadcast(buffers, "BatchNorm buffers");
+}
+
+}  // namespace convoy

@@ -1,0 +1,75 @@
+// One rank's training and evaluation steps: normalisation of uint8 batches,
+// forward/backward under optional bf16 autocast, gradient averaging, the
+// optimizer and LR schedule, and evaluation sums reduced across ranks.
+// Batches come in as tensors, so tests drive the trainer without a data
+// service.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "common/config.h"
+#include "worker/grad_sync.h"
+#include "worker/models.h"
+#include "worker/optimizer.h"
+
+namespace convoy {
+
+struct StepResult {
+  double loss = 0;        // this rank's mean loss over its valid samples
+  int64_t samples = 0;    // valid samples
+  double lr = 0;
+};
+
+struct EvalSums {
+  double loss_sum = 0;
+  int64_t correct = 0;
+  int64_t count = 0;
+  double loss() const { return count ? loss_sum / count : 0; }
+  double accuracy() const { return count ? static_cast<double>(correct) / count : 0; }
+};
+
+class Trainer {
+ public:
+  // `group` may be null for a single process. The model is built from the
+  // seeded generator and then broadcast from rank 0.
+  Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
+          int world_size, int64_t steps_per_epoch);
+
+  // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore.
+  StepResult train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step);
+  // Adds one eval batch to `sums` (this rank only).
+  void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
+  // Sums across ranks; every rank gets the totals.
+  EvalSums reduce(const EvalSums& local, int64_t step);
+  // Mean of `value` across ranks.
+  double mean_across_ranks(double value, int64_t step);
+  // Rank 0's BatchNorm statistics to every rank (before evaluation, as DDP).
+  void sync_buffers();
+
+  Classifier model() const { return model_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+  const LrSchedule& schedule() const { return schedule_; }
+  torch::Device device() const { return device_; }
+
+ private:
+  torch::Tensor normalize(const torch::Tensor& pixels) const;
+
+  Config cfg_;
+  int rank_, world_size_;
+  torch::Device device_;
+  Classifier model_;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  LrSchedule schedule_;
+  GradSync sync_;
+  torch::Tensor scale_, shift_;  // per-channel normalisation: x * scale + shift
+  bool bf16_;
+};
+
+// Resolves config.device ("auto" picks CUDA when present); throws UserError
+// when CUDA is asked for and unavailable.
+torch::Device resolve_device(const std::string& device);
+
+}  // namespace convoy
