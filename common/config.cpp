@@ -193,7 +193,7 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(a.rrc_ratio_min() > 0 && a.rrc_ratio_min() <= a.rrc_ratio_max(),
             "data.train_augment.rrc_ratio_min", "need 0 < rrc_ratio_min <= rrc_ratio_max");
   v.require(a.random_crop_padding() >= 0, "data.train_augment.random_crop_padding", "must be >= 0");
-  v.require(d.eval_resize_ratio() >= 1, "data.eval_resize_ratio", "must be >= 1");
+  v.require(d.eval_resize_ratio() == 0 || d.eval_resize_ratio() >= 1, "data.eval_resize_ratio", "must be 0 (auto) or >= 1");
   const auto& m = c.model();
   REQUIRE_ONE_OF(m.arch(), "model.arch", "cnn", "resnet18", "mlp");
   v.require(m.num_classes() >= 0, "model.num_classes", "must be >= 0");
@@ -287,7 +287,9 @@ Config to_struct(const proto::Config& c) {
   od.train_augment = {a.random_resized_crop(), a.rrc_scale_min(), a.rrc_scale_max(),
                       a.rrc_ratio_min(),       a.rrc_ratio_max(), a.random_crop_padding(),
                       a.horizontal_flip()};
-  od.eval_resize_ratio = d.eval_resize_ratio();
+  od.eval_resize_ratio = d.eval_resize_ratio() > 0 ? d.eval_resize_ratio()
+                         : a.random_resized_crop()  ? 256.f / 224.f
+                                                    : 1.f;
   auto per_channel = [&](const pb::RepeatedField<float>& v) {
     std::vector<float> r(od.image.channels, 0.5f);
     for (int i = 0; i < od.image.channels; ++i)
@@ -343,9 +345,18 @@ Config parse_config(const std::string& text, const std::string& origin,
   FirstError errors;
   parser.RecordErrorsTo(&errors);
   parser.WriteLocationsTo(&tree);
-  if (!parser.ParseFromString(text, &cfg))
-    CONVOY_USER_ERROR(origin << ":" << errors.line() << ":" << errors.column() << ": "
-                             << errors.message() << " (the schema is proto/config.proto)");
+  if (!parser.ParseFromString(text, &cfg)) {
+    // Quote the offending line: protobuf's message does not always name the field.
+    auto lines = split(text, '\n');
+    std::string where;
+    if (errors.line() >= 1 && errors.line() <= static_cast<int>(lines.size())) {
+      std::string l = lines[errors.line() - 1];
+      auto a = l.find_first_not_of(" \t");
+      if (a != std::string::npos) where = " in `" + l.substr(a) + "`";
+    }
+    CONVOY_USER_ERROR(origin << ":" << errors.line() << ":" << errors.column() << ": " << errors.message() << where
+                             << " (the schema is proto/config.proto)");
+  }
   for (const auto& o : overrides) apply_override(&cfg, o);
 
   Validator v(cfg, tree, origin, overrides);

@@ -34,7 +34,7 @@ struct DataSpec {
   bool drop_last = false;
   ImageSpec image;
   AugmentSpec train_augment;
-  float eval_resize_ratio = 1.142857f;
+  float eval_resize_ratio = 1.f;  // resolved: never 0 after loading
   std::vector<float> mean, std;  // one per channel after loading
   bool strict = false;
 };

@@ -16,7 +16,7 @@ struct TransformSpec {
   ImageSpec out;
   AugmentSpec augment;
   bool train = true;
-  float eval_resize_ratio = 1.142857f;
+  float eval_resize_ratio = 1.f;
 };
 
 // Transforms `src` (8-bit, out.channels channels) and writes it as planar
