@@ -30,6 +30,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kGrace = std::chrono::seconds(10);
+constexpr auto kSettle = std::chrono::milliseconds(500);
 
 struct Proc {
   std::string name;  // "worker 1", "data"
@@ -106,6 +107,7 @@ class Launcher {
     }
     spdlog::info("run {}: data service and {} worker(s) started; run directory {}", run_id_, nproc_, run_dir_);
     loop();
+    if (!failed_.empty() && failure_.empty()) decide_failure();
     int swept = sweep_shared_memory(socket_);
     if (swept > 0) spdlog::warn("removed {} leftover shared-memory segment(s)", swept);
     ::close(sigfd_);
@@ -159,14 +161,11 @@ class Launcher {
     bool ok = WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0;
     spdlog::debug("{} (pid {}) ended: {}", p.name, p.child.pid, describe_exit(p.status));
     if (stopping_) return;
-    if (!ok || (!p.is_worker && workers_running() > 0)) {
+    if (!ok) {
       // Drain what the child still had to say before quoting its last error.
       drain(p);
-      std::string last = p.err->last_error();
-      failure_ = p.name + " (pid " + std::to_string(p.child.pid) + ") " +
-                 (ok ? "exited early" : "failed with " + describe_exit(p.status)) +
-                 (last.empty() ? "" : ": " + last);
-      begin_stop();
+      failed_.push_back(&p);
+      if (failed_.size() == 1) settle_deadline_ = Clock::now() + kSettle;
       return;
     }
     if (p.is_worker && workers_running() == 0) {
@@ -174,6 +173,27 @@ class Launcher {
       service_deadline_ = Clock::now() + kGrace;
       waiting_for_service_ = true;
     }
+  }
+
+  // One failure usually brings down others within milliseconds (peers lose
+  // their connections, rings are failed). After a short settling time, the
+  // failure reported is the cause: the data service's if it failed, else a
+  // worker whose error is not a lost peer, else the first one reaped.
+  void decide_failure() {
+    Proc* cause = failed_.front();
+    for (Proc* p : failed_)
+      if (!p->is_worker) cause = p;
+    if (cause->is_worker && is_peer_symptom(cause->err->last_error()))
+      for (Proc* p : failed_)
+        if (p->is_worker && !is_peer_symptom(p->err->last_error())) {
+          cause = p;
+          break;
+        }
+    std::string last = cause->err->last_error();
+    failure_ = cause->name + " (pid " + std::to_string(cause->child.pid) + ") failed with " +
+               describe_exit(cause->status) + (last.empty() ? "" : ": " + last);
+    if (failed_.size() > 1) failure_ += " (" + std::to_string(failed_.size() - 1) + " more process(es) failed after it)";
+    begin_stop();
   }
 
   int workers_running() const {
@@ -249,6 +269,7 @@ class Launcher {
       if (r > 0 && (fds[0].revents & POLLIN)) on_signal();
       reap();  // SIGCHLD can coalesce; make sure no exit goes unnoticed
       auto now = Clock::now();
+      if (!failed_.empty() && failure_.empty() && !stopping_ && now > settle_deadline_) decide_failure();
       if (waiting_for_service_ && !stopping_ && now > service_deadline_) {
         spdlog::warn("the data service did not exit after the workers; stopping it");
         begin_stop();
@@ -272,7 +293,8 @@ class Launcher {
   int sigfd_ = -1;
   std::vector<std::unique_ptr<Proc>> procs_;
   bool stopping_ = false, killed_ = false, waiting_for_service_ = false;
-  Clock::time_point stop_deadline_, service_deadline_;
+  Clock::time_point stop_deadline_, service_deadline_, settle_deadline_;
+  std::vector<Proc*> failed_;
   std::string failure_;
   int exit_code_ = 0;
 };

@@ -14,7 +14,9 @@ class OutputPump {
   // Reads what is available from `fd`; returns false at end of file.
   bool pump(int fd);
   void flush();  // emits a trailing partial line
-  const std::string& last_error() const { return last_error_; }
+  // The last line that looks like an error, else the last line; without the
+  // child's timestamp and level.
+  std::string last_error() const;
 
  private:
   void emit(const std::string& line, bool in_place);
@@ -22,7 +24,11 @@ class OutputPump {
   int out_fd_;
   bool is_stderr_, tty_;
   std::string buf_;
-  std::string last_error_;
+  std::string last_error_, last_line_;
 };
+
+// True for errors that are consequences of another process dying (a peer's
+// connection closed or reset), not causes.
+bool is_peer_symptom(const std::string& error);
 
 }  // namespace convoy
