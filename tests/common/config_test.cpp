@@ -1,0 +1,86 @@
+// Config loading: errors name file, line and field; --set overrides; paths.
+#include <gtest/gtest.h>
+
+#include "common/config.h"
+#include "common/error.h"
+
+namespace convoy {
+namespace {
+
+const char* kBase = R"(
+data {
+  image_folder { root: "." }
+  batch_size: 16
+}
+model { arch: "cnn" }
+)";
+
+std::string error_of(const std::string& text, const std::vector<std::string>& sets = {}) {
+  try {
+    parse_config(text, "test.pbtxt", sets);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, LoadsAndConverts) {
+  Config c = parse_config(kBase, "dir/test.pbtxt");
+  EXPECT_EQ(c.name, "test");
+  EXPECT_EQ(c.data.batch_size, 16);
+  EXPECT_EQ(c.data.kind, DataSpec::Kind::kImageFolder);
+  EXPECT_EQ(c.data.mean.size(), 3u);
+  EXPECT_EQ(c.optim.lr, 0.1f);  // default from the schema
+  EXPECT_NE(c.resolved_text.find("batch_size: 16"), std::string::npos);
+}
+
+TEST(Config, EvalResizeRatioFollowsTheTrainingCrop) {
+  // Without random-resized-crop, eval must see images at the training scale.
+  EXPECT_FLOAT_EQ(parse_config(kBase, "t.pbtxt").data.eval_resize_ratio, 1.f);
+  EXPECT_FLOAT_EQ(parse_config(kBase, "t.pbtxt", {"data.train_augment.random_resized_crop=true"}).data.eval_resize_ratio,
+                  256.f / 224.f);
+  EXPECT_FLOAT_EQ(parse_config(kBase, "t.pbtxt", {"data.eval_resize_ratio=1.25"}).data.eval_resize_ratio, 1.25f);
+}
+
+TEST(Config, MisspeltFieldNamesFileLineAndField) {
+  std::string text = std::string(kBase) + "optim {\n  lrr: 0.5\n}\n";
+  std::string err = error_of(text);
+  EXPECT_NE(err.find("test.pbtxt:8:"), std::string::npos) << err;
+  EXPECT_NE(err.find("lrr"), std::string::npos) << err;
+}
+
+TEST(Config, WrongTypeIsRejected) {
+  std::string err = error_of(std::string(kBase) + "train { epochs: \"ten\" }\n");
+  EXPECT_NE(err.find("test.pbtxt:7:"), std::string::npos) << err;
+  EXPECT_NE(err.find("epochs"), std::string::npos) << err;
+}
+
+TEST(Config, BadValueNamesLineAndField) {
+  std::string err = error_of(std::string(kBase) + "optim {\n  lr: -1\n}\n");
+  EXPECT_NE(err.find("test.pbtxt:8: optim.lr: must be > 0"), std::string::npos) << err;
+  err = error_of(std::string(kBase) + "optim { optimizer: \"lion\" }\n");
+  EXPECT_NE(err.find("test.pbtxt:7: optim.optimizer: unknown value 'lion' (use one of: sgd, adamw)"),
+            std::string::npos) << err;
+}
+
+TEST(Config, OverridesApplyAndAreValidated) {
+  Config c = parse_config(kBase, "t.pbtxt", {"optim.lr=0.25", "train.amp=bf16", "data.mean=[0.1,0.2,0.3]"});
+  EXPECT_FLOAT_EQ(c.optim.lr, 0.25f);
+  EXPECT_EQ(c.train.amp, "bf16");
+  EXPECT_FLOAT_EQ(c.data.mean[2], 0.3f);
+  EXPECT_NE(error_of(kBase, {"optim.lrr=1"}).find("--set optim.lrr=1: OptimConfig has no field 'lrr'"),
+            std::string::npos);
+  EXPECT_NE(error_of(kBase, {"optim.lr=abc"}).find("--set optim.lr=abc"), std::string::npos);
+  EXPECT_NE(error_of(kBase, {"optim.lr=-2"}).find("--set optim.lr=-2: optim.lr: must be > 0"), std::string::npos);
+  EXPECT_NE(error_of(kBase, {"optim"}).find("expected path.to.field=value"), std::string::npos);
+}
+
+TEST(Config, MissingDatasetPathIsNamed) {
+  std::string err = error_of("data { image_folder { root: \"no/such/folder\" } }");
+  EXPECT_NE(err.find("data.image_folder.root"), std::string::npos) << err;
+  EXPECT_NE(err.find("no/such/folder"), std::string::npos) << err;
+  EXPECT_NE(error_of("model { arch: \"cnn\" }").find("no dataset"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace convoy

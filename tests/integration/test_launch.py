@@ -1,0 +1,94 @@
+"""`convoy launch`: a 2-rank run on a generated JPEG folder, the run
+directory it leaves, and what happens when a worker dies or the launcher
+is told to stop."""
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from helpers import (BIN, SOURCE_DIR, TempDirMixin, has_train_line, make_folder, processes_mentioning,
+                     rank_pid, read_metrics, run, shm_segments, wait_for, write_config)
+
+
+class LaunchTest(TempDirMixin, unittest.TestCase):
+    def setUp(self):
+        self.tmp = self.make_tmp()
+        self.root = make_folder(os.path.join(self.tmp, "images"))
+        self.shm_before = shm_segments()
+
+    def assert_clean(self, run_dir):
+        wait_for(lambda: not processes_mentioning(run_dir), 15, "no process of the run left")
+        self.assertEqual(shm_segments() - self.shm_before, set(), "leftover /dev/shm segments")
+
+    def test_two_ranks_learn_and_fill_the_run_directory(self):
+        cfg = write_config(self.tmp, self.root, epochs=4)
+        run_dir = os.path.join(self.tmp, "run")
+        r = run(["launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for f in ["config.pbtxt", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt"]:
+            self.assertTrue(os.path.exists(os.path.join(run_dir, f)), f)
+        with open(os.path.join(run_dir, "config.pbtxt")) as f:
+            self.assertIn(self.root, f.read(), "resolved config keeps absolute dataset paths")
+        metrics = read_metrics(run_dir)
+        train = [m for m in metrics if m["event"] == "train"]
+        evals = [m for m in metrics if m["event"] == "eval"]
+        self.assertGreaterEqual(len(train), 8)
+        for m in train:
+            self.assertEqual(set(m), {"event", "epoch", "step", "loss", "lr", "images_per_sec"})
+            self.assertGreater(m["images_per_sec"], 0)
+        self.assertEqual([(m["epoch"], m["split"]) for m in evals], [(e, "val") for e in range(1, 5)])
+        self.assertEqual(evals[0]["samples"], 32, "val is 20% of 160 images, each counted once")
+        first = sum(m["loss"] for m in train[:3]) / 3
+        last = sum(m["loss"] for m in train[-3:]) / 3
+        self.assertLess(last, first * 0.8, f"loss should fall: {first:.3f} -> {last:.3f}")
+        self.assertGreater(evals[-1]["accuracy"], 0.5, "4 easy classes: well above chance")
+        # Every line of the children is tagged with its role and rank.
+        out = r.stdout + r.stderr
+        for tag in ["[worker 0]", "[worker 1]", "[data]"]:
+            self.assertIn(tag, out)
+        self.assertIn("epoch 4/4", out)
+        self.assert_clean(run_dir)
+
+    def test_default_config_runs_a_few_steps(self):
+        run_dir = os.path.join(self.tmp, "fmnist")
+        cfg = os.path.join(SOURCE_DIR, "configs", "fashion_mnist.pbtxt")
+        r = run(["launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir, "--set", "train.epochs=1",
+                 "--set", "train.max_steps_per_epoch=20"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evals = {m["split"]: m for m in read_metrics(run_dir) if m["event"] == "eval"}
+        self.assertEqual(evals["test"]["samples"], 10000, "all of Fashion-MNIST's test images")
+        self.assertEqual(evals["val"]["samples"], 3000)
+        self.assertGreater(evals["test"]["accuracy"], 0.3)
+        self.assert_clean(run_dir)
+
+    def start_long_run(self):
+        cfg = write_config(self.tmp, self.root, epochs=1000)
+        run_dir = os.path.join(self.tmp, "long")
+        proc = subprocess.Popen([BIN, "launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: has_train_line(run_dir), 120, "training to start")
+        return proc, run_dir
+
+    def test_dead_worker_stops_the_group(self):
+        proc, run_dir = self.start_long_run()
+        victim = rank_pid(run_dir, 1)
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+        self.assertNotEqual(proc.returncode, 0)
+        last = err.strip().splitlines()[-1]
+        self.assertIn(f"worker 1 (pid {victim}) failed with killed by signal 9 (SIGKILL)", last)
+        self.assert_clean(run_dir)
+
+    def test_sigterm_to_launcher_stops_everything(self):
+        proc, run_dir = self.start_long_run()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 128 + signal.SIGTERM, err[-2000:])
+        self.assert_clean(run_dir)
+
+
+if __name__ == "__main__":
+    unittest.main()

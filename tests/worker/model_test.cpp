@@ -1,0 +1,95 @@
+// Models: shapes, torchvision parameter names for ResNet-18, LR schedule and
+// checkpoint round trip.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/config.h"
+#include "common/files.h"
+#include "worker/checkpoint.h"
+#include "worker/models.h"
+#include "worker/optimizer.h"
+
+namespace convoy {
+namespace {
+
+TEST(Models, OutputShapes) {
+  for (const char* arch : {"cnn", "mlp", "resnet18"}) {
+    ModelSpec spec;
+    spec.arch = arch;
+    for (ImageSpec img : {ImageSpec{28, 28, 1}, ImageSpec{32, 40, 3}}) {
+      auto m = make_model(spec, img, 7);
+      auto out = m->forward(torch::zeros({2, img.channels, img.height, img.width}));
+      EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 7})) << arch;
+    }
+  }
+}
+
+TEST(Models, ResNet18HasTorchvisionNames) {
+  ModelSpec spec;
+  spec.arch = "resnet18";
+  auto m = make_model(spec, {224, 224, 3}, 1000);
+  auto params = m->named_parameters();
+  auto buffers = m->named_buffers();
+  // torchvision.models.resnet18(): 62 parameters, 60 buffers (BN running stats).
+  EXPECT_EQ(params.size(), 62u);
+  EXPECT_EQ(buffers.size(), 60u);
+  for (const char* name : {"conv1.weight", "bn1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+                           "layer2.0.downsample.1.bias", "layer4.1.bn2.weight", "fc.weight", "fc.bias"})
+    EXPECT_TRUE(params.contains(name)) << name;
+  EXPECT_TRUE(buffers.contains("layer3.1.bn1.running_var"));
+  int64_t total = 0;
+  for (const auto& p : m->parameters()) total += p.numel();
+  EXPECT_EQ(total, 11689512);  // torchvision's count for resnet18
+}
+
+TEST(Schedule, WarmupThenCosineOrStep) {
+  OptimSpec s;
+  s.lr = 1.0f;
+  s.warmup_epochs = 1;
+  LrSchedule cos(s, 10, 3);
+  EXPECT_NEAR(cos.at(0), 0.1, 1e-9);
+  EXPECT_NEAR(cos.at(9), 1.0, 1e-9);
+  EXPECT_NEAR(cos.at(10), 1.0, 1e-9);
+  EXPECT_NEAR(cos.at(20), 0.5, 1e-9);
+  EXPECT_NEAR(cos.at(30), 0.0, 1e-9);
+  s.schedule = "step";
+  s.warmup_epochs = 0;
+  s.step_epochs = {1, 2};
+  LrSchedule step(s, 10, 3);
+  EXPECT_NEAR(step.at(5), 1.0, 1e-9);
+  EXPECT_NEAR(step.at(15), 0.1, 1e-6);  // step_gamma is a float
+  EXPECT_NEAR(step.at(25), 0.01, 1e-6);
+}
+
+TEST(Checkpoint, RoundTripsAndRejectsTornFiles) {
+  char tmpl[] = "/tmp/convoy-ckpt-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  ModelSpec spec;
+  auto a = make_model(spec, {28, 28, 1}, 10);
+  auto opt = make_optimizer(OptimSpec{}, a->parameters());
+  CheckpointMeta meta;
+  meta.epoch = 3;
+  meta.global_step = 42;
+  meta.val_accuracy = 0.9;
+  meta.class_names = {"a", "b"};
+  meta.config_text = "seed: 1";
+  save_checkpoint(dir + "/c.pt", *a, *opt, meta);
+  torch::manual_seed(123);
+  auto b = make_model(spec, {28, 28, 1}, 10);
+  auto loaded = load_checkpoint(dir + "/c.pt", *b, nullptr);
+  EXPECT_EQ(loaded.epoch, 3);
+  EXPECT_EQ(loaded.global_step, 42);
+  EXPECT_EQ(loaded.class_names, meta.class_names);
+  EXPECT_EQ(loaded.config_text, "seed: 1");
+  auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
+  // No temp file left behind; a truncated copy is refused, not loaded.
+  EXPECT_FALSE(path_exists(dir + "/c.pt.tmp." + std::to_string(::getpid())));
+  std::string bytes = read_file(dir + "/c.pt");
+  write_file_atomic(dir + "/torn.pt", bytes.substr(0, bytes.size() / 2));
+  EXPECT_ANY_THROW(load_checkpoint(dir + "/torn.pt", *b, nullptr));
+}
+
+}  // namespace
+}  // namespace convoy
