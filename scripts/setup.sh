@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs Convoy's dependencies from Debian 12's packages and builds
+# build/convoy. Idempotent: when everything is installed and built it only
+# checks, which takes a second or two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config
+  libtorch-dev libgloo-dev                 # LibTorch 1.13 (CPU) with c10d + Gloo
+  libopenmpi-dev openmpi-bin               # mpirun and the MPI bootstrap
+  libopencv-dev zlib1g-dev                 # decoding (libjpeg-turbo, libpng), gzip'd IDX
+  libprotobuf-dev protobuf-compiler        # config schema, control messages
+  libspdlog-dev libgtest-dev libgmock-dev
+  dataset-fashion-mnist                    # the default config's data set
+  python3                                  # integration tests (/usr/bin/python3)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -f build/build.ninja ]; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
+cmake --build build -j "$(nproc)"
