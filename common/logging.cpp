@@ -29,7 +29,7 @@ void init_logging(const std::string& role, int rank, const std::string& level) {
   if (launched && std::string(launched) == "1")
     spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
   else
-    spdlog::set_pattern("%H:%M:%S.%e [" + tag + "] %^%l%$ %v");
+    spdlog::set_pattern("[" + tag + "] %H:%M:%S.%e %^%l%$ %v");
   const char* env = std::getenv("CONVOY_LOG_LEVEL");
   set_log_level(env && *env ? env : level);
   spdlog::flush_on(spdlog::level::info);

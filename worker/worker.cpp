@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -267,6 +268,8 @@ int run_worker(const CliArgs& args) {
     };
     DataClient data(socket, dist->rank(), dist->world_size(), dist->info().local_rank,
                     std::chrono::seconds(cfg.data_service.timeout_s), alive);
+    spdlog::info("rank {} of {} ready (local rank {}, pid {}, {} torch thread(s), device {})", dist->rank(),
+                 dist->world_size(), dist->info().local_rank, ::getpid(), threads, cfg.device);
     Worker worker(cfg, *dist, data, run_dir);
     worker.run();
   }

@@ -35,7 +35,7 @@ data {{
   strict: {strict}
 }}
 model {{ arch: "cnn" width: 8 }}
-optim {{ optimizer: "sgd" lr: 0.05 momentum: 0.9 schedule: "constant" }}
+optim {{ optimizer: "sgd" lr: 0.02 momentum: 0.9 schedule: "constant" }}
 train {{ epochs: {epochs} log_every_steps: 2 threads_per_rank: 1 }}
 data_service {{ decode_threads: 2 timeout_s: 60 }}
 distributed {{ timeout_s: 60 }}
