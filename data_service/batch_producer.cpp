@@ -36,10 +36,20 @@ std::shared_ptr<const EpochOrder> BatchProducer::order(int split, uint32_t epoch
   std::lock_guard<std::mutex> lock(orders_mu_);
   auto key = std::make_tuple(split, epoch, world_size);
   auto it = orders_.find(key);
-  if (it != orders_.end()) return it->second;
-  if (orders_.size() >= 8) orders_.erase(orders_.begin());  // oldest epochs sort first
+  if (it != orders_.end()) {
+    it->second.last_use = ++use_clock_;
+    return it->second.order;
+  }
+  // Least recently used goes: ranks in different phases (one still training,
+  // one evaluating) keep what they are using.
+  if (orders_.size() >= 8) {
+    auto oldest = orders_.begin();
+    for (auto i = orders_.begin(); i != orders_.end(); ++i)
+      if (i->second.last_use < oldest->second.last_use) oldest = i;
+    orders_.erase(oldest);
+  }
   auto o = std::make_shared<const EpochOrder>(shard_spec(split, world_size), cfg_.seed, epoch);
-  orders_[key] = o;
+  orders_[key] = {o, ++use_clock_};
   return o;
 }
 

@@ -45,8 +45,13 @@ class BatchProducer {
   DatasetSplits data_;
   BatchLayout layout_;
   ThreadPool pool_;
+  struct CachedOrder {
+    std::shared_ptr<const EpochOrder> order;
+    uint64_t last_use = 0;
+  };
   std::mutex orders_mu_;
-  std::map<std::tuple<int, uint32_t, int>, std::shared_ptr<const EpochOrder>> orders_;
+  std::map<std::tuple<int, uint32_t, int>, CachedOrder> orders_;  // (split, epoch, world)
+  uint64_t use_clock_ = 0;
   std::atomic<uint64_t> total_errors_{0};
 };
 
