@@ -31,6 +31,9 @@ constexpr Command kCommands[] = {
     {"data-service", convoy::data_service_main},
 };
 
+// Errors are one line (the launcher quotes the last one of a failed child).
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,10 +52,10 @@ int main(int argc, char** argv) {
     try {
       return cmd.main(args);
     } catch (const convoy::UserError& e) {
-      std::fprintf(stderr, "convoy %s: error: %s\n", cmd.name, e.what());
+      std::fprintf(stderr, "convoy %s: error: %s\n", cmd.name, first_line(e.what()).c_str());
       return 2;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "convoy %s: error: %s\n", cmd.name, e.what());
+      std::fprintf(stderr, "convoy %s: error: %s\n", cmd.name, first_line(e.what()).c_str());
       return 1;
     }
   }

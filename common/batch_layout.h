@@ -1,6 +1,8 @@
 // Layout of one batch inside a ring slot, shared by the data service (writer)
 // and the worker (reader):
-//   [SlotHeader, 64 B][labels: int64 x batch][pixels: uint8 x batch x C x H x W]
+//   [SlotHeader, 64 B][error text, 1024 B][labels: int64 x batch][pixels: uint8 x batch x C x H x W]
+// The error text names the corrupt images skipped in this batch, one path per
+// line, NUL-terminated (cut short when it does not fit).
 // Pixels are NCHW, RGB or gray, 0..255; a label of -1 marks an invalid sample
 // (eval padding or a skipped corrupt image) that must not count.
 #pragma once
@@ -15,10 +17,13 @@ namespace convoy {
 struct BatchLayout {
   int batch = 0, channels = 0, height = 0, width = 0;
 
+  static constexpr size_t kErrorTextBytes = 1024;
+
   size_t image_bytes() const { return static_cast<size_t>(channels) * height * width; }
-  size_t labels_offset() const { return sizeof(SlotHeader); }
+  size_t error_text_offset() const { return sizeof(SlotHeader); }
+  size_t labels_offset() const { return error_text_offset() + kErrorTextBytes; }
   size_t pixels_offset() const { return labels_offset() + sizeof(int64_t) * batch; }
-  size_t payload_bytes() const { return sizeof(int64_t) * batch + image_bytes() * batch; }
+  size_t payload_bytes() const { return kErrorTextBytes + sizeof(int64_t) * batch + image_bytes() * batch; }
 };
 
 }  // namespace convoy

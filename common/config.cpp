@@ -214,6 +214,10 @@ void validate(const proto::Config& c, const Validator& v) {
   REQUIRE_ONE_OF(t.amp(), "train.amp", "none", "bf16");
   v.require(t.threads_per_rank() >= 0, "train.threads_per_rank", "must be >= 0");
   for (const auto& s : t.eval_splits()) REQUIRE_ONE_OF(s, "train.eval_splits", "train", "val", "test");
+  v.require(t.checkpoint_every_steps() >= 0, "train.checkpoint_every_steps", "must be >= 0 (0: epoch ends only)");
+  v.require(t.checkpoint_every_minutes() >= 0, "train.checkpoint_every_minutes", "must be >= 0 (0: off)");
+  v.require(t.keep_checkpoints() >= 1, "train.keep_checkpoints", "must be >= 1");
+  v.require(t.stop_grace_s() > 0, "train.stop_grace_s", "must be > 0");
   const auto& ds = c.data_service();
   v.require(ds.decode_threads() >= 0 && ds.decode_threads() <= 256, "data_service.decode_threads", "must be in 0..256");
   v.require(ds.ring_slots() >= 2 && ds.ring_slots() <= 64, "data_service.ring_slots", "must be in 2..64");
@@ -319,7 +323,8 @@ Config to_struct(const proto::Config& c) {
   oo.label_smoothing = o.label_smoothing();
   const auto& t = c.train();
   out.train = {t.epochs(), t.max_steps_per_epoch(), t.log_every_steps(), t.amp(), t.threads_per_rank(),
-               {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch()};
+               {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
+               t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s()};
   const auto& ds = c.data_service();
   out.data_service = {ds.decode_threads(), ds.ring_slots(), ds.timeout_s()};
   out.distributed = {c.distributed().timeout_s(), c.distributed().interface()};

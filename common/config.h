@@ -67,6 +67,10 @@ struct TrainSpec {
   int threads_per_rank = 0;
   std::vector<std::string> eval_splits;  // empty: decided from the dataset
   bool eval_test_each_epoch = true;
+  int64_t checkpoint_every_steps = 0;
+  float checkpoint_every_minutes = 0;
+  int keep_checkpoints = 3;
+  int stop_grace_s = 120;
 };
 
 struct DataServiceSpec {

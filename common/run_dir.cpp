@@ -1,7 +1,10 @@
 // Run directory helpers (see run_dir.h).
 #include "common/run_dir.h"
 
+#include <dirent.h>
 #include <unistd.h>
+
+#include <cctype>
 
 #include <ctime>
 #include <random>
@@ -25,6 +28,24 @@ std::string prepare_run_dir(const std::string& dir, const Config& cfg) {
   write_file_atomic(path, "# Resolved config of this run (overrides applied, paths made absolute).\n" +
                               cfg.resolved_text);
   return path;
+}
+
+std::string latest_run_dir(const Config& cfg) {
+  DIR* d = ::opendir(cfg.run_root.c_str());
+  if (!d) return "";
+  std::string prefix = cfg.name + "-", latest;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    // Only <name>-YYYYmmdd-HHMMSS: not another config whose name extends ours.
+    if (name.rfind(prefix, 0) != 0 || name.size() != prefix.size() + 15) continue;
+    std::string stamp = name.substr(prefix.size());
+    bool ok = stamp[8] == '-';
+    for (size_t i = 0; i < stamp.size(); ++i)
+      if (i != 8) ok = ok && std::isdigit(static_cast<unsigned char>(stamp[i]));
+    if (ok && is_directory(join_path(cfg.run_root, name)) && name > latest) latest = name;
+  }
+  ::closedir(d);
+  return latest.empty() ? "" : join_path(cfg.run_root, latest);
 }
 
 std::string random_run_id() {

@@ -12,6 +12,8 @@ std::string default_run_dir(const Config& cfg);
 // Creates the folder and checkpoints/, and writes config.pbtxt. Returns the
 // path of the written config.
 std::string prepare_run_dir(const std::string& dir, const Config& cfg);
+// The newest RUN_ROOT/<name>-<timestamp> folder, or "" when there is none.
+std::string latest_run_dir(const Config& cfg);
 // A random id naming this run's sockets and shared memory (hex, 12 chars).
 std::string random_run_id();
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "common/config.h"
-#include "data_service/sample_rng.h"
+#include "common/sample_rng.h"
 
 namespace convoy {
 

@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "data_service/augment.h"
-#include "data_service/sample_rng.h"
+#include "common/sample_rng.h"
 
 namespace convoy {
 
@@ -30,6 +30,11 @@ ShardSpec BatchProducer::shard_spec(int split, int world_size) const {
   s.shuffle = data_.splits[split].first == "train";
   s.drop_last = cfg_.data.drop_last;
   return s;
+}
+
+bool BatchProducer::first_report(const std::string& what) {
+  std::lock_guard<std::mutex> lock(reported_mu_);
+  return reported_.insert(what).second;
 }
 
 std::shared_ptr<const EpochOrder> BatchProducer::order(int split, uint32_t epoch, int world_size) {
@@ -82,7 +87,8 @@ BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t ste
       if (cfg_.data.strict)
         CONVOY_USER_ERROR("corrupt image: " << e.what()
                                             << " (data.strict is on; set data.strict=false to skip and count such images)");
-      spdlog::warn("skipping corrupt image: {}", e.what());
+      if (first_report(ds.describe(static_cast<size_t>(idx))))
+        spdlog::warn("skipping corrupt image (reported once): {}", e.what());
       labels[j] = -1;
       std::memset(dst, 0, image_bytes);
       invalid[j] = corrupt[j] = 1;
@@ -90,10 +96,17 @@ BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t ste
   });
 
   Stats stats;
+  std::string text;
   for (int j = 0; j < layout_.batch; ++j) {
     stats.invalid += invalid[j];
     stats.errors += corrupt[j];
+    if (corrupt[j]) {
+      std::string line = ds.describe(static_cast<size_t>(ord->sample(step, rank, j))) + "\n";
+      if (text.size() + line.size() < BatchLayout::kErrorTextBytes) text += line;
+    }
   }
+  char* error_text = reinterpret_cast<char*>(slot + layout_.error_text_offset());
+  std::memcpy(error_text, text.c_str(), text.size() + 1);
   total_errors_ += stats.errors;
   return stats;
 }

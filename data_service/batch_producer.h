@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "common/batch_layout.h"
 #include "common/config.h"
@@ -31,7 +32,8 @@ class BatchProducer {
     uint32_t invalid = 0;  // padding and skipped images
     uint32_t errors = 0;   // skipped images
   };
-  // Writes labels and pixels into `slot` (which starts with a SlotHeader).
+  // Writes the error text, labels and pixels into `slot` (which starts with a
+  // SlotHeader).
   // In strict mode a corrupt image throws UserError naming the file.
   Stats fill(int split, uint32_t epoch, uint64_t step, int rank, int world_size, uint8_t* slot);
 
@@ -53,6 +55,10 @@ class BatchProducer {
   std::map<std::tuple<int, uint32_t, int>, CachedOrder> orders_;  // (split, epoch, world)
   uint64_t use_clock_ = 0;
   std::atomic<uint64_t> total_errors_{0};
+  // Each corrupt file is logged once per process, however often it is drawn.
+  bool first_report(const std::string& what);
+  std::mutex reported_mu_;
+  std::set<std::string> reported_;
 };
 
 }  // namespace convoy

@@ -119,7 +119,14 @@ class DataService {
         int split = producer_.split_index(st.split());
         CONVOY_CHECK(split >= 0, "rank " << rank << " asked for unknown split '" << st.split() << "'");
         for (uint64_t step = st.start_step(); step < st.start_step() + st.num_steps(); ++step) {
-          uint8_t* slot = ring->acquire_write(timeout, alive);
+          uint8_t* slot;
+          try {
+            slot = ring->acquire_write(timeout, alive);
+          } catch (const TimeoutError&) {
+            throw TimeoutError(CONVOY_STR("rank " << rank << " stopped taking batches: no free slot in its ring for "
+                                                  << cfg_.data_service.timeout_s << " s (" << st.split() << " epoch "
+                                                  << st.epoch() + 1 << ", step " << step << ")"));
+          }
           auto stats = producer_.fill(split, st.epoch(), step, rank, world, slot);
           auto* h = reinterpret_cast<SlotHeader*>(slot);
           h->step = step;

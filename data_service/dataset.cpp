@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
-#include "data_service/sample_rng.h"
+#include "common/sample_rng.h"
 #include "data_service/sampler.h"
 
 namespace convoy {

@@ -29,6 +29,18 @@ std::vector<std::string> list_dir(const std::string& dir, bool want_dirs) {
   return out;
 }
 
+// libjpeg decodes a truncated JPEG with only a warning (grey lower part),
+// which OpenCV does not surface. A complete JPEG ends with the EOI marker
+// (FF D9), possibly followed by a little padding.
+bool is_truncated_jpeg(const std::vector<char>& b) {
+  if (b.size() < 2 || static_cast<unsigned char>(b[0]) != 0xFF || static_cast<unsigned char>(b[1]) != 0xD8)
+    return false;  // not a JPEG
+  size_t from = b.size() > 1024 ? b.size() - 1024 : 2;
+  for (size_t i = b.size() - 1; i > from; --i)
+    if (static_cast<unsigned char>(b[i - 1]) == 0xFF && static_cast<unsigned char>(b[i]) == 0xD9) return false;
+  return true;
+}
+
 bool is_image_name(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
   for (const char* ext : {".jpg", ".jpeg", ".png"}) {
@@ -49,6 +61,8 @@ class FileDataset : public Dataset {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw DecodeError("cannot read " + path + ": " + detail::errno_text(errno));
     std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.empty()) throw DecodeError("empty file " + path);
+    if (is_truncated_jpeg(bytes)) throw DecodeError("truncated JPEG " + path + " (no end-of-image marker)");
     cv::Mat img;
     try {
       img = cv::imdecode(bytes, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);

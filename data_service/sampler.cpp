@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "common/error.h"
-#include "data_service/sample_rng.h"
+#include "common/sample_rng.h"
 
 namespace convoy {
 

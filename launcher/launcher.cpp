@@ -69,55 +69,113 @@ int sweep_shared_memory(const std::string& socket) {
   return removed;
 }
 
-class Launcher {
+// Appends launcher events (restarts) to the run's metrics.jsonl; rank 0 is
+// not running at that moment, so lines never interleave.
+class MetricsAppender {
  public:
-  Launcher(const Config& cfg, std::string config_path, int nproc, std::string run_dir, int port)
-      : cfg_(cfg), config_path_(std::move(config_path)), nproc_(nproc), run_dir_(std::move(run_dir)),
-        port_(port), run_id_(random_run_id()), socket_(data_socket_name(run_id_)), tty_(::isatty(1)) {}
+  explicit MetricsAppender(const std::string& path) : path_(path) {}
+  void append(const std::string& line) {
+    FILE* f = std::fopen(path_.c_str(), "a");
+    if (!f) {
+      spdlog::warn("cannot append to {}", path_);
+      return;
+    }
+    std::fputs((line + "\n").c_str(), f);
+    std::fclose(f);
+  }
 
-  int run() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    CONVOY_SYSCALL(::sigprocmask(SIG_BLOCK, &set, nullptr));
-    sigfd_ = CONVOY_SYSCALL(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+ private:
+  std::string path_;
+};
 
+std::string json_escape_text(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out;
+}
+
+// The run directory to use: for --resume auto, the newest earlier run of
+// this config (runs/<name>-<timestamp>); for a checkpoint path, the run it
+// belongs to; otherwise a new one.
+std::string resume_run_dir(const Config& cfg, const std::string& resume) {
+  if (resume == "auto") {
+    std::string latest = latest_run_dir(cfg);
+    if (!latest.empty()) return latest;
+  } else if (!resume.empty() && basename_of(dirname_of(resume)) == "checkpoints") {
+    return dirname_of(dirname_of(resume));
+  }
+  return default_run_dir(cfg);
+}
+
+struct LaunchOptions {
+  std::string config_path;  // the resolved config in the run directory
+  int nproc = 1;
+  std::string run_dir;
+  int master_port = 0;      // 0: a free one per attempt
+  std::string resume;       // "", "auto" or a checkpoint path
+  int max_restarts = 0;
+  int stop_grace_s = 120;
+};
+
+// How one attempt (one group of processes) ended.
+struct Outcome {
+  enum Kind { kDone, kFailed, kPreempted, kInterrupted } kind = kDone;
+  std::string reason;
+  int exit_code = 0;
+};
+
+// One attempt: a data service and N workers, watched until they all end.
+class Group {
+ public:
+  Group(const LaunchOptions& opts, int sigfd, bool tty, const std::string& resume)
+      : opts_(opts), sigfd_(sigfd), tty_(tty), resume_(resume), run_id_(random_run_id()),
+        socket_(data_socket_name(run_id_)) {}
+
+  Outcome run() {
+    int port = opts_.master_port > 0 ? opts_.master_port : free_port();
     std::vector<std::pair<std::string, std::string>> common = {
         {"CONVOY_LAUNCHED", "1"},
         {"CONVOY_RUN_ID", run_id_},
-        {"CONVOY_RUN_DIR", run_dir_},
+        {"CONVOY_RUN_DIR", opts_.run_dir},
         {"CONVOY_DATA_SOCKET", socket_},
         {"CONVOY_PROGRESS", tty_ ? "1" : "0"},
+        {"CONVOY_RESUME", resume_},
     };
     start("data", false,
-          {self_executable(), "data-service", config_path_, "--socket", socket_, "--clients", std::to_string(nproc_)},
+          {self_executable(), "data-service", opts_.config_path, "--socket", socket_, "--clients",
+           std::to_string(opts_.nproc)},
           common);
-    for (int r = 0; r < nproc_; ++r) {
+    for (int r = 0; r < opts_.nproc; ++r) {
       auto env = common;
       env.insert(env.end(), {{"RANK", std::to_string(r)},
-                             {"WORLD_SIZE", std::to_string(nproc_)},
+                             {"WORLD_SIZE", std::to_string(opts_.nproc)},
                              {"LOCAL_RANK", std::to_string(r)},
-                             {"LOCAL_WORLD_SIZE", std::to_string(nproc_)},
+                             {"LOCAL_WORLD_SIZE", std::to_string(opts_.nproc)},
                              {"MASTER_ADDR", "127.0.0.1"},
-                             {"MASTER_PORT", std::to_string(port_)}});
-      start("worker " + std::to_string(r), true, {self_executable(), "worker", config_path_}, env);
+                             {"MASTER_PORT", std::to_string(port)}});
+      start("worker " + std::to_string(r), true, {self_executable(), "worker", opts_.config_path}, env);
     }
-    spdlog::info("run {}: data service and {} worker(s) started; run directory {}", run_id_, nproc_, run_dir_);
+    spdlog::info("run {}: data service and {} worker(s) started; run directory {}", run_id_, opts_.nproc,
+                 opts_.run_dir);
     loop();
     if (!failed_.empty() && failure_.empty()) decide_failure();
     int swept = sweep_shared_memory(socket_);
     if (swept > 0) spdlog::warn("removed {} leftover shared-memory segment(s)", swept);
-    ::close(sigfd_);
-    if (!failure_.empty()) {
-      spdlog::error("{}", failure_);
-      return exit_code_ ? exit_code_ : 1;
+
+    Outcome o;
+    if (interrupt_signal_) {
+      o = {Outcome::kInterrupted, "interrupted by signal " + std::to_string(interrupt_signal_),
+           128 + interrupt_signal_};
+    } else if (!failure_.empty()) {
+      o = {preempting_ ? Outcome::kPreempted : Outcome::kFailed, failure_, 1};
+    } else if (preempting_) {
+      o = {Outcome::kPreempted, "stopped by signal; checkpoint written", 0};
     }
-    if (exit_code_) return exit_code_;
-    spdlog::info("all workers finished; run directory {}", run_dir_);
-    return 0;
+    return o;
   }
 
  private:
@@ -127,6 +185,8 @@ class Launcher {
     opts.argv = std::move(argv);
     opts.env = env;
     opts.capture_output = true;
+    // If the launcher itself dies: workers at once, the service cleanly.
+    opts.parent_death_signal = is_worker ? SIGKILL : SIGTERM;
     auto p = std::make_unique<Proc>();
     p->name = name;
     p->is_worker = is_worker;
@@ -143,17 +203,35 @@ class Launcher {
     return false;
   }
 
-  void stop_all(int sig) {
+  void signal_all(int sig, bool workers_only = false) {
     for (auto& p : procs_)
-      if (p->running) ::kill(p->child.pid, sig);
+      if (p->running && (p->is_worker || !workers_only)) ::kill(p->child.pid, sig);
   }
 
-  // Starts an orderly stop: SIGTERM now, SIGKILL after the grace period.
+  // Stops everything now: SIGINT to the workers (their SIGTERM means
+  // "checkpoint first"), SIGTERM to the data service, SIGKILL after the grace
+  // period.
   void begin_stop() {
     if (stopping_) return;
     stopping_ = true;
-    stop_deadline_ = Clock::now() + kGrace;
-    stop_all(SIGTERM);
+    kill_deadline_ = Clock::now() + kGrace;
+    for (auto& p : procs_)
+      if (p->running) {
+        ::kill(p->child.pid, p->is_worker ? SIGINT : SIGTERM);
+        ::kill(p->child.pid, SIGCONT);  // a stopped process must wake to die
+      }
+  }
+
+  // Preemption: workers finish their step and checkpoint (SIGUSR1); the data
+  // service leaves with its clients. What is still running after
+  // stop_grace_s is killed.
+  void begin_preempt(int sig) {
+    if (preempting_ || stopping_) return;
+    spdlog::warn("received signal {}: asking the workers to checkpoint and stop (at most {} s)", sig,
+                 opts_.stop_grace_s);
+    preempting_ = true;
+    kill_deadline_ = Clock::now() + std::chrono::seconds(opts_.stop_grace_s);
+    signal_all(SIGUSR1, /*workers_only=*/true);
   }
 
   void on_exit(Proc& p) {
@@ -230,11 +308,14 @@ class Launcher {
   void on_signal() {
     signalfd_siginfo si;
     while (::read(sigfd_, &si, sizeof si) == sizeof si) {
-      if (si.ssi_signo == SIGCHLD) {
+      int sig = static_cast<int>(si.ssi_signo);
+      if (sig == SIGCHLD) {
         reap();
+      } else if (sig == SIGTERM || sig == SIGUSR1) {
+        begin_preempt(sig);
       } else if (!stopping_) {
-        spdlog::warn("received signal {}; stopping all processes", si.ssi_signo);
-        exit_code_ = 128 + static_cast<int>(si.ssi_signo);
+        spdlog::warn("received signal {}; stopping all processes", sig);
+        interrupt_signal_ = sig;
         begin_stop();
       }
     }
@@ -274,54 +355,104 @@ class Launcher {
         spdlog::warn("the data service did not exit after the workers; stopping it");
         begin_stop();
       }
-      if (stopping_ && now > stop_deadline_ && !killed_) {
-        spdlog::warn("processes still running {} s after SIGTERM; sending SIGKILL",
-                     std::chrono::duration_cast<std::chrono::seconds>(kGrace).count());
-        stop_all(SIGKILL);
+      if ((stopping_ || preempting_) && now > kill_deadline_ && !killed_) {
+        spdlog::warn("processes still running after the grace period; sending SIGKILL");
+        signal_all(SIGKILL);
         killed_ = true;
       }
     }
   }
 
-  Config cfg_;
-  std::string config_path_;
-  int nproc_;
-  std::string run_dir_;
-  int port_;
-  std::string run_id_, socket_;
+  const LaunchOptions& opts_;
+  int sigfd_;
   bool tty_;
-  int sigfd_ = -1;
+  std::string resume_;
+  std::string run_id_, socket_;
   std::vector<std::unique_ptr<Proc>> procs_;
-  bool stopping_ = false, killed_ = false, waiting_for_service_ = false;
-  Clock::time_point stop_deadline_, service_deadline_, settle_deadline_;
+  bool stopping_ = false, preempting_ = false, killed_ = false, waiting_for_service_ = false;
+  int interrupt_signal_ = 0;
+  Clock::time_point kill_deadline_, service_deadline_, settle_deadline_;
   std::vector<Proc*> failed_;
   std::string failure_;
-  int exit_code_ = 0;
 };
+
+// Runs groups until one ends without a failure, restarting a failed group
+// from its newest valid checkpoint up to max_restarts times.
+int run_with_restarts(const LaunchOptions& opts) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
+  CONVOY_SYSCALL(::sigprocmask(SIG_BLOCK, &set, nullptr));
+  int sigfd = CONVOY_SYSCALL(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  const bool tty = ::isatty(1);
+  std::string resume = opts.resume;
+  Outcome o;
+  for (int attempt = 0;; ++attempt) {
+    o = Group(opts, sigfd, tty, resume).run();
+    if (o.kind != Outcome::kFailed) break;
+    if (attempt >= opts.max_restarts) {
+      if (opts.max_restarts > 0) o.reason = "giving up after " + std::to_string(attempt) + " restart(s): " + o.reason;
+      break;
+    }
+    spdlog::warn("restart {}/{} from the newest valid checkpoint: {}", attempt + 1, opts.max_restarts, o.reason);
+    MetricsAppender(join_path(opts.run_dir, "metrics.jsonl"))
+        .append("{\"event\":\"restart\",\"attempt\":" + std::to_string(attempt + 1) + ",\"reason\":\"" +
+                json_escape_text(o.reason) + "\"}");
+    resume = "auto";
+  }
+  ::close(sigfd);
+  switch (o.kind) {
+    case Outcome::kDone:
+      spdlog::info("all workers finished; run directory {}", opts.run_dir);
+      break;
+    case Outcome::kPreempted:
+      if (o.exit_code == 0)
+        spdlog::info("stopped with a checkpoint; continue with --resume auto --run-dir {}", opts.run_dir);
+      else
+        spdlog::error("{}", o.reason);
+      break;
+    default:
+      spdlog::error("{}", o.reason);
+  }
+  return o.exit_code;
+}
 
 }  // namespace
 
 int launch_main(const std::vector<std::string>& argv) {
   CliArgs args("launch",
                "usage: convoy launch --nproc-per-node N CONFIG [--set field=value ...] [--run-dir DIR]\n"
+               "                     [--resume auto|PATH] [--max-restarts R] [--checkpoint-every-steps N]\n"
                "                     [--master-port PORT]\n"
                "Starts this node's data service and N worker ranks, prefixes their output with\n"
-               "role and rank, and stops them all if one fails.\n"
-               "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt --set train.epochs=1\n");
+               "role and rank, and stops them all if one fails; with --max-restarts, restarts\n"
+               "the group from its newest valid checkpoint instead. SIGTERM/SIGUSR1: every rank\n"
+               "finishes its step, rank 0 checkpoints, all exit 0. SIGINT: stop at once.\n"
+               "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt --max-restarts 2\n");
   args.option("--nproc-per-node").option("--set", true).option("--run-dir").option("--master-port");
+  args.option("--resume").option("--max-restarts").option("--checkpoint-every-steps");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() != 1)
     CONVOY_USER_ERROR("convoy launch needs exactly one CONFIG (see convoy launch --help)");
-  int nproc = args.get_int("--nproc-per-node", 1);
-  if (nproc < 1 || nproc > 1024) CONVOY_USER_ERROR("--nproc-per-node must be between 1 and 1024");
+  LaunchOptions opts;
+  opts.nproc = args.get_int("--nproc-per-node", 1);
+  if (opts.nproc < 1 || opts.nproc > 1024) CONVOY_USER_ERROR("--nproc-per-node must be between 1 and 1024");
+  opts.max_restarts = args.get_int("--max-restarts", 0);
+  if (opts.max_restarts < 0) CONVOY_USER_ERROR("--max-restarts must be >= 0");
+  auto sets = args.all("--set");
+  if (args.has("--checkpoint-every-steps"))
+    sets.push_back("train.checkpoint_every_steps=" + std::to_string(args.get_int("--checkpoint-every-steps", 0)));
   // Everything the user can get wrong is checked here, before any process starts.
-  Config cfg = load_config(args.positional()[0], args.all("--set"));
+  Config cfg = load_config(args.positional()[0], sets);
   init_logging("launch", -1, cfg.log_level);
-  std::string run_dir = args.get("--run-dir", default_run_dir(cfg));
-  std::string config_path = prepare_run_dir(run_dir, cfg);
-  int port = args.get_int("--master-port", 0);
-  Launcher launcher(cfg, config_path, nproc, run_dir, port > 0 ? port : free_port());
-  return launcher.run();
+  opts.resume = args.get("--resume");
+  if (!opts.resume.empty() && opts.resume != "auto" && !path_exists(opts.resume))
+    CONVOY_USER_ERROR("--resume " << opts.resume << ": no such checkpoint (use a path or 'auto')");
+  opts.run_dir = args.get("--run-dir", resume_run_dir(cfg, opts.resume));
+  opts.config_path = prepare_run_dir(opts.run_dir, cfg);
+  opts.master_port = args.get_int("--master-port", 0);
+  opts.stop_grace_s = cfg.train.stop_grace_s;
+  return run_with_restarts(opts);
 }
 
 }  // namespace convoy

@@ -60,14 +60,12 @@ void OutputPump::emit(const std::string& line, bool in_place) {
     g_in_place_shown = false;
   }
   write_all(out_fd_, prefix_ + line + "\n");
-  if (is_stderr_ && !line.empty()) {
-    last_line_ = line;
-    if (looks_like_error(line)) last_error_ = line;
-  }
+  if (is_stderr_ && !line.empty() && looks_like_error(line)) last_error_ = line;
 }
 
 std::string OutputPump::last_error() const {
-  std::string line = last_error_.empty() ? last_line_ : last_error_;
+  // Only error lines: a process killed without a word has no "last error".
+  std::string line = last_error_;
   // Children log "HH:MM:SS.mmm level message" under the launcher.
   if (line.size() > 13 && line[2] == ':' && line[5] == ':' && line[8] == '.' && line[12] == ' ') {
     auto space = line.find(' ', 13);

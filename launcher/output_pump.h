@@ -14,8 +14,8 @@ class OutputPump {
   // Reads what is available from `fd`; returns false at end of file.
   bool pump(int fd);
   void flush();  // emits a trailing partial line
-  // The last line that looks like an error, else the last line; without the
-  // child's timestamp and level.
+  // The last line that looks like an error ("" if none), without the child's
+  // timestamp and level.
   std::string last_error() const;
 
  private:
@@ -24,7 +24,7 @@ class OutputPump {
   int out_fd_;
   bool is_stderr_, tty_;
   std::string buf_;
-  std::string last_error_, last_line_;
+  std::string last_error_;
 };
 
 // True for errors that are consequences of another process dying (a peer's

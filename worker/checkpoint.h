@@ -1,20 +1,36 @@
-// Checkpoints: model parameters and buffers, optimizer state and progress,
-// written by rank 0 so a crash never leaves a torn file (temp file, fsync,
-// rename; see common/files.h). Format: LibTorch's serialize archive (zip).
+// Checkpoints: everything needed to continue a run exactly, written by rank 0
+// so that a crash or a full disk never leaves a torn or half-written file
+// behind, and a torn file is never loaded.
+//
+// File format (".ckpt"):
+//   bytes 0..7    magic "CVYCKPT1"
+//   bytes 8..15   payload length N, little-endian uint64
+//   N bytes       payload: a LibTorch serialize archive (zip) holding
+//                 "model", "optimizer" and the metadata below
+//   4 bytes       CRC-32 (zlib) of the payload, little-endian
+// Written to a temp file, fsynced, renamed (common/files.h).
+//
+// The LR schedule is a pure function of global_step, and dropout draws are
+// seeded per (seed, rank, global_step), so (epoch, next_step, global_step)
+// plus model and optimizer state are the whole training state.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace convoy {
 
 struct CheckpointMeta {
-  int64_t epoch = 0;        // epochs completed
-  int64_t global_step = 0;  // optimizer steps taken
-  double val_accuracy = 0;
+  int64_t epoch = 0;        // the epoch in progress (0-based)
+  int64_t next_step = 0;    // the first step of `epoch` not yet taken
+  int64_t global_step = 0;  // optimizer steps taken in total
+  int64_t world_size = 1;
+  double val_accuracy = 0;  // of the last evaluation (-1: none yet)
   double val_loss = 0;
+  double best_accuracy = -1;
   std::vector<std::string> class_names;
   std::string config_text;
 };
@@ -22,7 +38,29 @@ struct CheckpointMeta {
 void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                      const CheckpointMeta& meta);
 // Loads into `model` (and `optimizer` when not null); returns the metadata.
+// Throws UserError when the file is missing, torn or fails its checksum.
 CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model,
                                torch::optim::Optimizer* optimizer);
+// Checks magic, length and checksum without loading; `why` says what is wrong.
+bool checkpoint_is_valid(const std::string& path, std::string* why = nullptr);
+
+// The checkpoints/ folder of a run: step-<global step>.ckpt files (the last
+// `keep` are kept) and best.ckpt.
+class CheckpointStore {
+ public:
+  CheckpointStore(std::string dir, int keep);
+  // Writes step-<global_step>.ckpt and removes the oldest beyond `keep`.
+  std::string save_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer, const CheckpointMeta& meta);
+  std::string save_best(torch::nn::Module& model, torch::optim::Optimizer& optimizer, const CheckpointMeta& meta);
+  // The newest step checkpoint that passes its checksum; each newer one that
+  // fails is reported in `skipped` (path and reason).
+  std::optional<std::string> newest_valid(std::vector<std::string>* skipped = nullptr) const;
+  std::vector<std::string> step_files() const;  // oldest first
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  int keep_;
+};
 
 }  // namespace convoy

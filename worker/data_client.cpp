@@ -1,6 +1,8 @@
 // Worker side of the data service (see data_client.h).
 #include "worker/data_client.h"
 
+#include <cstring>
+
 #include "common/error.h"
 #include "proto/control.pb.h"
 
@@ -81,6 +83,14 @@ Batch DataClient::next(const std::string& split, uint32_t epoch, uint64_t step) 
     throw Error(CONVOY_STR("rank " << rank_ << ": expected " << split << " epoch " << epoch << " step " << step
                                    << " from the data service, got split " << b.header.split << " epoch "
                                    << b.header.epoch << " step " << b.header.step));
+  }
+  if (b.header.errors > 0) {
+    std::string text(reinterpret_cast<const char*>(slot.data + info_.layout.error_text_offset()),
+                     strnlen(reinterpret_cast<const char*>(slot.data + info_.layout.error_text_offset()),
+                             BatchLayout::kErrorTextBytes));
+    size_t start = 0;
+    for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+      b.corrupt_files.push_back(text.substr(start, nl - start));
   }
   // The slot returns to the producer once both tensors are gone.
   auto ring = ring_;

@@ -34,6 +34,7 @@ struct Batch {
   torch::Tensor pixels;  // uint8 (N, C, H, W), in shared memory
   torch::Tensor labels;  // int64 (N), in shared memory; -1 = invalid
   SlotHeader header;
+  std::vector<std::string> corrupt_files;  // skipped in this batch (when header.errors > 0)
 };
 
 class DataClient {

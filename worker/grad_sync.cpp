@@ -2,6 +2,7 @@
 #include "worker/grad_sync.h"
 
 #include "common/error.h"
+#include "worker/torch_errors.h"
 
 namespace convoy {
 
@@ -15,7 +16,14 @@ void GradSync::run(const c10::intrusive_ptr<compat::Work>& work, const std::stri
     if (!work->wait(timeout_))
       throw TimeoutError(CONVOY_STR("no result after " << timeout_.count() / 1000.0 << " s"));
   } catch (const std::exception& e) {
-    throw Error(CONVOY_STR("rank " << rank_ << ": " << what << " at step " << step << " failed: " << e.what()));
+    std::string text = error_text(e);
+    bool timed_out = dynamic_cast<const TimeoutError*>(&e) || text.find("timed out") != std::string::npos ||
+                     text.find("Timed out") != std::string::npos;
+    throw Error(CONVOY_STR("rank " << rank_ << ": " << what << " at step " << step << " failed: " << text
+                                   << (timed_out ? CONVOY_STR(" (after " << timeout_.count() / 1000.0
+                                                                         << " s: another rank is stuck, stopped "
+                                                                            "or gone)")
+                                                 : std::string())));
   }
 }
 
@@ -36,8 +44,8 @@ void GradSync::broadcast(const std::vector<torch::Tensor>& tensors, const std::s
   }
 }
 
-void GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_t step) {
-  if (!group_ || world_size_ == 1) return;
+int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote) {
+  if (!group_ || world_size_ == 1) return vote ? 1 : 0;
   torch::NoGradGuard no_grad;
   // Buckets in reverse parameter order: the order backward produces them.
   std::vector<std::vector<torch::Tensor>> buckets(1);
@@ -53,11 +61,16 @@ void GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64
     buckets.back().push_back(p.mutable_grad());
     bytes += b;
   }
-  for (auto& grads : buckets) {
+  int votes = 0;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    auto& grads = buckets[b];
     std::vector<torch::Tensor> flat;
     for (auto& g : grads) flat.push_back(g.reshape(-1));
+    const bool last = b + 1 == buckets.size();
+    if (last) flat.push_back(torch::full({1}, vote ? 1.0 : 0.0, grads.front().options()));
     std::vector<torch::Tensor> buf{torch::cat(flat)};
     run(group_->allreduce(buf), "all-reduce of gradients", step);
+    if (last) votes = static_cast<int>(std::lround(buf[0][-1].item<double>()));
     buf[0].div_(world_size_);
     int64_t offset = 0;
     for (auto& g : grads) {
@@ -65,6 +78,7 @@ void GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64
       offset += g.numel();
     }
   }
+  return votes;
 }
 
 void GradSync::sum(torch::Tensor values, const std::string& what, int64_t step) {

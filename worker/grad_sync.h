@@ -21,8 +21,9 @@ class GradSync {
   // Copies rank 0's values of `tensors` to every rank.
   void broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what);
   // Averages the gradients of `params` across ranks (absent gradients count
-  // as zeros, so every rank reduces the same layout).
-  void average_gradients(const std::vector<torch::Tensor>& params, int64_t step);
+  // as zeros, so every rank reduces the same layout). `vote` rides along in
+  // the last bucket as one extra element; returns how many ranks voted.
+  int average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote = false);
   // Sums `values` (a small float64 tensor) across ranks in place.
   void sum(torch::Tensor values, const std::string& what, int64_t step);
 

@@ -52,6 +52,14 @@ JsonLine& JsonLine::add(const std::string& k, double value) {
   return *this;
 }
 
+JsonLine& JsonLine::add(const std::string& k, const std::vector<std::string>& values) {
+  key(k);
+  body_ += "[";
+  for (size_t i = 0; i < values.size(); ++i) body_ += (i ? ",\"" : "\"") + json_escape(values[i]) + "\"";
+  body_ += "]";
+  return *this;
+}
+
 JsonLine& JsonLine::add(const std::string& k, int64_t value) {
   key(k);
   body_ += std::to_string(value);

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "worker/torch_errors.h"
 
 namespace convoy {
 namespace {
@@ -122,7 +123,7 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
         store = c10::make_intrusive<c10d::TCPStore>(info.master_addr, opts);
       } catch (const std::exception& e) {
         throw Error(CONVOY_STR("rank " << info.rank << ": rendezvous with " << info.master_addr << ":"
-                                       << info.master_port << " failed: " << e.what()));
+                                       << info.master_port << " failed: " << error_text(e)));
       }
     }
     d->store_ = store;
@@ -138,7 +139,7 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
     try {
       d->group_ = make_gloo_group(store, info.rank, info.world_size, d->timeout_, host);
     } catch (const std::exception& e) {
-      throw Error(CONVOY_STR("rank " << info.rank << ": creating the Gloo group failed: " << e.what()));
+      throw Error(CONVOY_STR("rank " << info.rank << ": creating the Gloo group failed: " << error_text(e)));
     }
   }
   d->info_ = info;
@@ -157,7 +158,7 @@ std::string Distributed::share(const std::string& key, const std::string& value_
     auto v = store_->get(k);
     return std::string(v.begin(), v.end());
   } catch (const std::exception& e) {
-    throw TimeoutError(CONVOY_STR("rank " << rank() << ": waiting for rank 0's " << key << " failed: " << e.what()));
+    throw TimeoutError(CONVOY_STR("rank " << rank() << ": waiting for rank 0's " << key << " failed: " << error_text(e)));
   }
 }
 
@@ -167,7 +168,7 @@ void Distributed::barrier(const std::string& what) {
     auto work = group_->barrier();
     work->wait(timeout_);
   } catch (const std::exception& e) {
-    throw Error(CONVOY_STR("rank " << rank() << ": barrier (" << what << ") failed: " << e.what()));
+    throw Error(CONVOY_STR("rank " << rank() << ": barrier (" << what << ") failed: " << error_text(e)));
   }
 }
 

@@ -2,6 +2,7 @@
 #include "worker/trainer.h"
 
 #include "common/error.h"
+#include "common/sample_rng.h"
 
 namespace convoy {
 
@@ -47,8 +48,10 @@ torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
   return cfg_.model.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
 }
 
-StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step) {
+StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
+                               bool stop_vote) {
   model_->train();
+  torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)));
   auto x = normalize(pixels);
   auto y = labels.to(device_);
   int64_t valid = (y >= 0).sum().item<int64_t>();
@@ -66,10 +69,10 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
   }
   optimizer_->zero_grad();
   loss.backward();
-  sync_.average_gradients(params_, global_step);
+  int votes = sync_.average_gradients(params_, global_step, stop_vote);
   schedule_.apply(*optimizer_, global_step);
   optimizer_->step();
-  return {loss.item<double>(), valid, schedule_.at(global_step)};
+  return {loss.item<double>(), valid, schedule_.at(global_step), votes > 0};
 }
 
 void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums) {
@@ -98,9 +101,13 @@ EvalSums Trainer::reduce(const EvalSums& local, int64_t step) {
 }
 
 double Trainer::mean_across_ranks(double value, int64_t step) {
+  return sum_across_ranks(value, step, "training loss") / world_size_;
+}
+
+double Trainer::sum_across_ranks(double value, int64_t step, const std::string& what) {
   auto t = torch::tensor({value}, torch::kFloat64);
-  sync_.sum(t, "training loss", step);
-  return t.item<double>() / world_size_;
+  sync_.sum(t, what, step);
+  return t.item<double>();
 }
 
 void Trainer::sync_buffers() {

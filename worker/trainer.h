@@ -20,6 +20,7 @@ struct StepResult {
   double loss = 0;        // this rank's mean loss over its valid samples
   int64_t samples = 0;    // valid samples
   double lr = 0;
+  bool stop = false;      // some rank voted to stop after this step
 };
 
 struct EvalSums {
@@ -37,14 +38,19 @@ class Trainer {
   Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
           int world_size, int64_t steps_per_epoch);
 
-  // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore.
-  StepResult train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step);
+  // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore. Dropout
+  // draws are seeded by (seed, rank, global_step), so a resumed run repeats
+  // them exactly. `stop_vote` travels with the gradients: if any rank votes,
+  // every rank's result says stop, after the same step.
+  StepResult train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
+                        bool stop_vote = false);
   // Adds one eval batch to `sums` (this rank only).
   void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
   // Sums across ranks; every rank gets the totals.
   EvalSums reduce(const EvalSums& local, int64_t step);
-  // Mean of `value` across ranks.
+  // Mean / sum of `value` across ranks.
   double mean_across_ranks(double value, int64_t step);
+  double sum_across_ranks(double value, int64_t step, const std::string& what);
   // Rank 0's BatchNorm statistics to every rank (before evaluation, as DDP).
   void sync_buffers();
 

@@ -7,6 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
+#include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "common/cli_args.h"
@@ -22,6 +26,7 @@
 #include "worker/metrics.h"
 #include "worker/progress.h"
 #include "worker/rendezvous.h"
+#include "worker/torch_errors.h"
 #include "worker/trainer.h"
 
 namespace convoy {
@@ -76,16 +81,45 @@ class OwnedDataService {
   bool done_ = false;
 };
 
+// Set by SIGTERM/SIGUSR1 (what Slurm and the launcher send before stopping
+// a job): every rank finishes its current step, rank 0 checkpoints, and all
+// exit 0. The vote travels with the gradients, so all stop after one step.
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  CONVOY_SYSCALL(::sigaction(SIGTERM, &sa, nullptr));
+  CONVOY_SYSCALL(::sigaction(SIGUSR1, &sa, nullptr));
+}
+
+// CRC-32 over every parameter's bytes: equal checksums mean equal weights.
+std::string parameter_checksum(torch::nn::Module& model) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const auto& p : model.parameters()) {
+    auto t = p.detach().contiguous().cpu();
+    crc = crc32(crc, static_cast<const Bytef*>(t.data_ptr()), static_cast<uInt>(t.nbytes()));
+  }
+  return fmt::format("{:08x}", static_cast<uint32_t>(crc));
+}
+
 struct EpochSummary {
   double train_loss = 0, images_per_sec = 0, seconds = 0;
+  bool stopped = false;  // a stop was voted; a checkpoint holds the position
 };
 
 class Worker {
  public:
-  Worker(const Config& cfg, Distributed& dist, DataClient& data, const std::string& run_dir)
+  Worker(const Config& cfg, Distributed& dist, DataClient& data, const std::string& run_dir,
+         const std::string& resume_path)
       : cfg_(cfg), dist_(dist), data_(data), run_dir_(run_dir),
         metrics_(dist.rank() == 0 ? join_path(run_dir, "metrics.jsonl") : ""),
-        progress_(progress_wanted(dist.rank())) {
+        progress_(progress_wanted(dist.rank())),
+        store_(join_path(run_dir, "checkpoints"), cfg.train.keep_checkpoints), last_checkpoint_(Clock::now()) {
     const SplitMeta* train = data.info().find("train");
     CONVOY_CHECK(train, "the data service has no train split");
     steps_ = static_cast<int64_t>(train->steps_per_epoch);
@@ -102,9 +136,11 @@ class Worker {
         if (data.info().find(s)) eval_splits_.push_back(s);
     for (const auto& s : eval_splits_)
       if (!data.info().find(s)) CONVOY_USER_ERROR("train.eval_splits: the dataset has no '" << s << "' split");
+    if (!resume_path.empty()) resume(resume_path);
   }
 
-  void run() {
+  // Returns true when a stop signal ended the run early (after a checkpoint).
+  bool run() {
     int64_t params = 0;
     for (const auto& p : trainer_->model()->parameters()) params += p.numel();
     log_rank0("training {} ({:.2f}M parameters, {} classes) on {} rank(s) x batch {}, {} steps/epoch, {} epochs, "
@@ -118,65 +154,122 @@ class Worker {
                        .add("steps_per_epoch", steps_)
                        .add("epochs", cfg_.train.epochs)
                        .add("model", cfg_.model.arch)
-                       .add("parameters", params));
+                       .add("parameters", params)
+                       .add("global_step", global_step_));
     auto start = Clock::now();
-    for (int epoch = 0; epoch < cfg_.train.epochs; ++epoch) {
+    for (int epoch = static_cast<int>(start_epoch_); epoch < cfg_.train.epochs; ++epoch) {
       bool last = epoch + 1 == cfg_.train.epochs;
+      int64_t first = epoch == start_epoch_ ? start_step_ : 0;
       std::vector<std::string> splits;
       for (const auto& s : eval_splits_)
         if (s != "test" || cfg_.train.eval_test_each_epoch || last) splits.push_back(s);
       // Queue the whole epoch's batches up front, so the service never idles.
-      data_.request("train", static_cast<uint32_t>(epoch), 0, static_cast<uint64_t>(steps_));
+      if (first < steps_)
+        data_.request("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(first),
+                      static_cast<uint64_t>(steps_ - first));
       for (const auto& s : splits)
         data_.request(s, static_cast<uint32_t>(epoch), 0, data_.info().find(s)->steps_per_epoch);
-      EpochSummary train = train_epoch(epoch);
-      trainer_->sync_buffers();
-      std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch + 1, cfg_.train.epochs, train.train_loss);
-      double select_acc = -1, select_loss = 0;
-      for (const auto& s : splits) {
-        EvalSums r = evaluate(s, epoch);
-        metrics_.write(JsonLine()
-                           .add("event", "eval")
-                           .add("epoch", epoch + 1)
-                           .add("split", s)
-                           .add("loss", r.loss())
-                           .add("accuracy", r.accuracy())
-                           .add("samples", r.count));
-        line += fmt::format(" | {} loss {:.4f} acc {:.4f}", s, r.loss(), r.accuracy());
-        if (select_acc < 0 || s == "val") {
-          select_acc = r.accuracy();
-          select_loss = r.loss();
-        }
+      EpochSummary train = train_epoch(epoch, first);
+      if (train.stopped) return true;
+      end_epoch(epoch, train, splits);
+      // A stop asked for during evaluation is honoured here, at the boundary
+      // (the epoch-end checkpoint already holds the position).
+      if (trainer_->sum_across_ranks(g_stop_requested.load() ? 1 : 0, global_step_, "stop vote") > 0) {
+        log_rank0("stop requested: checkpoint at the end of epoch {}; exiting", epoch + 1);
+        return true;
       }
-      log_rank0("{} | {:.0f} img/s, {:.1f} s", line, train.images_per_sec, train.seconds);
-      if (dist_.rank() == 0) save(epoch, select_acc, select_loss);
     }
     double total = seconds_since(start);
-    metrics_.write(JsonLine().add("event", "end").add("seconds", total).add("best_accuracy", best_acc_));
-    log_rank0("done in {:.1f} s; best {} accuracy {:.4f}; run directory {}", total,
-              eval_splits_.empty() ? "-" : (data_.info().find("val") ? "val" : eval_splits_[0]), best_acc_, run_dir_);
+    std::string checksum = parameter_checksum(*trainer_->model());
+    metrics_.write(JsonLine()
+                       .add("event", "end")
+                       .add("seconds", total)
+                       .add("best_accuracy", best_acc_)
+                       .add("global_step", global_step_)
+                       .add("param_checksum", checksum));
+    log_rank0("done in {:.1f} s; best {} accuracy {:.4f}; parameter checksum {}; run directory {}", total,
+              eval_splits_.empty() ? "-" : (data_.info().find("val") ? "val" : eval_splits_[0]), best_acc_, checksum,
+              run_dir_);
+    return false;
   }
 
  private:
-  EpochSummary train_epoch(int epoch) {
+  void resume(const std::string& path) {
+    CheckpointMeta m = load_checkpoint(path, *trainer_->model(), &trainer_->optimizer());
+    if (m.class_names != data_.info().class_names)
+      CONVOY_USER_ERROR("checkpoint " << path << " was trained on other classes than this dataset's");
+    if (m.world_size != dist_.world_size() && dist_.rank() == 0)
+      spdlog::warn("resuming a {}-rank checkpoint with {} ranks: training continues, but not bit-identically",
+                   m.world_size, dist_.world_size());
+    start_epoch_ = m.epoch;
+    start_step_ = m.next_step;
+    global_step_ = m.global_step;
+    best_acc_ = m.best_accuracy;
+    last_acc_ = m.val_accuracy;
+    last_loss_ = m.val_loss;
+    log_rank0("resuming from {}: epoch {}, step {} (global step {})", path, start_epoch_ + 1, start_step_,
+              global_step_);
+    metrics_.write(JsonLine()
+                       .add("event", "resume")
+                       .add("checkpoint", path)
+                       .add("epoch", start_epoch_ + 1)
+                       .add("step", global_step_));
+  }
+
+  CheckpointMeta meta(int64_t epoch, int64_t next_step) const {
+    CheckpointMeta m;
+    m.epoch = epoch;
+    m.next_step = next_step;
+    m.global_step = global_step_;
+    m.world_size = dist_.world_size();
+    m.val_accuracy = last_acc_;
+    m.val_loss = last_loss_;
+    m.best_accuracy = best_acc_;
+    m.class_names = data_.info().class_names;
+    m.config_text = cfg_.resolved_text;
+    return m;
+  }
+
+  void save_step_checkpoint(int64_t epoch, int64_t next_step) {
+    if (dist_.rank() != 0) return;
+    store_.save_step(*trainer_->model(), trainer_->optimizer(), meta(epoch, next_step));
+    last_checkpoint_ = Clock::now();
+  }
+
+  bool periodic_checkpoint_due() const {
+    const auto& t = cfg_.train;
+    if (t.checkpoint_every_steps > 0 && global_step_ % t.checkpoint_every_steps == 0) return true;
+    return t.checkpoint_every_minutes > 0 && seconds_since(last_checkpoint_) >= 60.0 * t.checkpoint_every_minutes;
+  }
+
+  void note_data_errors(const Batch& batch) {
+    errors_ += batch.header.errors;
+    for (const auto& f : batch.corrupt_files)
+      if (error_examples_.size() < 5 &&
+          std::find(error_examples_.begin(), error_examples_.end(), f) == error_examples_.end())
+        error_examples_.push_back(f);
+  }
+
+  EpochSummary train_epoch(int epoch, int64_t first) {
     auto t0 = Clock::now();
     double window_loss = 0, epoch_loss = 0;
-    int64_t window = 0;
+    int64_t window = 0, taken = 0;
     const int64_t images_per_step = static_cast<int64_t>(cfg_.data.batch_size) * dist_.world_size();
     auto window_start = t0;
     std::string label = fmt::format("epoch {}/{}", epoch + 1, cfg_.train.epochs);
-    for (int64_t step = 0; step < steps_; ++step) {
+    EpochSummary s;
+    for (int64_t step = first; step < steps_; ++step) {
       Batch batch = data_.next("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(step));
-      if (batch.header.errors > 0 && dist_.rank() == 0)
-        spdlog::warn("step {}: {} corrupt image(s) skipped by the data service", step, batch.header.errors);
-      StepResult r = trainer_->train_step(batch.pixels, batch.labels, global_step_);
+      note_data_errors(batch);
+      StepResult r = trainer_->train_step(batch.pixels, batch.labels, global_step_, g_stop_requested.load());
       ++global_step_;
+      ++taken;
       window_loss += r.loss;
       epoch_loss += r.loss;
       ++window;
       double elapsed = seconds_since(t0);
-      progress_.update(label, step + 1, steps_, elapsed, images_per_step * (step + 1) / std::max(elapsed, 1e-9),
-                       r.loss, r.lr);
+      progress_.update(label, step + 1, steps_, elapsed, images_per_step * taken / std::max(elapsed, 1e-9), r.loss,
+                       r.lr);
       if ((step + 1) % cfg_.train.log_every_steps == 0 || step + 1 == steps_) {
         double loss = trainer_->mean_across_ranks(window_loss / window, global_step_);
         double ips = images_per_step * window / std::max(seconds_since(window_start), 1e-9);
@@ -191,13 +284,62 @@ class Worker {
         window = 0;
         window_start = Clock::now();
       }
+      if (r.stop) {
+        progress_.clear();
+        save_step_checkpoint(epoch, step + 1);
+        log_rank0("stop requested: checkpoint at epoch {} step {} (global step {}); exiting", epoch + 1, step + 1,
+                  global_step_);
+        s.stopped = true;
+        return s;
+      }
+      if (dist_.rank() == 0 && periodic_checkpoint_due()) save_step_checkpoint(epoch, step + 1);
     }
     progress_.clear();
-    EpochSummary s;
     s.seconds = seconds_since(t0);
-    s.train_loss = trainer_->mean_across_ranks(epoch_loss / steps_, global_step_);
-    s.images_per_sec = images_per_step * steps_ / s.seconds;
+    s.train_loss = trainer_->mean_across_ranks(taken ? epoch_loss / taken : 0, global_step_);
+    s.images_per_sec = images_per_step * taken / std::max(s.seconds, 1e-9);
     return s;
+  }
+
+  void end_epoch(int epoch, const EpochSummary& train, const std::vector<std::string>& splits) {
+    trainer_->sync_buffers();
+    std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch + 1, cfg_.train.epochs, train.train_loss);
+    double select_acc = -1, select_loss = 0;
+    for (const auto& s : splits) {
+      EvalSums r = evaluate(s, epoch);
+      metrics_.write(JsonLine()
+                         .add("event", "eval")
+                         .add("epoch", epoch + 1)
+                         .add("split", s)
+                         .add("loss", r.loss())
+                         .add("accuracy", r.accuracy())
+                         .add("samples", r.count));
+      line += fmt::format(" | {} loss {:.4f} acc {:.4f}", s, r.loss(), r.accuracy());
+      if (select_acc < 0 || s == "val") {
+        select_acc = r.accuracy();
+        select_loss = r.loss();
+      }
+    }
+    log_rank0("{} | {:.0f} img/s, {:.1f} s", line, train.images_per_sec, train.seconds);
+    int64_t errors = static_cast<int64_t>(trainer_->sum_across_ranks(static_cast<double>(errors_), global_step_,
+                                                                      "data error count"));
+    if (errors > 0) {
+      log_rank0("epoch {}: {} corrupt image(s) skipped", epoch + 1, errors);
+      metrics_.write(JsonLine()
+                         .add("event", "data_errors")
+                         .add("epoch", epoch + 1)
+                         .add("count", errors)
+                         .add("examples", error_examples_));
+    }
+    errors_ = 0;
+    error_examples_.clear();
+    last_acc_ = select_acc;
+    last_loss_ = select_loss;
+    if (dist_.rank() != 0) return;
+    bool best = select_acc > best_acc_;
+    if (best) best_acc_ = select_acc;
+    save_step_checkpoint(epoch + 1, 0);
+    if (best) store_.save_best(*trainer_->model(), trainer_->optimizer(), meta(epoch + 1, 0));
   }
 
   EvalSums evaluate(const std::string& split, int epoch) {
@@ -205,25 +347,10 @@ class Worker {
     uint64_t steps = data_.info().find(split)->steps_per_epoch;
     for (uint64_t step = 0; step < steps; ++step) {
       Batch batch = data_.next(split, static_cast<uint32_t>(epoch), step);
+      note_data_errors(batch);
       trainer_->eval_batch(batch.pixels, batch.labels, &sums);
     }
     return trainer_->reduce(sums, global_step_);
-  }
-
-  void save(int epoch, double accuracy, double loss) {
-    CheckpointMeta meta;
-    meta.epoch = epoch + 1;
-    meta.global_step = global_step_;
-    meta.val_accuracy = accuracy;
-    meta.val_loss = loss;
-    meta.class_names = data_.info().class_names;
-    meta.config_text = cfg_.resolved_text;
-    std::string dir = join_path(run_dir_, "checkpoints");
-    save_checkpoint(join_path(dir, "last.pt"), *trainer_->model(), trainer_->optimizer(), meta);
-    if (accuracy > best_acc_) {
-      best_acc_ = accuracy;
-      save_checkpoint(join_path(dir, "best.pt"), *trainer_->model(), trainer_->optimizer(), meta);
-    }
   }
 
   const Config& cfg_;
@@ -232,13 +359,35 @@ class Worker {
   std::string run_dir_;
   MetricsLog metrics_;
   ProgressLine progress_;
+  CheckpointStore store_;
+  Clock::time_point last_checkpoint_;
   int64_t steps_ = 0;
   int num_classes_ = 0;
+  int64_t start_epoch_ = 0, start_step_ = 0;
   int64_t global_step_ = 0;
-  double best_acc_ = -1;
+  double best_acc_ = -1, last_acc_ = -1, last_loss_ = 0;
+  int64_t errors_ = 0;
+  std::vector<std::string> error_examples_;
   std::vector<std::string> eval_splits_;
   std::unique_ptr<Trainer> trainer_;
 };
+
+// The checkpoint to resume from, decided by rank 0: `auto` is the newest
+// valid one in the run directory (torn ones are skipped with a warning), or
+// none; anything else is a path that must be valid.
+std::string choose_resume_checkpoint(const std::string& resume, const std::string& run_dir, const Config& cfg) {
+  if (resume != "auto") {
+    std::string why;
+    if (!checkpoint_is_valid(resume, &why)) CONVOY_USER_ERROR("--resume " << resume << ": " << why);
+    return resume;
+  }
+  CheckpointStore store(join_path(run_dir, "checkpoints"), cfg.train.keep_checkpoints);
+  std::vector<std::string> skipped;
+  auto newest = store.newest_valid(&skipped);
+  for (const auto& s : skipped) spdlog::warn("not resuming from {} (falling back to an older checkpoint)", s);
+  if (!newest) spdlog::info("no valid checkpoint in {}; starting from the beginning", store.dir());
+  return newest.value_or("");
+}
 
 int run_worker(const CliArgs& args) {
   RankInfo info = rank_info_from_env();
@@ -252,11 +401,17 @@ int run_worker(const CliArgs& args) {
     threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, info.local_world_size));
   torch::set_num_threads(threads);
 
+  install_stop_handlers();
   auto dist = Distributed::connect(info, cfg);
   const bool launched = std::getenv("CONVOY_DATA_SOCKET") != nullptr;
   std::string run_id = dist->share("run_id", env_or("CONVOY_RUN_ID", random_run_id()));
   std::string run_dir = dist->share("run_dir", env_or("CONVOY_RUN_DIR", args.get("--run-dir", default_run_dir(cfg))));
   if (dist->rank() == 0 && !launched) prepare_run_dir(run_dir, cfg);
+
+  std::string resume = args.get("--resume", env_or("CONVOY_RESUME", ""));
+  std::string resume_path;
+  if (!resume.empty())
+    resume_path = dist->share("resume_path", dist->rank() == 0 ? choose_resume_checkpoint(resume, run_dir, cfg) : "");
 
   std::string socket = env_or("CONVOY_DATA_SOCKET", data_socket_name(run_id));
   std::unique_ptr<OwnedDataService> service;
@@ -270,7 +425,7 @@ int run_worker(const CliArgs& args) {
                     std::chrono::seconds(cfg.data_service.timeout_s), alive);
     spdlog::info("rank {} of {} ready (local rank {}, pid {}, {} torch thread(s), device {})", dist->rank(),
                  dist->world_size(), dist->info().local_rank, ::getpid(), threads, cfg.device);
-    Worker worker(cfg, *dist, data, run_dir);
+    Worker worker(cfg, *dist, data, run_dir, resume_path);
     worker.run();
   }
   dist->barrier("end of training");
@@ -281,20 +436,19 @@ int run_worker(const CliArgs& args) {
 
 int worker_main(const std::vector<std::string>& argv) {
   CliArgs args("worker",
-               "usage: convoy worker CONFIG [--set field=value ...] [--run-dir DIR]\n"
+               "usage: convoy worker CONFIG [--set field=value ...] [--run-dir DIR] [--resume auto|PATH]\n"
                "Runs one training rank. Rank and rendezvous come from RANK/WORLD_SIZE/LOCAL_RANK/\n"
                "MASTER_ADDR/MASTER_PORT (set by convoy launch) or from Open MPI under mpirun.\n"
+               "SIGTERM or SIGUSR1: finish the current step, checkpoint, exit 0.\n"
                "example: mpirun -np 2 convoy worker configs/fashion_mnist.pbtxt\n");
-  args.option("--set", true).option("--run-dir");
+  args.option("--set", true).option("--run-dir").option("--resume");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() != 1)
     CONVOY_USER_ERROR("convoy worker needs exactly one CONFIG (see convoy worker --help)");
   try {
     return run_worker(args);
   } catch (const c10::Error& e) {
-    // LibTorch errors carry a C++ backtrace; the first line is what matters.
-    std::string msg = e.what_without_backtrace();
-    throw Error(msg.substr(0, msg.find('\n')));
+    throw Error(error_text(e));  // without LibTorch's C++ backtrace
   }
 }
 

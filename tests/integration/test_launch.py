@@ -1,6 +1,6 @@
 """`convoy launch`: a 2-rank run on a generated JPEG folder, the run
 directory it leaves, and what happens when a worker dies or the launcher
-is told to stop."""
+is interrupted. (Restarts, preemption and resume: test_faults.py.)"""
 import json
 import os
 import signal
@@ -27,8 +27,11 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         run_dir = os.path.join(self.tmp, "run")
         r = run(["launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir])
         self.assertEqual(r.returncode, 0, r.stderr)
-        for f in ["config.pbtxt", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt"]:
+        for f in ["config.pbtxt", "metrics.jsonl", "checkpoints/best.ckpt"]:
             self.assertTrue(os.path.exists(os.path.join(run_dir, f)), f)
+        # One checkpoint per epoch end (8 steps each); the last 3 are kept.
+        self.assertEqual(sorted(f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.startswith("step-")),
+                         ["step-0000000016.ckpt", "step-0000000024.ckpt", "step-0000000032.ckpt"])
         with open(os.path.join(run_dir, "config.pbtxt")) as f:
             self.assertIn(self.root, f.read(), "resolved config keeps absolute dataset paths")
         metrics = read_metrics(run_dir)
@@ -82,11 +85,11 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         self.assertIn(f"worker 1 (pid {victim}) failed with killed by signal 9 (SIGKILL)", last)
         self.assert_clean(run_dir)
 
-    def test_sigterm_to_launcher_stops_everything(self):
+    def test_sigint_to_launcher_stops_everything_at_once(self):
         proc, run_dir = self.start_long_run()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-        self.assertEqual(proc.returncode, 128 + signal.SIGTERM, err[-2000:])
+        self.assertEqual(proc.returncode, 128 + signal.SIGINT, err[-2000:])
         self.assert_clean(run_dir)
 
 

@@ -1,4 +1,4 @@
-// Counter-based random numbers for sampling and augmentation. Every draw for
+// Counter-based random numbers for sampling, augmentation and dropout. Every draw for
 // sample i in epoch e comes from a generator seeded by (seed, epoch, i) alone
 // (DESIGN.md invariant 1), and the arithmetic is our own (not <random>'s
 // distributions, which differ between standard libraries), so batches are
@@ -46,6 +46,6 @@ class SampleRng {
 };
 
 // Salts that keep the streams of different uses apart.
-enum RngSalt : uint64_t { kSaltEpochOrder = 1, kSaltAugment = 2, kSaltSplit = 3 };
+enum RngSalt : uint64_t { kSaltEpochOrder = 1, kSaltAugment = 2, kSaltSplit = 3, kSaltDropout = 4 };
 
 }  // namespace convoy
