@@ -67,6 +67,7 @@ def main():
     print(f"soak: {epochs} epochs, kills every {args.kill_min:.0f}-{args.kill_max:.0f} s, run directory {run_dir}",
           flush=True)
     t0 = time.time()
+    os.makedirs(os.path.dirname(run_dir), exist_ok=True)
     log = open(os.path.join(os.path.dirname(run_dir), os.path.basename(run_dir) + ".log"), "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     kills = []

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "common/config.h"
+#include "common/error.h"
 #include "common/files.h"
 #include "worker/checkpoint.h"
 #include "worker/models.h"
@@ -89,6 +90,43 @@ TEST(Checkpoint, RoundTripsAndRejectsTornFiles) {
   std::string bytes = read_file(dir + "/c.pt");
   write_file_atomic(dir + "/torn.pt", bytes.substr(0, bytes.size() / 2));
   EXPECT_ANY_THROW(load_checkpoint(dir + "/torn.pt", *b, nullptr));
+  std::string why;
+  EXPECT_FALSE(checkpoint_is_valid(dir + "/torn.pt", &why));
+  EXPECT_NE(why.find("truncated"), std::string::npos) << why;
+  // A checkpoint that cannot be written says so and what to check.
+  try {
+    save_checkpoint("/proc/convoy-no-such-place/c.ckpt", *a, *opt, meta);
+    FAIL() << "expected an error";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("the previous checkpoint is intact"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, StoreKeepsTheLastKAndFindsTheNewestValid) {
+  char tmpl[] = "/tmp/convoy-store-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  ModelSpec spec;
+  spec.arch = "mlp";
+  auto m = make_model(spec, {4, 4, 1}, 2);
+  auto opt = make_optimizer(OptimSpec{}, m->parameters());
+  CheckpointStore store(dir, 2);
+  CheckpointMeta meta;
+  for (int64_t step : {5, 10, 15}) {
+    meta.global_step = step;
+    store.save_step(*m, *opt, meta);
+  }
+  auto files = store.step_files();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_NE(files[0].find("step-0000000010.ckpt"), std::string::npos);
+  EXPECT_EQ(*store.newest_valid(), files[1]);
+  // Corrupt the newest: the previous one is chosen, and the skip is reported.
+  std::string bytes = read_file(files[1]);
+  bytes[bytes.size() / 2] ^= 0x5a;
+  write_file_atomic(files[1], bytes);
+  std::vector<std::string> skipped;
+  EXPECT_EQ(*store.newest_valid(&skipped), files[0]);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("checksum mismatch"), std::string::npos);
 }
 
 }  // namespace
