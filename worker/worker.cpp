@@ -1,5 +1,6 @@
-// `convoy worker`: rendezvous, connect to (or, under mpirun, start) the
-// node's data service, then train and evaluate epoch by epoch.
+// `convoy worker`: the process around one rank: rendezvous, the run
+// directory, the node's data service (started here under mpirun), resume
+// selection, then the training loop (training_loop.h).
 #include "worker/worker.h"
 
 #include <signal.h>
@@ -7,10 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <zlib.h>
-
-#include <algorithm>
-#include <atomic>
 #include <thread>
 
 #include "common/cli_args.h"
@@ -19,22 +16,16 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/process.h"
-#include "common/run_dir.h"
 #include "common/control_channel.h"
+#include "common/run_dir.h"
 #include "worker/checkpoint.h"
 #include "worker/data_client.h"
-#include "worker/metrics.h"
-#include "worker/progress.h"
 #include "worker/rendezvous.h"
 #include "worker/torch_errors.h"
-#include "worker/trainer.h"
+#include "worker/training_loop.h"
 
 namespace convoy {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -79,297 +70,6 @@ class OwnedDataService {
   pid_t pid_ = -1;
   int status_ = 0;
   bool done_ = false;
-};
-
-// Set by SIGTERM/SIGUSR1 (what Slurm and the launcher send before stopping
-// a job): every rank finishes its current step, rank 0 checkpoints, and all
-// exit 0. The vote travels with the gradients, so all stop after one step.
-std::atomic<bool> g_stop_requested{false};
-
-extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
-
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  CONVOY_SYSCALL(::sigaction(SIGTERM, &sa, nullptr));
-  CONVOY_SYSCALL(::sigaction(SIGUSR1, &sa, nullptr));
-}
-
-// CRC-32 over every parameter's bytes: equal checksums mean equal weights.
-std::string parameter_checksum(torch::nn::Module& model) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (const auto& p : model.parameters()) {
-    auto t = p.detach().contiguous().cpu();
-    crc = crc32(crc, static_cast<const Bytef*>(t.data_ptr()), static_cast<uInt>(t.nbytes()));
-  }
-  return fmt::format("{:08x}", static_cast<uint32_t>(crc));
-}
-
-struct EpochSummary {
-  double train_loss = 0, images_per_sec = 0, seconds = 0;
-  bool stopped = false;  // a stop was voted; a checkpoint holds the position
-};
-
-class Worker {
- public:
-  Worker(const Config& cfg, Distributed& dist, DataClient& data, const std::string& run_dir,
-         const std::string& resume_path)
-      : cfg_(cfg), dist_(dist), data_(data), run_dir_(run_dir),
-        metrics_(dist.rank() == 0 ? join_path(run_dir, "metrics.jsonl") : ""),
-        progress_(progress_wanted(dist.rank())),
-        store_(join_path(run_dir, "checkpoints"), cfg.train.keep_checkpoints), last_checkpoint_(Clock::now()) {
-    const SplitMeta* train = data.info().find("train");
-    CONVOY_CHECK(train, "the data service has no train split");
-    steps_ = static_cast<int64_t>(train->steps_per_epoch);
-    if (cfg.train.max_steps_per_epoch > 0) steps_ = std::min(steps_, cfg.train.max_steps_per_epoch);
-    if (steps_ == 0)
-      CONVOY_USER_ERROR("the training split (" << train->num_samples << " samples) is smaller than one global batch of "
-                                               << dist.world_size() * cfg.data.batch_size
-                                               << " with data.drop_last on; lower data.batch_size");
-    num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
-    trainer_ = std::make_unique<Trainer>(cfg, num_classes_, dist.group(), dist.rank(), dist.world_size(), steps_);
-    eval_splits_ = cfg.train.eval_splits;
-    if (eval_splits_.empty())
-      for (const char* s : {"val", "test"})
-        if (data.info().find(s)) eval_splits_.push_back(s);
-    for (const auto& s : eval_splits_)
-      if (!data.info().find(s)) CONVOY_USER_ERROR("train.eval_splits: the dataset has no '" << s << "' split");
-    if (!resume_path.empty()) resume(resume_path);
-  }
-
-  // Returns true when a stop signal ended the run early (after a checkpoint).
-  bool run() {
-    int64_t params = 0;
-    for (const auto& p : trainer_->model()->parameters()) params += p.numel();
-    log_rank0("training {} ({:.2f}M parameters, {} classes) on {} rank(s) x batch {}, {} steps/epoch, {} epochs, "
-              "{} thread(s)/rank, amp {}",
-              cfg_.model.arch, params / 1e6, num_classes_, dist_.world_size(), cfg_.data.batch_size, steps_,
-              cfg_.train.epochs, torch::get_num_threads(), cfg_.train.amp);
-    metrics_.write(JsonLine()
-                       .add("event", "start")
-                       .add("world_size", dist_.world_size())
-                       .add("batch_size", cfg_.data.batch_size)
-                       .add("steps_per_epoch", steps_)
-                       .add("epochs", cfg_.train.epochs)
-                       .add("model", cfg_.model.arch)
-                       .add("parameters", params)
-                       .add("global_step", global_step_));
-    auto start = Clock::now();
-    for (int epoch = static_cast<int>(start_epoch_); epoch < cfg_.train.epochs; ++epoch) {
-      bool last = epoch + 1 == cfg_.train.epochs;
-      int64_t first = epoch == start_epoch_ ? start_step_ : 0;
-      std::vector<std::string> splits;
-      for (const auto& s : eval_splits_)
-        if (s != "test" || cfg_.train.eval_test_each_epoch || last) splits.push_back(s);
-      // Queue the whole epoch's batches up front, so the service never idles.
-      if (first < steps_)
-        data_.request("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(first),
-                      static_cast<uint64_t>(steps_ - first));
-      for (const auto& s : splits)
-        data_.request(s, static_cast<uint32_t>(epoch), 0, data_.info().find(s)->steps_per_epoch);
-      EpochSummary train = train_epoch(epoch, first);
-      if (train.stopped) return true;
-      end_epoch(epoch, train, splits);
-      // A stop asked for during evaluation is honoured here, at the boundary
-      // (the epoch-end checkpoint already holds the position).
-      if (trainer_->sum_across_ranks(g_stop_requested.load() ? 1 : 0, global_step_, "stop vote") > 0) {
-        log_rank0("stop requested: checkpoint at the end of epoch {}; exiting", epoch + 1);
-        return true;
-      }
-    }
-    double total = seconds_since(start);
-    std::string checksum = parameter_checksum(*trainer_->model());
-    metrics_.write(JsonLine()
-                       .add("event", "end")
-                       .add("seconds", total)
-                       .add("best_accuracy", best_acc_)
-                       .add("global_step", global_step_)
-                       .add("param_checksum", checksum));
-    log_rank0("done in {:.1f} s; best {} accuracy {:.4f}; parameter checksum {}; run directory {}", total,
-              eval_splits_.empty() ? "-" : (data_.info().find("val") ? "val" : eval_splits_[0]), best_acc_, checksum,
-              run_dir_);
-    return false;
-  }
-
- private:
-  void resume(const std::string& path) {
-    CheckpointMeta m = load_checkpoint(path, *trainer_->model(), &trainer_->optimizer());
-    if (m.class_names != data_.info().class_names)
-      CONVOY_USER_ERROR("checkpoint " << path << " was trained on other classes than this dataset's");
-    if (m.world_size != dist_.world_size() && dist_.rank() == 0)
-      spdlog::warn("resuming a {}-rank checkpoint with {} ranks: training continues, but not bit-identically",
-                   m.world_size, dist_.world_size());
-    start_epoch_ = m.epoch;
-    start_step_ = m.next_step;
-    global_step_ = m.global_step;
-    best_acc_ = m.best_accuracy;
-    last_acc_ = m.val_accuracy;
-    last_loss_ = m.val_loss;
-    log_rank0("resuming from {}: epoch {}, step {} (global step {})", path, start_epoch_ + 1, start_step_,
-              global_step_);
-    metrics_.write(JsonLine()
-                       .add("event", "resume")
-                       .add("checkpoint", path)
-                       .add("epoch", start_epoch_ + 1)
-                       .add("step", global_step_));
-  }
-
-  CheckpointMeta meta(int64_t epoch, int64_t next_step) const {
-    CheckpointMeta m;
-    m.epoch = epoch;
-    m.next_step = next_step;
-    m.global_step = global_step_;
-    m.world_size = dist_.world_size();
-    m.val_accuracy = last_acc_;
-    m.val_loss = last_loss_;
-    m.best_accuracy = best_acc_;
-    m.class_names = data_.info().class_names;
-    m.config_text = cfg_.resolved_text;
-    return m;
-  }
-
-  void save_step_checkpoint(int64_t epoch, int64_t next_step) {
-    if (dist_.rank() != 0) return;
-    store_.save_step(*trainer_->model(), trainer_->optimizer(), meta(epoch, next_step));
-    last_checkpoint_ = Clock::now();
-  }
-
-  bool periodic_checkpoint_due() const {
-    const auto& t = cfg_.train;
-    if (t.checkpoint_every_steps > 0 && global_step_ % t.checkpoint_every_steps == 0) return true;
-    return t.checkpoint_every_minutes > 0 && seconds_since(last_checkpoint_) >= 60.0 * t.checkpoint_every_minutes;
-  }
-
-  void note_data_errors(const Batch& batch) {
-    errors_ += batch.header.errors;
-    for (const auto& f : batch.corrupt_files)
-      if (error_examples_.size() < 5 &&
-          std::find(error_examples_.begin(), error_examples_.end(), f) == error_examples_.end())
-        error_examples_.push_back(f);
-  }
-
-  EpochSummary train_epoch(int epoch, int64_t first) {
-    auto t0 = Clock::now();
-    double window_loss = 0, epoch_loss = 0;
-    int64_t window = 0, taken = 0;
-    const int64_t images_per_step = static_cast<int64_t>(cfg_.data.batch_size) * dist_.world_size();
-    auto window_start = t0;
-    std::string label = fmt::format("epoch {}/{}", epoch + 1, cfg_.train.epochs);
-    EpochSummary s;
-    for (int64_t step = first; step < steps_; ++step) {
-      Batch batch = data_.next("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(step));
-      note_data_errors(batch);
-      StepResult r = trainer_->train_step(batch.pixels, batch.labels, global_step_, g_stop_requested.load());
-      ++global_step_;
-      ++taken;
-      window_loss += r.loss;
-      epoch_loss += r.loss;
-      ++window;
-      double elapsed = seconds_since(t0);
-      progress_.update(label, step + 1, steps_, elapsed, images_per_step * taken / std::max(elapsed, 1e-9), r.loss,
-                       r.lr);
-      if ((step + 1) % cfg_.train.log_every_steps == 0 || step + 1 == steps_) {
-        double loss = trainer_->mean_across_ranks(window_loss / window, global_step_);
-        double ips = images_per_step * window / std::max(seconds_since(window_start), 1e-9);
-        metrics_.write(JsonLine()
-                           .add("event", "train")
-                           .add("epoch", epoch + 1)
-                           .add("step", global_step_)
-                           .add("loss", loss)
-                           .add("lr", r.lr)
-                           .add("images_per_sec", ips));
-        window_loss = 0;
-        window = 0;
-        window_start = Clock::now();
-      }
-      if (r.stop) {
-        progress_.clear();
-        save_step_checkpoint(epoch, step + 1);
-        log_rank0("stop requested: checkpoint at epoch {} step {} (global step {}); exiting", epoch + 1, step + 1,
-                  global_step_);
-        s.stopped = true;
-        return s;
-      }
-      if (dist_.rank() == 0 && periodic_checkpoint_due()) save_step_checkpoint(epoch, step + 1);
-    }
-    progress_.clear();
-    s.seconds = seconds_since(t0);
-    s.train_loss = trainer_->mean_across_ranks(taken ? epoch_loss / taken : 0, global_step_);
-    s.images_per_sec = images_per_step * taken / std::max(s.seconds, 1e-9);
-    return s;
-  }
-
-  void end_epoch(int epoch, const EpochSummary& train, const std::vector<std::string>& splits) {
-    trainer_->sync_buffers();
-    std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch + 1, cfg_.train.epochs, train.train_loss);
-    double select_acc = -1, select_loss = 0;
-    for (const auto& s : splits) {
-      EvalSums r = evaluate(s, epoch);
-      metrics_.write(JsonLine()
-                         .add("event", "eval")
-                         .add("epoch", epoch + 1)
-                         .add("split", s)
-                         .add("loss", r.loss())
-                         .add("accuracy", r.accuracy())
-                         .add("samples", r.count));
-      line += fmt::format(" | {} loss {:.4f} acc {:.4f}", s, r.loss(), r.accuracy());
-      if (select_acc < 0 || s == "val") {
-        select_acc = r.accuracy();
-        select_loss = r.loss();
-      }
-    }
-    log_rank0("{} | {:.0f} img/s, {:.1f} s", line, train.images_per_sec, train.seconds);
-    int64_t errors = static_cast<int64_t>(trainer_->sum_across_ranks(static_cast<double>(errors_), global_step_,
-                                                                      "data error count"));
-    if (errors > 0) {
-      log_rank0("epoch {}: {} corrupt image(s) skipped", epoch + 1, errors);
-      metrics_.write(JsonLine()
-                         .add("event", "data_errors")
-                         .add("epoch", epoch + 1)
-                         .add("count", errors)
-                         .add("examples", error_examples_));
-    }
-    errors_ = 0;
-    error_examples_.clear();
-    last_acc_ = select_acc;
-    last_loss_ = select_loss;
-    if (dist_.rank() != 0) return;
-    bool best = select_acc > best_acc_;
-    if (best) best_acc_ = select_acc;
-    save_step_checkpoint(epoch + 1, 0);
-    if (best) store_.save_best(*trainer_->model(), trainer_->optimizer(), meta(epoch + 1, 0));
-  }
-
-  EvalSums evaluate(const std::string& split, int epoch) {
-    EvalSums sums;
-    uint64_t steps = data_.info().find(split)->steps_per_epoch;
-    for (uint64_t step = 0; step < steps; ++step) {
-      Batch batch = data_.next(split, static_cast<uint32_t>(epoch), step);
-      note_data_errors(batch);
-      trainer_->eval_batch(batch.pixels, batch.labels, &sums);
-    }
-    return trainer_->reduce(sums, global_step_);
-  }
-
-  const Config& cfg_;
-  Distributed& dist_;
-  DataClient& data_;
-  std::string run_dir_;
-  MetricsLog metrics_;
-  ProgressLine progress_;
-  CheckpointStore store_;
-  Clock::time_point last_checkpoint_;
-  int64_t steps_ = 0;
-  int num_classes_ = 0;
-  int64_t start_epoch_ = 0, start_step_ = 0;
-  int64_t global_step_ = 0;
-  double best_acc_ = -1, last_acc_ = -1, last_loss_ = 0;
-  int64_t errors_ = 0;
-  std::vector<std::string> error_examples_;
-  std::vector<std::string> eval_splits_;
-  std::unique_ptr<Trainer> trainer_;
 };
 
 // The checkpoint to resume from, decided by rank 0: `auto` is the newest
@@ -425,8 +125,8 @@ int run_worker(const CliArgs& args) {
                     std::chrono::seconds(cfg.data_service.timeout_s), alive);
     spdlog::info("rank {} of {} ready (local rank {}, pid {}, {} torch thread(s), device {})", dist->rank(),
                  dist->world_size(), dist->info().local_rank, ::getpid(), threads, cfg.device);
-    Worker worker(cfg, *dist, data, run_dir, resume_path);
-    worker.run();
+    TrainingLoop loop(cfg, *dist, data, run_dir, resume_path);
+    loop.run();
   }
   dist->barrier("end of training");
   return 0;

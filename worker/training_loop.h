@@ -1,0 +1,33 @@
+// One rank's training loop: epochs of training steps fed by the data
+// service, evaluation, metrics, periodic and preemption checkpoints, and
+// exact resume (see worker/README.md).
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace convoy {
+
+struct Config;
+class Distributed;
+class DataClient;
+
+// SIGTERM/SIGUSR1 in a worker: every rank finishes its current step, rank 0
+// checkpoints, and the loop returns.
+void install_stop_handlers();
+
+class TrainingLoop {
+ public:
+  // Builds the model and optimizer; resumes from `resume_path` when given.
+  TrainingLoop(const Config& cfg, Distributed& dist, DataClient& data, const std::string& run_dir,
+               const std::string& resume_path);
+  ~TrainingLoop();
+  // Returns true when a stop request ended the run early (after a checkpoint).
+  bool run();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace convoy
