@@ -3,11 +3,12 @@ service, MPI tells the ranks where rank 0's store is, training runs as
 under convoy launch."""
 import os
 import shutil
+import signal
 import subprocess
 import unittest
 
-from helpers import (BIN, MPI_ENV, TempDirMixin, make_folder, processes_mentioning, read_metrics, shm_segments,
-                     wait_for, write_config)
+from helpers import (BIN, MPI_ENV, TempDirMixin, has_train_line, make_folder, processes_mentioning, read_metrics,
+                     shm_segments, wait_for, write_config)
 
 
 @unittest.skipIf(shutil.which("mpirun") is None, "Open MPI's mpirun is not installed")
@@ -31,6 +32,39 @@ class MpirunTest(TempDirMixin, unittest.TestCase):
         self.assertIn("[worker 1]", r.stderr, "rank tags come from the worker's own log pattern")
         wait_for(lambda: not processes_mentioning(run_dir), 15, "no process of the run left")
         self.assertEqual(shm_segments() - before, set())
+
+    def mpirun(self, cfg, run_dir, *extra):
+        env = dict(os.environ, **MPI_ENV)
+        return subprocess.Popen(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", BIN, "worker", cfg,
+                                 "--run-dir", run_dir, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+
+    def test_sigusr1_preempts_and_resume_reaches_the_same_weights(self):
+        """Slurm's `--signal=USR1@T` reaches the ranks through mpirun."""
+        tmp = self.make_tmp()
+        root = make_folder(os.path.join(tmp, "images"), per_class=16)
+        cfg = write_config(tmp, root, epochs=60)
+        full = self.mpirun(cfg, os.path.join(tmp, "full"))
+        out, err = full.communicate(timeout=300)
+        self.assertEqual(full.returncode, 0, err[-3000:])
+        expected = [m for m in read_metrics(os.path.join(tmp, "full")) if m["event"] == "end"][0]["param_checksum"]
+
+        run_dir = os.path.join(tmp, "preempted")
+        proc = self.mpirun(cfg, run_dir)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: has_train_line(run_dir), 120, "training")
+        proc.send_signal(signal.SIGUSR1)
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, err[-3000:])
+        self.assertIn("stop requested: checkpoint at", err)
+        self.assertFalse(any(m["event"] == "end" for m in read_metrics(run_dir)), "stopped before the end")
+        resumed = self.mpirun(cfg, run_dir, "--resume", "auto")
+        out, err = resumed.communicate(timeout=300)
+        self.assertEqual(resumed.returncode, 0, err[-3000:])
+        self.assertIn("resuming from", err)
+        end = [m for m in read_metrics(run_dir) if m["event"] == "end"][0]
+        self.assertEqual(end["param_checksum"], expected)
+        wait_for(lambda: not processes_mentioning(run_dir), 15, "no process of the run left")
 
 
 if __name__ == "__main__":
