@@ -32,6 +32,7 @@ Child spawn(const SpawnOptions& options) {
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> args = options.argv;
+  const std::string program = options.program.empty() ? options.argv[0] : options.program;
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
 
@@ -55,7 +56,7 @@ Child spawn(const SpawnOptions& options) {
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     ::signal(SIGPIPE, SIG_DFL);
-    ::execve(argv[0], argv.data(), envp.data());
+    ::execve(program.c_str(), argv.data(), envp.data());
     const char msg[] = "convoy: exec failed\n";
     ssize_t ignored = ::write(2, msg, sizeof msg - 1);
     (void)ignored;
@@ -72,7 +73,9 @@ Child spawn(const SpawnOptions& options) {
   return child;
 }
 
-std::string self_executable() {
+std::string self_executable() { return "/proc/self/exe"; }
+
+std::string self_path() {
   char buf[4096];
   ssize_t n = CONVOY_SYSCALL(::readlink("/proc/self/exe", buf, sizeof buf - 1));
   buf[n] = '\0';

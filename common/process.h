@@ -12,7 +12,8 @@
 namespace convoy {
 
 struct SpawnOptions {
-  std::vector<std::string> argv;                            // argv[0] is the program path
+  std::string program;                                      // what to exec; empty: argv[0]
+  std::vector<std::string> argv;                            // argv[0] is what `ps` shows
   std::vector<std::pair<std::string, std::string>> env;     // added to (or replacing in) ours
   bool capture_output = false;                              // pipe stdout and stderr back
   int parent_death_signal = 15;                             // SIGTERM when the parent dies
@@ -28,8 +29,12 @@ struct Child {
 // with exit code 127 and a message on its stderr.
 Child spawn(const SpawnOptions& options);
 
-// The path of the running executable (/proc/self/exe).
+// How to exec the running program again: "/proc/self/exe", which stays
+// valid even when the file on disk is replaced or deleted (a rebuild during
+// a run), so every process of a run is the same build.
 std::string self_executable();
+// The running program's path, for display (argv[0] of children).
+std::string self_path();
 
 // A human-readable description of a waitpid() status ("exit code 1",
 // "killed by signal 9 (SIGKILL)").

@@ -31,6 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kGrace = std::chrono::seconds(10);
 constexpr auto kSettle = std::chrono::milliseconds(500);
+constexpr auto kQuickFailure = std::chrono::seconds(10);  // a group that fails sooner backs off
 
 struct Proc {
   std::string name;  // "worker 1", "data"
@@ -146,7 +147,7 @@ class Group {
         {"CONVOY_RESUME", resume_},
     };
     start("data", false,
-          {self_executable(), "data-service", opts_.config_path, "--socket", socket_, "--clients",
+          {self_path(), "data-service", opts_.config_path, "--socket", socket_, "--clients",
            std::to_string(opts_.nproc)},
           common);
     for (int r = 0; r < opts_.nproc; ++r) {
@@ -157,7 +158,7 @@ class Group {
                              {"LOCAL_WORLD_SIZE", std::to_string(opts_.nproc)},
                              {"MASTER_ADDR", "127.0.0.1"},
                              {"MASTER_PORT", std::to_string(port)}});
-      start("worker " + std::to_string(r), true, {self_executable(), "worker", opts_.config_path}, env);
+      start("worker " + std::to_string(r), true, {self_path(), "worker", opts_.config_path}, env);
     }
     spdlog::info("run {}: data service and {} worker(s) started; run directory {}", run_id_, opts_.nproc,
                  opts_.run_dir);
@@ -182,6 +183,7 @@ class Group {
   void start(const std::string& name, bool is_worker, std::vector<std::string> argv,
              const std::vector<std::pair<std::string, std::string>>& env) {
     SpawnOptions opts;
+    opts.program = self_executable();
     opts.argv = std::move(argv);
     opts.env = env;
     opts.capture_output = true;
@@ -376,6 +378,22 @@ class Group {
   std::string failure_;
 };
 
+// Sleeps for `delay` unless SIGINT/SIGTERM/SIGHUP/SIGUSR1 arrives first
+// (then returns false). Child exits (SIGCHLD) do not count: there are none.
+bool wait_or_interrupted(int sigfd, std::chrono::seconds delay) {
+  auto until = Clock::now() + delay;
+  while (Clock::now() < until) {
+    pollfd pfd{sigfd, POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(0, left))) > 0) {
+      signalfd_siginfo si;
+      while (::read(sigfd, &si, sizeof si) == sizeof si)
+        if (si.ssi_signo != SIGCHLD) return false;
+    }
+  }
+  return true;
+}
+
 // Runs groups until one ends without a failure, restarting a failed group
 // from its newest valid checkpoint up to max_restarts times.
 int run_with_restarts(const LaunchOptions& opts) {
@@ -387,14 +405,26 @@ int run_with_restarts(const LaunchOptions& opts) {
   const bool tty = ::isatty(1);
   std::string resume = opts.resume;
   Outcome o;
+  int quick_failures = 0;
   for (int attempt = 0;; ++attempt) {
+    auto started = Clock::now();
     o = Group(opts, sigfd, tty, resume).run();
     if (o.kind != Outcome::kFailed) break;
     if (attempt >= opts.max_restarts) {
       if (opts.max_restarts > 0) o.reason = "giving up after " + std::to_string(attempt) + " restart(s): " + o.reason;
       break;
     }
-    spdlog::warn("restart {}/{} from the newest valid checkpoint: {}", attempt + 1, opts.max_restarts, o.reason);
+    // Back off when groups fail right away (a broken node, a missing file):
+    // 1 s, then doubling with each quick failure up to 30 s; a group that
+    // ran for a while resets it.
+    quick_failures = Clock::now() - started < kQuickFailure ? quick_failures + 1 : 0;
+    auto delay = std::chrono::seconds(std::min(30, 1 << std::min(quick_failures, 5)));
+    spdlog::warn("restart {}/{} from the newest valid checkpoint in {} s: {}", attempt + 1, opts.max_restarts,
+                 delay.count(), o.reason);
+    if (!wait_or_interrupted(sigfd, delay)) {
+      o = {Outcome::kInterrupted, "interrupted while waiting to restart", 130};
+      break;
+    }
     MetricsAppender(join_path(opts.run_dir, "metrics.jsonl"))
         .append("{\"event\":\"restart\",\"attempt\":" + std::to_string(attempt + 1) + ",\"reason\":\"" +
                 json_escape_text(o.reason) + "\"}");

@@ -38,7 +38,8 @@ class OwnedDataService {
   OwnedDataService(const std::string& config, const std::vector<std::string>& sets, const std::string& socket,
                    int clients) {
     SpawnOptions opts;
-    opts.argv = {self_executable(), "data-service", config, "--socket", socket, "--clients", std::to_string(clients)};
+    opts.program = self_executable();
+    opts.argv = {self_path(), "data-service", config, "--socket", socket, "--clients", std::to_string(clients)};
     for (const auto& s : sets) {
       opts.argv.push_back("--set");
       opts.argv.push_back(s);

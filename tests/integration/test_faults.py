@@ -154,6 +154,25 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         self.assertEqual(len([m for m in read_metrics(run_dir) if m["event"] == "restart"]), 1)
         self.assert_clean(run_dir)
 
+    def test_restart_survives_the_binary_being_replaced(self):
+        """A rebuild during a run replaces build/convoy; restarts re-exec the
+        launcher's own image (/proc/self/exe), not the path on disk."""
+        binary = os.path.join(self.tmp, "convoy-copy")
+        shutil.copy2(BIN, binary)
+        run_dir = os.path.join(self.tmp, "rebuilt")
+        proc = subprocess.Popen([binary, "launch", "--nproc-per-node", "2", self.config, "--run-dir", run_dir,
+                                 "--max-restarts", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: latest_step(run_dir) >= 3, 120, "training")
+        os.unlink(binary)
+        os.kill(rank_pid(run_dir, 1), signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 0, err[-3000:])
+        metrics = read_metrics(run_dir)
+        self.assertEqual(len([m for m in metrics if m["event"] == "restart"]), 1)
+        self.assertEqual(end_event(metrics)["param_checksum"], end_event(self.baseline)["param_checksum"])
+        self.assert_clean(run_dir)
+
     def test_sigterm_then_resume_repeats_the_same_losses(self):
         run_dir = os.path.join(self.tmp, "preempted")
         total = end_event(self.baseline)["global_step"]
