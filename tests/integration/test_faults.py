@@ -117,22 +117,25 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         total = end_event(self.baseline)["global_step"]
         rng = random.Random()
         first, second = rng.randint(3, total // 3), rng.randint(total // 2, 2 * total // 3)
+        where = f"(killed at steps {first} and {second})"
         proc = self.launch(run_dir, "--max-restarts", "2")
         wait_for(lambda: latest_step(run_dir) >= first, 120, f"step {first}")
         os.kill(rank_pid(run_dir, 1), signal.SIGKILL)
-        wait_for(lambda: any(m["event"] == "resume" for m in read_metrics(run_dir)), 120, "the first restart")
-        wait_for(lambda: latest_step(run_dir) >= second, 120, f"step {second}")
+        # A kill before the first checkpoint restarts from scratch (no
+        # "resume" event): wait for the second group's start instead.
+        wait_for(lambda: len([m for m in read_metrics(run_dir) if m["event"] == "start"]) >= 2, 120,
+                 f"the first restart {where}")
+        wait_for(lambda: latest_step(run_dir) >= second, 120, f"step {second} {where}")
         os.kill(data_service_pid(run_dir), signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
-        self.assertEqual(proc.returncode, 0, err[-3000:])
+        self.assertEqual(proc.returncode, 0, where + err[-3000:])
         metrics = read_metrics(run_dir)
         restarts = [m for m in metrics if m["event"] == "restart"]
-        self.assertEqual([m["attempt"] for m in restarts], [1, 2], err[-3000:])
+        self.assertEqual([m["attempt"] for m in restarts], [1, 2], where + err[-3000:])
         self.assertIn("worker 1", restarts[0]["reason"])
         self.assertIn("SIGKILL", restarts[0]["reason"])
         self.assertIn("data", restarts[1]["reason"])
-        self.assertEqual(end_event(metrics)["param_checksum"], end_event(self.baseline)["param_checksum"],
-                         f"killed at steps {first} and {second}")
+        self.assertEqual(end_event(metrics)["param_checksum"], end_event(self.baseline)["param_checksum"], where)
         self.assert_clean(run_dir)
 
     def test_restarts_are_bounded(self):
