@@ -285,6 +285,7 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         r = run(["launch", "--nproc-per-node", "2", self.config, "--run-dir", run_dir, "--resume", flipped])
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("checksum mismatch", r.stderr.strip().splitlines()[-1])
+        self.assert_clean(run_dir)
 
 
 if __name__ == "__main__":
