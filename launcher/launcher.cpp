@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/process.h"
 #include "common/run_dir.h"
 #include "launcher/output_pump.h"
@@ -68,35 +69,6 @@ int sweep_shared_memory(const std::string& socket) {
   }
   ::closedir(d);
   return removed;
-}
-
-// Appends launcher events (restarts) to the run's metrics.jsonl; rank 0 is
-// not running at that moment, so lines never interleave.
-class MetricsAppender {
- public:
-  explicit MetricsAppender(const std::string& path) : path_(path) {}
-  void append(const std::string& line) {
-    FILE* f = std::fopen(path_.c_str(), "a");
-    if (!f) {
-      spdlog::warn("cannot append to {}", path_);
-      return;
-    }
-    std::fputs((line + "\n").c_str(), f);
-    std::fclose(f);
-  }
-
- private:
-  std::string path_;
-};
-
-std::string json_escape_text(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out += c;
-  }
-  return out;
 }
 
 // The run directory to use: for --resume auto, the newest earlier run of
@@ -425,9 +397,9 @@ int run_with_restarts(const LaunchOptions& opts) {
       o = {Outcome::kInterrupted, "interrupted while waiting to restart", 130};
       break;
     }
-    MetricsAppender(join_path(opts.run_dir, "metrics.jsonl"))
-        .append("{\"event\":\"restart\",\"attempt\":" + std::to_string(attempt + 1) + ",\"reason\":\"" +
-                json_escape_text(o.reason) + "\"}");
+    // Rank 0 is gone by now, so the launcher's line cannot interleave with its.
+    MetricsLog(join_path(opts.run_dir, "metrics.jsonl"))
+        .write(JsonLine().add("event", "restart").add("attempt", attempt + 1).add("reason", o.reason));
     resume = "auto";
   }
   ::close(sigfd);

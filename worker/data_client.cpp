@@ -85,9 +85,8 @@ Batch DataClient::next(const std::string& split, uint32_t epoch, uint64_t step) 
                                    << b.header.epoch << " step " << b.header.step));
   }
   if (b.header.errors > 0) {
-    std::string text(reinterpret_cast<const char*>(slot.data + info_.layout.error_text_offset()),
-                     strnlen(reinterpret_cast<const char*>(slot.data + info_.layout.error_text_offset()),
-                             BatchLayout::kErrorTextBytes));
+    const char* error_text = reinterpret_cast<const char*>(slot.data + info_.layout.error_text_offset());
+    std::string text(error_text, strnlen(error_text, BatchLayout::kErrorTextBytes));
     size_t start = 0;
     for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
       b.corrupt_files.push_back(text.substr(start, nl - start));

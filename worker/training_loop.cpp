@@ -14,7 +14,7 @@
 #include "common/logging.h"
 #include "worker/checkpoint.h"
 #include "worker/data_client.h"
-#include "worker/metrics.h"
+#include "common/metrics.h"
 #include "worker/progress.h"
 #include "worker/rendezvous.h"
 #include "worker/trainer.h"
@@ -243,7 +243,9 @@ class TrainingLoop::Impl {
         s.stopped = true;
         return s;
       }
-      if (dist_.rank() == 0 && periodic_checkpoint_due()) save_step_checkpoint(epoch, step + 1);
+      // The last step's checkpoint is the epoch-end one, written after eval
+      // at the same global step: writing it here too would be done twice.
+      if (step + 1 < steps_ && dist_.rank() == 0 && periodic_checkpoint_due()) save_step_checkpoint(epoch, step + 1);
     }
     progress_.clear();
     s.seconds = seconds_since(t0);

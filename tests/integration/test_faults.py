@@ -12,7 +12,7 @@ import time
 import unittest
 
 from helpers import (BIN, TempDirMixin, make_folder, processes_mentioning, rank_pid, read_metrics, run, shm_segments,
-                     wait_for)
+                     wait_for, write_config)
 
 # 64x64 images and a wider CNN: ~20-40 ms a step, so a fault lands mid-run.
 FAULT_CONFIG = """
@@ -85,11 +85,10 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         cls._tmp.cleanup()
 
     @classmethod
-    def write_config(cls, directory, name, epochs, timeout=60, root=None):
-        path = os.path.join(directory, name)
-        with open(path, "w") as f:
-            f.write(FAULT_CONFIG.format(root=root or cls.root, epochs=epochs, timeout=timeout))
-        return path
+    def write_config(cls, directory, name, epochs, timeout=60, root=None, batch_size=8):
+        text = FAULT_CONFIG.format(root=root or cls.root, epochs=epochs, timeout=timeout)
+        return write_config(directory, root or cls.root, name=name,
+                            text=text.replace("batch_size: 8", f"batch_size: {batch_size}"))
 
     def setUp(self):
         self.tmp = self.make_tmp()
@@ -243,10 +242,7 @@ class FaultTest(TempDirMixin, unittest.TestCase):
             f.write("not an image name: ignored, not counted\n")
         # 45 files: 9 held out for val, 36 train = 3 global batches of 12, so
         # every file is drawn exactly once per epoch.
-        text = FAULT_CONFIG.format(root=root, epochs=2, timeout=60).replace("batch_size: 8", "batch_size: 6")
-        config = os.path.join(self.tmp, "corrupt.pbtxt")
-        with open(config, "w") as f:
-            f.write(text)
+        config = self.write_config(self.tmp, "corrupt.pbtxt", epochs=2, root=root, batch_size=6)
         run_dir = os.path.join(self.tmp, "corrupt")
         r = run(["launch", "--nproc-per-node", "2", config, "--run-dir", run_dir])
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -1,4 +1,5 @@
-// metrics.jsonl: one JSON object per line, appended and flushed by rank 0.
+// metrics.jsonl: one JSON object per line, appended and flushed (by rank 0,
+// and by the launcher between attempts).
 // Events: {"event":"train",...} every log_every_steps, {"event":"eval",...}
 // per split per epoch, {"event":"start"/"end",...}.
 #pragma once

@@ -1,5 +1,5 @@
 // metrics.jsonl writer (see metrics.h).
-#include "worker/metrics.h"
+#include "common/metrics.h"
 
 #include <cmath>
 #include <cstdint>
