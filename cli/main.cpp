@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "common/error.h"
+#include "data_service/bench_data.h"
 #include "data_service/data_service.h"
+#include "data_service/pack.h"
 #include "launcher/launcher.h"
 #include "worker/worker.h"
 
@@ -18,6 +20,8 @@ constexpr const char* kUsage =
     "  launch        start a node's data service and N training ranks\n"
     "  worker        one training rank (under convoy launch or mpirun)\n"
     "  data-service  the node's decode/augment process (started for you)\n"
+    "  pack          pack an image folder into tar shards (convoy pack --help)\n"
+    "  bench         benchmarks: bench data (the input pipeline)\n"
     "run `convoy <command> --help` for its options.\n"
     "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt\n";
 
@@ -25,10 +29,31 @@ struct Command {
   const char* name;
   int (*main)(const std::vector<std::string>&);
 };
+
+constexpr Command kBenchmarks[] = {
+    {"data", convoy::bench_data_main},
+};
+
+int bench_main(const std::vector<std::string>& args) {
+  std::string names;
+  for (const auto& b : kBenchmarks) names += (names.empty() ? "" : ", ") + std::string(b.name);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::printf("usage: convoy bench <%s> [options]\nrun `convoy bench <name> --help` for its options.\n"
+                "example: convoy bench data --image-folder DIR --threads 1\n",
+                names.c_str());
+    return args.empty() ? 2 : 0;
+  }
+  for (const auto& b : kBenchmarks)
+    if (args[0] == b.name) return b.main({args.begin() + 1, args.end()});
+  throw convoy::UserError("unknown benchmark '" + args[0] + "' (benchmarks: " + names + ")");
+}
+
 constexpr Command kCommands[] = {
     {"launch", convoy::launch_main},
     {"worker", convoy::worker_main},
     {"data-service", convoy::data_service_main},
+    {"pack", convoy::pack_main},
+    {"bench", bench_main},
 };
 
 // Errors are one line (the launcher quotes the last one of a failed child).
@@ -59,7 +84,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fprintf(stderr, "convoy: error: unknown command '%s' (commands: launch, worker, data-service; see convoy --help)\n",
+  std::fprintf(stderr, "convoy: error: unknown command '%s' (commands: launch, worker, data-service, pack, bench; see convoy --help)\n",
                name.c_str());
   return 2;
 }

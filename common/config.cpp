@@ -175,7 +175,7 @@ void validate(const proto::Config& c, const Validator& v) {
   REQUIRE_ONE_OF(c.device(), "device", "cpu", "cuda", "auto");
   const auto& d = c.data();
   v.require(d.source_case() != proto::DataConfig::SOURCE_NOT_SET, "data",
-            "no dataset: set one of data.idx, data.image_folder, data.csv");
+            "no dataset: set one of data.idx, data.image_folder, data.csv, data.shards");
   v.require(d.batch_size() > 0, "data.batch_size", "must be > 0");
   v.require(d.val_fraction() >= 0 && d.val_fraction() < 1, "data.val_fraction", "must be in [0, 1)");
   v.require(d.image().height() > 0 && d.image().height() <= 8192, "data.image.height", "must be in 1..8192");
@@ -276,6 +276,12 @@ Config to_struct(const proto::Config& c) {
       od.val_path = d.image_folder().val_root();
       od.test_path = d.image_folder().test_root();
       break;
+    case proto::DataConfig::kShards:
+      od.kind = DataSpec::Kind::kShards;
+      od.train_path = d.shards().train();
+      od.val_path = d.shards().val();
+      od.test_path = d.shards().test();
+      break;
     default:
       od.kind = DataSpec::Kind::kCsv;
       od.train_path = d.csv().train();
@@ -326,7 +332,7 @@ Config to_struct(const proto::Config& c) {
                {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
                t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s()};
   const auto& ds = c.data_service();
-  out.data_service = {ds.decode_threads(), ds.ring_slots(), ds.timeout_s()};
+  out.data_service = {ds.decode_threads(), ds.ring_slots(), ds.timeout_s(), ds.crop_aware_decode(), ds.fast_idct()};
   out.distributed = {c.distributed().timeout_s(), c.distributed().interface()};
   return out;
 }
@@ -382,6 +388,12 @@ Config parse_config(const std::string& text, const std::string& origin,
       resolve(d->mutable_image_folder()->mutable_root(), "data.image_folder.root");
       resolve(d->mutable_image_folder()->mutable_val_root(), "data.image_folder.val_root");
       resolve(d->mutable_image_folder()->mutable_test_root(), "data.image_folder.test_root");
+      break;
+    case proto::DataConfig::kShards:
+      v.require(!d->shards().train().empty(), "data.shards.train", "must name a folder made by convoy pack");
+      resolve(d->mutable_shards()->mutable_train(), "data.shards.train");
+      resolve(d->mutable_shards()->mutable_val(), "data.shards.val");
+      resolve(d->mutable_shards()->mutable_test(), "data.shards.test");
       break;
     default:
       v.require(!d->csv().train().empty(), "data.csv.train", "must name a CSV manifest");

@@ -22,12 +22,12 @@ struct AugmentSpec {
 };
 
 struct DataSpec {
-  enum class Kind { kIdx, kImageFolder, kCsv };
+  enum class Kind { kIdx, kImageFolder, kCsv, kShards };
   Kind kind = Kind::kIdx;
   // Absolute after loading; empty when not given.
   std::string idx_dir;
   std::vector<std::string> class_names;  // idx only
-  std::string train_path, val_path, test_path;  // image folders or CSV manifests
+  std::string train_path, val_path, test_path;  // image folders, CSV manifests or packs
   float val_fraction = 0.1f;
   uint64_t split_seed = 0;
   int batch_size = 64;
@@ -77,6 +77,8 @@ struct DataServiceSpec {
   int decode_threads = 0;
   int ring_slots = 4;
   int timeout_s = 300;
+  bool crop_aware_decode = true;
+  bool fast_idct = true;
 };
 
 struct DistributedSpec {

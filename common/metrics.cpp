@@ -60,6 +60,24 @@ JsonLine& JsonLine::add(const std::string& k, const std::vector<std::string>& va
   return *this;
 }
 
+JsonLine& JsonLine::add(const std::string& k, const std::vector<double>& values) {
+  key(k);
+  body_ += "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", values[i]);
+    body_ += (i ? "," : "") + std::string(std::isfinite(values[i]) ? buf : "null");
+  }
+  body_ += "]";
+  return *this;
+}
+
+JsonLine& JsonLine::add(const std::string& k, bool value) {
+  key(k);
+  body_ += value ? "true" : "false";
+  return *this;
+}
+
 JsonLine& JsonLine::add(const std::string& k, int64_t value) {
   key(k);
   body_ += std::to_string(value);

@@ -18,6 +18,8 @@ class JsonLine {
   JsonLine& add(const std::string& key, int64_t value);
   JsonLine& add(const std::string& key, int value) { return add(key, static_cast<int64_t>(value)); }
   JsonLine& add(const std::string& key, const std::vector<std::string>& values);
+  JsonLine& add(const std::string& key, const std::vector<double>& values);
+  JsonLine& add(const std::string& key, bool value);
   std::string str() const { return "{" + body_ + "}"; }
 
  private:

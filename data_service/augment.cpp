@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <opencv2/imgproc.hpp>
+#include <vector>
 
 #include "common/error.h"
 
@@ -52,23 +53,69 @@ cv::Mat resize_center_crop(const cv::Mat& src, int shorter, int out_h, int out_w
   return img(cv::Rect(x, y, out_w, out_h));
 }
 
-namespace {
-
 void write_chw(const cv::Mat& img, uint8_t* dst) {
   const int h = img.rows, w = img.cols, c = img.channels();
-  const size_t plane = static_cast<size_t>(h) * w;
-  for (int y = 0; y < h; ++y) {
-    const uint8_t* row = img.ptr<uint8_t>(y);
-    if (c == 1) {
-      std::copy(row, row + w, dst + y * static_cast<size_t>(w));
-      continue;
-    }
-    for (int x = 0; x < w; ++x)
-      for (int k = 0; k < c; ++k) dst[k * plane + y * static_cast<size_t>(w) + x] = row[x * c + k];
+  if (c == 1) {
+    img.copyTo(cv::Mat(h, w, CV_8UC1, dst));
+    return;
   }
+  // cv::split writes straight into Mats that view the destination planes.
+  std::vector<cv::Mat> planes;
+  for (int k = 0; k < c; ++k) planes.emplace_back(h, w, CV_8UC1, dst + static_cast<size_t>(k) * h * w);
+  cv::split(img, planes.data());
 }
 
-}  // namespace
+bool plan_crop(int height, int width, const TransformSpec& spec, SampleRng& rng, CropPlan* plan) {
+  const auto& a = spec.augment;
+  const int oh = spec.out.height, ow = spec.out.width;
+  if (spec.train && a.random_crop_padding > 0) return false;
+  if (spec.train && a.random_resized_crop) {
+    cv::Rect r = random_resized_crop_rect(height, width, a, rng);
+    plan->src = cv::Rect2d(r.x, r.y, r.width, r.height);
+  } else {
+    // resize_center_crop's geometry: shorter side to `shorter`, center crop.
+    float ratio = spec.train ? 1.f : spec.eval_resize_ratio;
+    double shorter = std::lround(std::min(oh, ow) * ratio);
+    double scale = shorter / std::min(height, width);
+    double cw = std::min<double>(width, ow / scale), ch = std::min<double>(height, oh / scale);
+    plan->src = cv::Rect2d((width - cw) / 2, (height - ch) / 2, cw, ch);
+  }
+  plan->flip = spec.train && a.horizontal_flip && rng.uniform() < 0.5;
+  return true;
+}
+
+void render_crop(const cv::Mat& region, int scale_denom, int x0, int y0, const CropPlan& plan,
+                 const ImageSpec& out, uint8_t* dst) {
+  const int oh = out.height, ow = out.width;
+  const double d = scale_denom, sx = plan.src.width / ow, sy = plan.src.height / oh;
+  // Output pixel center u maps to original x = src.x + (u + 0.5) * sx (edge
+  // coordinates); decoded pixel j covers original [j*d, (j+1)*d), so its
+  // center is at region column (x / d - 0.5 - x0).
+  double ax = sx / d, bx = (plan.src.x + 0.5 * sx) / d - 0.5 - x0;
+  double ay = sy / d, by = (plan.src.y + 0.5 * sy) / d - 0.5 - y0;
+  thread_local cv::Mat hwc;
+  cv::Mat target = region.channels() == 1 ? cv::Mat(oh, ow, CV_8UC1, dst) : hwc;
+  // When the rectangle falls on whole decoded pixels (always at scale 1 with
+  // random-resized-crop's integer rectangles) a separable resize of that ROI
+  // is the same map as the warp, at about a third of the cost.
+  cv::Rect2d scaled(plan.src.x / d - x0, plan.src.y / d - y0, plan.src.width / d, plan.src.height / d);
+  cv::Rect roi(cv::Point(static_cast<int>(std::lround(scaled.x)), static_cast<int>(std::lround(scaled.y))),
+               cv::Point(static_cast<int>(std::lround(scaled.br().x)), static_cast<int>(std::lround(scaled.br().y))));
+  auto whole = [](double v) { return std::abs(v - std::round(v)) < 1e-6; };
+  if (whole(scaled.x) && whole(scaled.y) && whole(scaled.br().x) && whole(scaled.br().y) &&
+      (roi & cv::Rect(0, 0, region.cols, region.rows)) == roi && !roi.empty()) {
+    cv::resize(region(roi), target, cv::Size(ow, oh), 0, 0, cv::INTER_LINEAR);
+    if (plan.flip) cv::flip(target, target, 1);
+  } else {
+    if (plan.flip) {
+      bx += (ow - 1) * ax;
+      ax = -ax;
+    }
+    cv::Matx23d m(ax, 0, bx, 0, ay, by);
+    cv::warpAffine(region, target, m, cv::Size(ow, oh), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_REPLICATE);
+  }
+  if (region.channels() != 1) write_chw(target, dst);
+}
 
 void transform_image(const cv::Mat& src, const TransformSpec& spec, SampleRng& rng, uint8_t* dst) {
   const int oh = spec.out.height, ow = spec.out.width;
@@ -81,7 +128,8 @@ void transform_image(const cv::Mat& src, const TransformSpec& spec, SampleRng& r
     const auto& a = spec.augment;
     if (a.random_resized_crop) {
       cv::Rect r = random_resized_crop_rect(src.rows, src.cols, a, rng);
-      cv::resize(src(r), img, cv::Size(ow, oh), 0, 0, cv::INTER_LINEAR);
+      bool shrink = r.width > ow || r.height > oh;
+      cv::resize(src(r), img, cv::Size(ow, oh), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
     } else {
       img = (src.rows == oh && src.cols == ow) ? src : resize_center_crop(src, std::min(oh, ow), oh, ow);
     }

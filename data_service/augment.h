@@ -20,8 +20,29 @@ struct TransformSpec {
 };
 
 // Transforms `src` (8-bit, out.channels channels) and writes it as planar
-// CHW bytes (out.bytes() of them) to `dst`.
+// CHW bytes (out.bytes() of them) to `dst`. This is the full-decode path:
+// crop, then resize (area averaging when shrinking), then flip.
 void transform_image(const cv::Mat& src, const TransformSpec& spec, SampleRng& rng, uint8_t* dst);
+
+// The crop-aware path. Training with random-resized-crop (and no padding)
+// and evaluation are both "take this rectangle of the original image to the
+// output size, maybe mirrored": a CropPlan, drawn from the same random
+// numbers in the same order as transform_image draws them.
+struct CropPlan {
+  cv::Rect2d src;  // in original-image pixels (edges, not centers)
+  bool flip = false;
+};
+// False (and no random number drawn) when the transform is not a plain crop.
+bool plan_crop(int height, int width, const TransformSpec& spec, SampleRng& rng, CropPlan* plan);
+
+// Renders a plan from `region`, a part of the image decoded at
+// 1/scale_denom whose pixel (0,0) is scaled pixel (x0, y0): one bilinear warp
+// does crop, resize and flip, then the planes are split into `dst` (CHW).
+void render_crop(const cv::Mat& region, int scale_denom, int x0, int y0, const CropPlan& plan,
+                 const ImageSpec& out, uint8_t* dst);
+
+// Writes an HWC image as planar CHW bytes.
+void write_chw(const cv::Mat& img, uint8_t* dst);
 
 // torchvision's RandomResizedCrop.get_params: the crop rectangle.
 cv::Rect random_resized_crop_rect(int height, int width, const AugmentSpec& a, SampleRng& rng);

@@ -7,12 +7,16 @@
 
 #include "common/error.h"
 #include "data_service/augment.h"
+#include "data_service/image_decode.h"
 #include "common/sample_rng.h"
 
 namespace convoy {
 
 BatchProducer::BatchProducer(const Config& cfg, DatasetSplits data, int decode_threads)
-    : cfg_(cfg), data_(std::move(data)), pool_(decode_threads) {
+    : cfg_(cfg),
+      decode_opts_{cfg.data_service.crop_aware_decode, cfg.data_service.fast_idct},
+      data_(std::move(data)),
+      pool_(decode_threads) {
   layout_ = {cfg.data.batch_size, cfg.data.image.channels, cfg.data.image.height, cfg.data.image.width};
 }
 
@@ -80,8 +84,7 @@ BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t ste
     }
     SampleRng rng(mix_seed(cfg_.seed, kSaltAugment, epoch, static_cast<uint64_t>(idx)));
     try {
-      cv::Mat img = ds.load(static_cast<size_t>(idx), layout_.channels);
-      transform_image(img, tf, rng, dst);
+      decode_transform(ds, static_cast<size_t>(idx), tf, decode_opts_, rng, dst);
       labels[j] = ds.label(static_cast<size_t>(idx));
     } catch (const DecodeError& e) {
       if (cfg_.data.strict)

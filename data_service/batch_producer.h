@@ -14,6 +14,7 @@
 #include "common/batch_layout.h"
 #include "common/config.h"
 #include "data_service/dataset.h"
+#include "data_service/image_decode.h"
 #include "data_service/sampler.h"
 #include "data_service/thread_pool.h"
 
@@ -44,6 +45,7 @@ class BatchProducer {
   std::shared_ptr<const EpochOrder> order(int split, uint32_t epoch, int world_size);
 
   Config cfg_;
+  DecodeOptions decode_opts_;
   DatasetSplits data_;
   BatchLayout layout_;
   ThreadPool pool_;

@@ -79,6 +79,12 @@ DatasetSplits open_datasets(const DataSpec& spec) {
       if (!spec.test_path.empty()) test = make_file_dataset(list_image_folder(spec.test_path, &out.class_names));
       break;
     }
+    case DataSpec::Kind::kShards: {
+      train = open_shards(spec.train_path, &out.class_names);
+      if (!spec.val_path.empty()) val = open_shards(spec.val_path, &out.class_names);
+      if (!spec.test_path.empty()) test = open_shards(spec.test_path, &out.class_names);
+      break;
+    }
     case DataSpec::Kind::kCsv: {
       train = make_file_dataset(read_csv_manifest(spec.train_path, &out.class_names, true));
       if (!spec.val_path.empty())

@@ -22,6 +22,14 @@ class DecodeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Encoded image bytes (JPEG, PNG): either memory the dataset owns (a mapped
+// shard) or `storage` (a file read into it; reused between reads).
+struct EncodedImage {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  std::vector<uint8_t> storage;
+};
+
 class Dataset {
  public:
   virtual ~Dataset() = default;
@@ -31,6 +39,13 @@ class Dataset {
   virtual cv::Mat load(size_t i, int channels) const = 0;
   // Names the sample in messages (a file path, or "file[index]").
   virtual std::string describe(size_t i) const = 0;
+  // Datasets of encoded images fill `out` and return true, so the decoder can
+  // decode only what the crop needs; raw ones (IDX) return false.
+  // Throws DecodeError when the bytes cannot be read.
+  virtual bool read_encoded(size_t i, EncodedImage* out) const {
+    (void)i, (void)out;
+    return false;
+  }
 };
 
 // A view of some samples of another dataset.
@@ -42,6 +57,7 @@ class SubsetDataset : public Dataset {
   int label(size_t i) const override { return base_->label(indices_[i]); }
   cv::Mat load(size_t i, int channels) const override { return base_->load(indices_[i], channels); }
   std::string describe(size_t i) const override { return base_->describe(indices_[i]); }
+  bool read_encoded(size_t i, EncodedImage* out) const override { return base_->read_encoded(indices_[i], out); }
 
  private:
   std::shared_ptr<const Dataset> base_;
@@ -76,5 +92,9 @@ FileList list_image_folder(const std::string& root, std::vector<std::string>* cl
 // Rows path,label; labels as names (mapped through/added to `classes`) or ints.
 FileList read_csv_manifest(const std::string& path, std::vector<std::string>* classes, bool add_classes);
 std::shared_ptr<const Dataset> make_file_dataset(FileList files);
+// A folder written by `convoy pack` (shard_dataset.cpp). `classes` empty:
+// taken from the pack and returned; else the pack's class names are mapped
+// onto them (each must be one of them).
+std::shared_ptr<const Dataset> open_shards(const std::string& dir, std::vector<std::string>* classes);
 
 }  // namespace convoy

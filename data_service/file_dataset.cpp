@@ -1,16 +1,18 @@
 // Datasets of image files: an image folder (root/<class>/*) or a CSV manifest,
-// decoded on demand with OpenCV (libjpeg-turbo / libpng underneath).
+// read on demand; decoding is image_decode.h's job.
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "data_service/dataset.h"
+#include "data_service/image_decode.h"
 
 namespace convoy {
 namespace {
@@ -29,18 +31,6 @@ std::vector<std::string> list_dir(const std::string& dir, bool want_dirs) {
   return out;
 }
 
-// libjpeg decodes a truncated JPEG with only a warning (grey lower part),
-// which OpenCV does not surface. A complete JPEG ends with the EOI marker
-// (FF D9), possibly followed by a little padding.
-bool is_truncated_jpeg(const std::vector<char>& b) {
-  if (b.size() < 2 || static_cast<unsigned char>(b[0]) != 0xFF || static_cast<unsigned char>(b[1]) != 0xD8)
-    return false;  // not a JPEG
-  size_t from = b.size() > 1024 ? b.size() - 1024 : 2;
-  for (size_t i = b.size() - 1; i > from; --i)
-    if (static_cast<unsigned char>(b[i - 1]) == 0xFF && static_cast<unsigned char>(b[i]) == 0xD9) return false;
-  return true;
-}
-
 bool is_image_name(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
   for (const char* ext : {".jpg", ".jpeg", ".png"}) {
@@ -57,21 +47,30 @@ class FileDataset : public Dataset {
   int label(size_t i) const override { return files_.labels[i]; }
   std::string describe(size_t i) const override { return files_.paths[i]; }
   cv::Mat load(size_t i, int channels) const override {
+    EncodedImage enc;
+    read_encoded(i, &enc);
+    return decode_full(enc.data, enc.size, channels, files_.paths[i]);
+  }
+  bool read_encoded(size_t i, EncodedImage* out) const override {
     const std::string& path = files_.paths[i];
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw DecodeError("cannot read " + path + ": " + detail::errno_text(errno));
-    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.empty()) throw DecodeError("empty file " + path);
-    if (is_truncated_jpeg(bytes)) throw DecodeError("truncated JPEG " + path + " (no end-of-image marker)");
-    cv::Mat img;
-    try {
-      img = cv::imdecode(bytes, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
-    } catch (const cv::Exception& e) {
-      throw DecodeError("cannot decode " + path + ": " + e.what());
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw DecodeError("cannot read " + path + ": " + detail::errno_text(errno));
+    struct stat st;
+    bool ok = ::fstat(fd, &st) == 0;
+    size_t size = ok ? static_cast<size_t>(st.st_size) : 0, got = 0;
+    out->storage.resize(size);
+    while (ok && got < size) {
+      ssize_t r = ::read(fd, out->storage.data() + got, size - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) ok = false;
+      else got += static_cast<size_t>(r);
     }
-    if (img.empty()) throw DecodeError("cannot decode " + path + " (not a valid JPEG or PNG)");
-    if (channels == 3) cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
-    return img;
+    int saved = errno;
+    ::close(fd);
+    if (!ok) throw DecodeError("cannot read " + path + ": " + detail::errno_text(saved));
+    out->data = out->storage.data();
+    out->size = size;
+    return true;
   }
 
  private:

@@ -44,15 +44,16 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   auto st = std::make_shared<State>();
   st->left = n;
   st->errors.resize(n);
-  // One task per chunk of indices, so threads pick up work as they free up.
-  size_t chunks = std::min(n, static_cast<size_t>(threads_.size()) * 4);
-  size_t per = (n + chunks - 1) / chunks;
+  // One task per thread; each claims the next index until none is left, so
+  // the threads finish within one item of each other (no tail of chunks).
+  auto next = std::make_shared<std::atomic<size_t>>(0);
+  size_t tasks = std::min(n, threads_.size());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t begin = 0; begin < n; begin += per) {
-      size_t end = std::min(n, begin + per);
-      tasks_.push([st, begin, end, &fn] {
-        for (size_t i = begin; i < end; ++i) {
+    for (size_t t = 0; t < tasks; ++t) {
+      tasks_.push([st, next, n, &fn] {
+        size_t did = 0;
+        for (size_t i; (i = next->fetch_add(1)) < n; ++did) {
           try {
             fn(i);
           } catch (...) {
@@ -60,7 +61,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
           }
         }
         std::lock_guard<std::mutex> l(st->mu);
-        st->left -= end - begin;
+        st->left -= did;
         if (st->left == 0) st->done.notify_all();
       });
     }

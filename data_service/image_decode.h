@@ -1,0 +1,34 @@
+// Turns one dataset sample into output pixels: the crop-aware JPEG path
+// (jpeg_decode.h + render_crop) where it applies, otherwise a full decode
+// with OpenCV followed by transform_image.
+// Invariant: which path a sample takes depends only on its bytes and the
+// options, so the output is the same for every thread and every run.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "common/sample_rng.h"
+#include "data_service/augment.h"
+#include "data_service/dataset.h"
+
+namespace convoy {
+
+struct DecodeOptions {
+  bool crop_aware = true;  // false: always full decode (the baseline)
+  bool fast_idct = true;   // libjpeg-turbo's fast IDCT + plain chroma upsampling
+};
+
+// Decodes sample `i` of `ds`, transforms it with `spec` and writes CHW bytes
+// to `dst`. Throws DecodeError naming the sample.
+void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
+                      SampleRng& rng, uint8_t* dst);
+
+// Full decode of JPEG/PNG bytes to 8-bit RGB (channels 3) or gray (1),
+// ignoring EXIF orientation (as PIL does). Throws DecodeError mentioning
+// `what` for truncated or undecodable bytes.
+cv::Mat decode_full(const uint8_t* data, size_t n, int channels, const std::string& what);
+
+}  // namespace convoy

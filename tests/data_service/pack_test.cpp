@@ -1,0 +1,144 @@
+// convoy pack: shards hold the folder's bytes at the offsets the index
+// gives, a pack yields the same batches as its folder, --max-side shrinks,
+// and an unfinished pack is refused.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "data_service/batch_producer.h"
+#include "data_service/pack.h"
+#include "tests/tools/image_gen.h"
+
+namespace convoy {
+namespace {
+
+// Temporary folders, removed when the test program ends.
+struct TempDirs {
+  std::vector<std::string> paths;
+  ~TempDirs() {
+    for (const auto& p : paths) (void)std::system(("rm -rf '" + p + "'").c_str());
+  }
+} temp_dirs;
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/convoy-pack-XXXXXX";
+  temp_dirs.paths.push_back(::mkdtemp(tmpl));
+  return temp_dirs.paths.back();
+}
+
+std::string folder(int classes, int per_class, int min_side, int max_side) {
+  std::string dir = temp_dir();
+  testing::ImageFolderSpec gen;
+  gen.classes = classes;
+  gen.per_class = per_class;
+  gen.min_side = min_side;
+  gen.max_side = max_side;
+  testing::make_image_folder(dir, gen);
+  return dir;
+}
+
+std::vector<uint8_t> bytes_of(const Dataset& ds, size_t i) {
+  EncodedImage e;
+  EXPECT_TRUE(ds.read_encoded(i, &e));
+  return {e.data, e.data + e.size};
+}
+
+std::vector<uint8_t> epoch_bytes(const Config& cfg, uint32_t epoch) {
+  BatchProducer p(cfg, open_datasets(cfg.data), 2);
+  std::vector<uint8_t> slot(sizeof(SlotHeader) + p.layout().payload_bytes()), all;
+  for (uint64_t s = 0; s < steps_per_epoch(p.shard_spec(0, 1)); ++s) {
+    p.fill(0, epoch, s, 0, 1, slot.data());
+    all.insert(all.end(), slot.begin() + sizeof(SlotHeader), slot.end());
+  }
+  return all;
+}
+
+TEST(Pack, ShardsHoldTheFolderBytesAndGiveTheSameBatches) {
+  std::string src = folder(3, 12, 40, 90), out = temp_dir() + "/pack";
+  PackOptions opt;
+  opt.shard_bytes = 40 << 10;  // small, so the folder spans several shards
+  PackSummary sum = pack_dataset(src, out, opt);
+  EXPECT_EQ(sum.samples, 36u);
+  EXPECT_GT(sum.shards, 1u);
+  EXPECT_EQ(sum.reencoded, 0u);
+
+  std::vector<std::string> folder_classes, pack_classes;
+  auto files = make_file_dataset(list_image_folder(src, &folder_classes));
+  auto shards = open_shards(out, &pack_classes);
+  EXPECT_EQ(pack_classes, folder_classes);
+  ASSERT_EQ(shards->size(), files->size());
+  for (size_t i = 0; i < files->size(); ++i) {
+    EXPECT_EQ(shards->label(i), files->label(i));
+    EXPECT_EQ(bytes_of(*shards, i), bytes_of(*files, i)) << shards->describe(i);
+  }
+  PackIndex index = read_pack_index(out);
+  EXPECT_EQ(index.shards.size(), sum.shards);
+
+  // Same sample indices, so the same epoch order and augmentation draws.
+  std::string common = " batch_size: 5 image { height: 32 width: 32 } val_fraction: 0"
+                       " train_augment { random_resized_crop: true horizontal_flip: true } } seed: 3";
+  Config from_folder = parse_config("data { image_folder { root: \"" + src + "\" }" + common, "folder.pbtxt");
+  Config from_pack = parse_config("data { shards { train: \"" + out + "\" }" + common, "pack.pbtxt");
+  EXPECT_EQ(epoch_bytes(from_folder, 1), epoch_bytes(from_pack, 1));
+}
+
+TEST(Pack, MaxSideShrinksLargeImagesOnce) {
+  std::string src = folder(2, 6, 50, 120), out = temp_dir() + "/pack";
+  PackOptions opt;
+  opt.max_side = 48;
+  PackSummary sum = pack_dataset(src, out, opt);
+  EXPECT_GT(sum.reencoded, 0u);
+  std::vector<std::string> classes;
+  auto shards = open_shards(out, &classes);
+  for (size_t i = 0; i < shards->size(); ++i) {
+    cv::Mat img = shards->load(i, 3);
+    EXPECT_LE(std::max(img.rows, img.cols), 48) << shards->describe(i);
+  }
+}
+
+TEST(Pack, UnfinishedOrDamagedPacksAreRefused) {
+  std::string src = folder(2, 4, 32, 40), out = temp_dir() + "/pack";
+  pack_dataset(src, out, {});
+  EXPECT_THROW(pack_dataset(src, out, {}), UserError) << "packing over an existing pack";
+  std::vector<std::string> classes;
+  // A shard cut short: the index points past its end.
+  PackIndex index = read_pack_index(out);
+  std::string shard = join_path(out, index.shards[0]);
+  ASSERT_EQ(::truncate(shard.c_str(), 1024), 0);
+  EXPECT_THROW(open_shards(out, &classes), UserError);
+  std::remove(join_path(out, "index.tsv").c_str());
+  try {
+    open_shards(out, &classes);
+    FAIL() << "a pack without index.tsv must be refused";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("did not finish"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Pack, ValidationPackMapsClassesByName) {
+  std::string train = folder(3, 3, 32, 40), val = temp_dir();
+  // A val folder with only the last class: its label 0 must become 2.
+  testing::ImageFolderSpec gen;
+  gen.classes = 3;
+  gen.per_class = 2;
+  testing::make_image_folder(val, gen);
+  std::string keep = join_path(val, "class_2");
+  for (const char* c : {"class_0", "class_1"}) ASSERT_EQ(std::system(("rm -rf " + join_path(val, c)).c_str()), 0);
+  std::string tp = temp_dir() + "/t", vp = temp_dir() + "/v";
+  pack_dataset(train, tp, {});
+  pack_dataset(val, vp, {});
+  std::vector<std::string> classes;
+  open_shards(tp, &classes);
+  auto v = open_shards(vp, &classes);
+  ASSERT_EQ(classes.size(), 3u);
+  for (size_t i = 0; i < v->size(); ++i) EXPECT_EQ(v->label(i), 2);
+}
+
+}  // namespace
+}  // namespace convoy

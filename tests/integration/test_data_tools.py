@@ -1,0 +1,176 @@
+"""convoy pack and convoy bench data through the CLI, read back with
+independent tools (Python's tarfile, GNU tar), and the data service's memory
+staying flat over many epochs of a real `convoy launch` run."""
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import unittest
+
+from helpers import BIN, make_folder, read_metrics, run, write_config
+
+BENCH_KEYS = {"images_per_sec", "images_per_sec_per_thread", "threads", "cpu_seconds_per_image", "peak_rss_mb"}
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+class PackTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="convoy-pack-")
+        self.folder = make_folder(os.path.join(self.tmp.name, "images"), classes=3, per_class=15)
+        self.pack = os.path.join(self.tmp.name, "pack")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_shards_are_webdataset_tars_that_match_the_index(self):
+        r = run(["pack", self.folder, self.pack, "--shard-size", "60KB"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("packed 45 images", r.stdout)
+        with open(os.path.join(self.pack, "classes.txt")) as f:
+            classes = f.read().split()
+        self.assertEqual(classes, ["class_0", "class_1", "class_2"])
+        with open(os.path.join(self.pack, "index.tsv")) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(lines[0], "# convoy-pack 1")
+        index = [line.split("\t") for line in lines[1:]]
+        self.assertEqual(len(index), 45)
+        shards = sorted({row[0] for row in index})
+        self.assertGreater(len(shards), 1)
+        seen = 0
+        for shard in shards:
+            path = os.path.join(self.pack, shard)
+            # GNU tar lists it.
+            listing = subprocess.run(["tar", "-tf", path], capture_output=True, text=True, check=True).stdout.split()
+            with tarfile.open(path) as tar, open(path, "rb") as raw:
+                members = tar.getmembers()
+                self.assertEqual([m.name for m in members], listing)
+                # WebDataset: consecutive members sharing a key, image then label.
+                for img, cls in zip(members[0::2], members[1::2]):
+                    key, ext = img.name.split(".", 1)
+                    self.assertIn(ext, ("jpg", "png"))
+                    self.assertEqual(cls.name, key + ".cls")
+                    row = index[seen]
+                    seen += 1
+                    self.assertEqual(row[0], shard)
+                    self.assertEqual(row[4], key)
+                    self.assertEqual(int(row[1]), img.offset_data)
+                    self.assertEqual(int(row[2]), img.size)
+                    self.assertEqual(tar.extractfile(cls).read().decode(), row[3])
+                    # The bytes at the index's offset are the original file's.
+                    raw.seek(int(row[1]))
+                    data = raw.read(int(row[2]))
+                    cls_name = classes[int(row[3])]
+                    name = key.split("_", 1)[1]
+                    candidates = [os.path.join(self.folder, cls_name, name + e) for e in (".jpg", ".png")]
+                    original = next(p for p in candidates if os.path.exists(p))
+                    with open(original, "rb") as f:
+                        self.assertEqual(data, f.read())
+        self.assertEqual(seen, 45)
+
+    def test_bench_data_reads_folders_and_packs_and_prints_json(self):
+        self.assertEqual(run(["pack", self.folder, self.pack, "--max-side", "40"]).returncode, 0)
+        for source in (["--image-folder", self.folder], ["--shards", self.pack]):
+            r = run(["bench", "data"] + source + ["--crop", "32", "--batch", "8", "--threads", "2",
+                                                  "--seconds", "0.5", "--json"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            result = last_json(r.stdout)
+            self.assertTrue(BENCH_KEYS <= set(result), result)
+            self.assertEqual(result["threads"], 2)
+            self.assertGreater(result["images_per_sec"], 0)
+            self.assertGreater(result["cpu_seconds_per_image"], 0)
+            self.assertEqual(result["corrupt"], 0)
+
+    def test_bench_data_rss_is_flat_over_many_epochs(self):
+        r = run(["bench", "data", "--image-folder", self.folder, "--crop", "48", "--batch", "8",
+                 "--threads", "2", "--epochs", "40", "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rss = last_json(r.stdout)["rss_anon_mb_by_epoch"]
+        self.assertEqual(len(rss), 40)
+        # After the first epochs (buffers, caches, allocator pools) nothing grows.
+        self.assertLess(max(rss[5:]) - rss[4], 2.0, rss)
+
+    def test_bad_arguments_are_one_line_errors(self):
+        r = run(["pack", self.folder])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("expected SRC and OUT", r.stderr)
+        r = run(["bench", "data", "--image-folder", os.path.join(self.tmp.name, "nowhere")])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("does not exist", r.stderr)
+        r = run(["bench", "data", "--shards", self.folder])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no index.tsv", r.stderr)
+
+
+def rss_anon_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def data_service_pid(launcher_pid):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == launcher_pid and len(cmd) > 1 and cmd[1] == b"data-service":
+            return int(pid)
+    return None
+
+
+class DataServiceMemoryTest(unittest.TestCase):
+    def test_data_service_rss_is_flat_across_epochs_of_a_real_run(self):
+        with tempfile.TemporaryDirectory(prefix="convoy-mem-") as tmp:
+            folder = make_folder(os.path.join(tmp, "images"), classes=2, per_class=12)
+            cfg = write_config(tmp, folder, epochs=14)
+            run_dir = os.path.join(tmp, "run")
+            proc = subprocess.Popen([BIN, "launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir,
+                                     "--set", "model.arch=mlp", "--set", "data.batch_size=4"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            samples = []  # (epochs finished, RssAnon MB) of the data-service process
+
+            def sample():
+                pid = None
+                while proc.poll() is None:
+                    pid = pid or data_service_pid(proc.pid)
+                    mb = rss_anon_mb(pid) if pid else None
+                    if mb is not None:
+                        try:
+                            epochs = sum(1 for m in read_metrics(run_dir)
+                                         if m.get("event") == "eval" and m.get("split") == "val")
+                        except (OSError, ValueError):
+                            epochs = 0
+                        samples.append((epochs, mb))
+                    time.sleep(0.05)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            out, _ = proc.communicate(timeout=300)
+            sampler.join()
+            self.assertEqual(proc.returncode, 0, out)
+            early = [mb for e, mb in samples if 2 <= e <= 4]
+            late = [mb for e, mb in samples if e >= 10]
+            self.assertTrue(early and late, f"too few samples: {samples}")
+            # Epoch orders are cached (at most 8) and buffers reused: the
+            # service's heap must not grow with the epoch count.
+            self.assertLess(max(late) - max(early), 3.0, f"early {early}, late {late}")
+
+
+if __name__ == "__main__":
+    unittest.main()
