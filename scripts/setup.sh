@@ -9,11 +9,14 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
   libtorch-dev libgloo-dev                 # LibTorch 1.13 (CPU) with c10d + Gloo
   libopenmpi-dev openmpi-bin               # mpirun and the MPI bootstrap
-  libopencv-dev zlib1g-dev                 # decoding (libjpeg-turbo, libpng), gzip'd IDX
+  libopencv-dev zlib1g-dev                 # decoding (libpng via OpenCV), gzip'd IDX
+  libjpeg62-turbo-dev libarchive-dev       # crop-aware JPEG decoding; tar shards (convoy pack)
   libprotobuf-dev protobuf-compiler        # config schema, control messages
   libspdlog-dev libgtest-dev libgmock-dev
   dataset-fashion-mnist                    # the default config's data set
   python3                                  # integration tests (/usr/bin/python3)
+  python3-torch python3-torchvision        # the PyTorch peers of the benchmarks (bench/)
+  python3-skimage python3-pil python3-numpy  # bench/make_imagenet_like.py's photos
 )
 
 missing=()
