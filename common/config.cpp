@@ -222,6 +222,11 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(ds.decode_threads() >= 0 && ds.decode_threads() <= 256, "data_service.decode_threads", "must be in 0..256");
   v.require(ds.ring_slots() >= 2 && ds.ring_slots() <= 64, "data_service.ring_slots", "must be in 2..64");
   v.require(ds.timeout_s() > 0, "data_service.timeout_s", "must be > 0");
+  v.require(ds.services_per_node() >= 1 && ds.services_per_node() <= 64, "data_service.services_per_node",
+            "must be in 1..64");
+  v.require(ds.cpu_sets_size() == 0 || ds.cpu_sets_size() == ds.services_per_node(), "data_service.cpu_sets",
+            "needs one CPU list per service (services_per_node)");
+  v.require(ds.max_restarts() >= 0, "data_service.max_restarts", "must be >= 0");
   v.require(c.distributed().timeout_s() > 0, "distributed.timeout_s", "must be > 0");
   REQUIRE_ONE_OF(c.log_level(), "log_level", "trace", "debug", "info", "warn", "error", "critical", "off");
 }
@@ -332,7 +337,9 @@ Config to_struct(const proto::Config& c) {
                {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
                t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s()};
   const auto& ds = c.data_service();
-  out.data_service = {ds.decode_threads(), ds.ring_slots(), ds.timeout_s(), ds.crop_aware_decode(), ds.fast_idct()};
+  out.data_service = {ds.decode_threads(),      ds.ring_slots(),   ds.timeout_s(),
+                      ds.crop_aware_decode(),   ds.fast_idct(),    ds.services_per_node(),
+                      {ds.cpu_sets().begin(), ds.cpu_sets().end()}, ds.pin_services(), ds.max_restarts()};
   out.distributed = {c.distributed().timeout_s(), c.distributed().interface()};
   return out;
 }

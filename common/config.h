@@ -79,6 +79,10 @@ struct DataServiceSpec {
   int timeout_s = 300;
   bool crop_aware_decode = true;
   bool fast_idct = true;
+  int services_per_node = 1;
+  std::vector<std::string> cpu_sets;
+  bool pin_services = true;
+  int max_restarts = 3;
 };
 
 struct DistributedSpec {

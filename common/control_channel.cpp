@@ -35,6 +35,12 @@ int poll_ms(std::chrono::steady_clock::time_point deadline) {
 }  // namespace
 
 std::string data_socket_name(const std::string& run_id) { return "convoy-" + run_id; }
+std::vector<std::string> shard_socket_names(const std::string& base, int shards) {
+  if (shards <= 1) return {base};
+  std::vector<std::string> out;
+  for (int k = 0; k < shards; ++k) out.push_back(base + "-s" + std::to_string(k));
+  return out;
+}
 std::string ring_name(const std::string& socket_name, int rank) {
   return "/" + socket_name + "-r" + std::to_string(rank);
 }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace convoy {
 namespace proto {
@@ -18,6 +19,9 @@ class Envelope;
 // Names shared by the data service and the workers: the control socket of a
 // run, and each rank's ring in /dev/shm (the launcher sweeps this prefix).
 std::string data_socket_name(const std::string& run_id);
+// The socket of each of a node's K data-service shards: the base name when
+// K is 1, else base + "-s<k>".
+std::vector<std::string> shard_socket_names(const std::string& base, int shards);
 std::string ring_name(const std::string& socket_name, int rank);
 
 class ControlChannel {

@@ -72,6 +72,12 @@ JsonLine& JsonLine::add(const std::string& k, const std::vector<double>& values)
   return *this;
 }
 
+JsonLine& JsonLine::add_raw(const std::string& k, const std::string& json) {
+  key(k);
+  body_ += json;
+  return *this;
+}
+
 JsonLine& JsonLine::add(const std::string& k, bool value) {
   key(k);
   body_ += value ? "true" : "false";

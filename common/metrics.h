@@ -20,6 +20,8 @@ class JsonLine {
   JsonLine& add(const std::string& key, const std::vector<std::string>& values);
   JsonLine& add(const std::string& key, const std::vector<double>& values);
   JsonLine& add(const std::string& key, bool value);
+  // `json` must already be valid JSON (an object or a list of them).
+  JsonLine& add_raw(const std::string& key, const std::string& json);
   std::string str() const { return "{" + body_ + "}"; }
 
  private:

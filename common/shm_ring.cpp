@@ -1,6 +1,10 @@
 // Shared-memory batch ring (see shm_ring.h for the protocol).
 #include "common/shm_ring.h"
 
+#include <linux/mempolicy.h>
+#include <spdlog/spdlog.h>
+#include <sys/syscall.h>
+
 #include <fcntl.h>
 #include <semaphore.h>
 #include <sys/mman.h>
@@ -43,7 +47,7 @@ ShmRing::ShmRing(std::string name, bool owner, void* base, size_t size)
 }
 
 std::unique_ptr<ShmRing> ShmRing::create(const std::string& name, uint32_t slots,
-                                         uint64_t payload_bytes) {
+                                         uint64_t payload_bytes, int numa_node) {
   CONVOY_CHECK(slots >= 1, "ring needs at least one slot");
   uint64_t slot_bytes = round_up(sizeof(SlotHeader) + payload_bytes, kPage);
   size_t size = kPage + slots * slot_bytes;
@@ -61,6 +65,14 @@ std::unique_ptr<ShmRing> ShmRing::create(const std::string& name, uint32_t slots
     throw;
   }
   ::close(fd);
+  if (numa_node >= 0 && numa_node < 64) {
+    // Before any page is touched: the slots' pages come from the reader's
+    // node. Best effort: without NUMA support the kernel says no, and the
+    // default first-touch placement stays.
+    unsigned long mask = 1ul << numa_node;
+    if (::syscall(SYS_mbind, base, size, MPOL_PREFERRED, &mask, 64, 0) != 0)
+      spdlog::debug("mbind of {} to NUMA node {}: {}", name, numa_node, detail::errno_text(errno));
+  }
   auto* h = new (base) RingHeader();
   h->magic = kRingMagic;
   h->version = kRingVersion;
@@ -169,6 +181,11 @@ ShmRing::ReadSlot ShmRing::acquire_read(std::chrono::milliseconds timeout, const
   uint32_t index = static_cast<uint32_t>(read_count_ % header_->slots);
   ++read_count_;
   return {index, slot(index)};
+}
+
+uint64_t ShmRing::queued() const {
+  uint64_t published = header_->published.load();
+  return published > read_count_ ? published - read_count_ : 0;
 }
 
 void ShmRing::release(uint32_t index) {

@@ -39,7 +39,10 @@ struct SlotHeader {
   uint32_t count;     // samples in the batch
   uint32_t invalid;   // samples whose label is -1 (padding or skipped images)
   uint32_t errors;    // corrupt images replaced by invalid samples in this batch
-  uint32_t reserved[7];
+  uint32_t filled;    // positions this producer filled (all of them unless sharded)
+  uint32_t fill_us;   // microseconds the producer spent filling the slot
+  uint32_t shard;     // which data-service shard produced it
+  uint32_t reserved[4];
 };
 static_assert(sizeof(SlotHeader) == 64, "SlotHeader is part of the wire format");
 
@@ -50,9 +53,10 @@ class ShmRing {
   using Check = std::function<void()>;  // runs during waits; throws to abort them
 
   // Producer side: creates NAME (must not exist) with `slots` slots able to
-  // hold `payload_bytes` after the SlotHeader.
+  // hold `payload_bytes` after the SlotHeader; with numa_node >= 0, its pages
+  // are allocated on that node (the reader's) where the kernel allows.
   static std::unique_ptr<ShmRing> create(const std::string& name, uint32_t slots,
-                                         uint64_t payload_bytes);
+                                         uint64_t payload_bytes, int numa_node = -1);
   // Consumer side: maps an existing ring.
   static std::unique_ptr<ShmRing> open(const std::string& name);
   ~ShmRing();
@@ -74,6 +78,8 @@ class ShmRing {
   };
   ReadSlot acquire_read(std::chrono::milliseconds timeout, const Check& check = {});
   void release(uint32_t index);
+  // Consumer: slots published and not yet acquired (the queue depth).
+  uint64_t queued() const;
 
   const std::string& name() const { return name_; }
   uint32_t slots() const;

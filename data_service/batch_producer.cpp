@@ -63,7 +63,7 @@ std::shared_ptr<const EpochOrder> BatchProducer::order(int split, uint32_t epoch
 }
 
 BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t step, int rank,
-                                         int world_size, uint8_t* slot) {
+                                         int world_size, uint8_t* slot, int shard, int shards) {
   auto ord = order(split, epoch, world_size);
   const Dataset& ds = *data_.splits.at(split).second;
   TransformSpec tf{cfg_.data.image, cfg_.data.train_augment, data_.splits[split].first == "train",
@@ -71,9 +71,17 @@ BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t ste
   auto* labels = reinterpret_cast<int64_t*>(slot + layout_.labels_offset());
   uint8_t* pixels = slot + layout_.pixels_offset();
   const size_t image_bytes = layout_.image_bytes();
+  uint8_t* owner = slot + layout_.owner_offset();
   std::vector<uint8_t> invalid(layout_.batch, 0), corrupt(layout_.batch, 0);
+  std::vector<int> mine;  // this shard's positions
+  for (int j = 0; j < layout_.batch; ++j) {
+    bool own = sample_shard(ord->sample(step, rank, j), j, shards) == shard;
+    owner[j] = own;
+    if (own) mine.push_back(j);
+  }
 
-  pool_.parallel_for(static_cast<size_t>(layout_.batch), [&](size_t j) {
+  pool_.parallel_for(mine.size(), [&](size_t m) {
+    const size_t j = static_cast<size_t>(mine[m]);
     uint8_t* dst = pixels + j * image_bytes;
     int64_t idx = ord->sample(step, rank, static_cast<int>(j));
     if (idx < 0) {
@@ -99,8 +107,9 @@ BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t ste
   });
 
   Stats stats;
+  stats.filled = static_cast<uint32_t>(mine.size());
   std::string text;
-  for (int j = 0; j < layout_.batch; ++j) {
+  for (int j : mine) {
     stats.invalid += invalid[j];
     stats.errors += corrupt[j];
     if (corrupt[j]) {

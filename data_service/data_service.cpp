@@ -12,6 +12,7 @@
 #include "common/cli_args.h"
 #include "common/config.h"
 #include "common/control_channel.h"
+#include "common/cpu_sets.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/shm_ring.h"
@@ -30,17 +31,19 @@ struct PeerGone {};  // the worker closed its connection
 
 class DataService {
  public:
-  DataService(const Config& cfg, std::string socket, int clients, int threads)
-      : cfg_(cfg), socket_(std::move(socket)), clients_(clients),
-        producer_(cfg, open_datasets(cfg.data), threads) {}
+  DataService(const Config& cfg, std::string socket, int clients, int threads, int shard, int shards,
+              std::string restart_reason)
+      : cfg_(cfg), socket_(std::move(socket)), clients_(clients), shard_(shard), shards_(shards),
+        restart_reason_(std::move(restart_reason)), producer_(cfg, open_datasets(cfg.data), threads) {}
 
   int run() {
     ControlListener listener(socket_);
     const auto& d = producer_.data();
     std::string splits;
     for (const auto& [name, ds] : d.splits) splits += " " + name + "=" + std::to_string(ds->size());
-    spdlog::info("serving {} rank(s) on @{} with {} decode thread(s); {} classes; splits:{}", clients_, socket_,
-                 producer_.decode_threads(), d.class_names.size(), splits);
+    spdlog::info("{}serving {} rank(s) on @{} with {} decode thread(s); {} classes; splits:{}",
+                 shards_ > 1 ? "shard " + std::to_string(shard_) + " of " + std::to_string(shards_) + ": " : "",
+                 clients_, socket_, producer_.decode_threads(), d.class_names.size(), splits);
     std::vector<std::thread> handlers;
     int accepted = 0;
     while (!stop_.load()) {
@@ -83,7 +86,7 @@ class DataService {
       CONVOY_CHECK(rank >= 0 && rank < world, "bad rank " << rank << " of " << world);
       auto layout = producer_.layout();
       ring = ShmRing::create(ring_name(socket_, rank), static_cast<uint32_t>(cfg_.data_service.ring_slots),
-                             layout.payload_bytes());
+                             layout.payload_bytes(), msg.hello().numa_node());
       register_ring(ring.get());
       proto::Envelope ready;
       auto* r = ready.mutable_ready();
@@ -95,6 +98,9 @@ class DataService {
       r->set_height(layout.height);
       r->set_width(layout.width);
       for (const auto& c : producer_.data().class_names) r->add_class_names(c);
+      r->set_shard(shard_);
+      r->set_shards(shards_);
+      if (!restart_reason_.empty()) r->set_restart_reason(restart_reason_);
       for (size_t i = 0; i < producer_.data().splits.size(); ++i) {
         auto* s = r->add_splits();
         auto spec = producer_.shard_spec(static_cast<int>(i), world);
@@ -127,8 +133,13 @@ class DataService {
                                                   << cfg_.data_service.timeout_s << " s (" << st.split() << " epoch "
                                                   << st.epoch() + 1 << ", step " << step << ")"));
           }
-          auto stats = producer_.fill(split, st.epoch(), step, rank, world, slot);
+          auto t0 = std::chrono::steady_clock::now();
+          auto stats = producer_.fill(split, st.epoch(), step, rank, world, slot, shard_, shards_);
+          auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
           auto* h = reinterpret_cast<SlotHeader*>(slot);
+          h->filled = stats.filled;
+          h->fill_us = static_cast<uint32_t>(std::min<int64_t>(us.count(), UINT32_MAX));
+          h->shard = static_cast<uint32_t>(shard_);
           h->step = step;
           h->epoch = st.epoch();
           h->split = static_cast<uint32_t>(split);
@@ -168,6 +179,8 @@ class DataService {
   Config cfg_;
   std::string socket_;
   int clients_;
+  int shard_, shards_;
+  std::string restart_reason_;
   BatchProducer producer_;
   std::atomic<bool> stop_{false};
   std::atomic<int> active_{0};
@@ -176,8 +189,11 @@ class DataService {
   std::string fatal_;
 };
 
-int default_decode_threads(const Config& cfg) {
+// Unpinned, the service shares the node with the workers: half the cores.
+// Pinned, its CPU set is its own: one thread per CPU.
+int default_decode_threads(const Config& cfg, bool pinned) {
   if (cfg.data_service.decode_threads > 0) return cfg.data_service.decode_threads;
+  if (pinned) return static_cast<int>(allowed_cpus().size());
   return std::max(1u, std::thread::hardware_concurrency() / 2);
 }
 
@@ -185,11 +201,15 @@ int default_decode_threads(const Config& cfg) {
 
 int data_service_main(const std::vector<std::string>& argv) {
   CliArgs args("data-service",
-               "usage: convoy data-service CONFIG --socket NAME --clients N [--set field=value ...]\n"
-               "Decodes and augments images into shared-memory batches for N local worker ranks.\n"
+               "usage: convoy data-service CONFIG --socket NAME --clients N [--shard K --shards N]\n"
+               "                           [--cpus LIST] [--threads N] [--set field=value ...]\n"
+               "Decodes and augments images into shared-memory batches for N local worker ranks; with\n"
+               "--shards, only the samples of its shard (sample index modulo the shard count).\n"
                "Normally started by `convoy launch` (or by local rank 0 under mpirun), not by hand.\n"
+               "  --cpus LIST  pin the process and its decode threads to these CPUs (e.g. 0-3)\n"
                "example: convoy data-service runs/x/config.pbtxt --socket convoy-abc --clients 2\n");
   args.option("--socket").option("--clients").option("--set", true).option("--threads");
+  args.option("--shard").option("--shards").option("--cpus").option("--restart-reason");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() != 1 || !args.has("--socket"))
     CONVOY_USER_ERROR("convoy data-service needs CONFIG and --socket (see convoy data-service --help)");
@@ -204,8 +224,17 @@ int data_service_main(const std::vector<std::string>& argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
+  const int shards = args.get_int("--shards", 1), shard = args.get_int("--shard", 0);
+  if (shards < 1 || shard < 0 || shard >= shards) CONVOY_USER_ERROR("--shard must be in 0..--shards-1");
+  if (args.has("--cpus")) {
+    // Before any thread exists, so the decode pool inherits the set.
+    CpuList cpus = parse_cpu_list(args.get("--cpus"), "--cpus");
+    pin_to(cpus);
+    spdlog::debug("pinned to CPUs {}", format_cpu_list(cpus));
+  }
   DataService service(cfg, args.get("--socket"), args.get_int("--clients", 1),
-                      args.get_int("--threads", default_decode_threads(cfg)));
+                      args.get_int("--threads", default_decode_threads(cfg, args.has("--cpus"))), shard, shards,
+                      args.get("--restart-reason"));
   std::atomic<bool> done{false};
   std::thread signals([&] {
     timespec ts{0, 100 * 1000 * 1000};

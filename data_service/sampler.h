@@ -41,6 +41,16 @@ class EpochOrder {
   std::vector<uint64_t> perm_;  // empty when not shuffling
 };
 
+// Which of `shards` data-service processes produces a batch position: the
+// sample's index modulo the shard count (padding positions by position).
+// A pure function of the sample index, so the shards are disjoint, the batch
+// is the same for any shard count, and each service always decodes the same
+// files (its page cache and NUMA node stay warm for them).
+inline int sample_shard(int64_t sample, int position, int shards) {
+  if (shards <= 1) return 0;
+  return static_cast<int>(sample >= 0 ? static_cast<uint64_t>(sample) % shards : static_cast<uint64_t>(position) % shards);
+}
+
 // A seeded permutation of 0..n-1 (Fisher-Yates over SampleRng).
 std::vector<uint64_t> seeded_permutation(uint64_t n, uint64_t seed);
 

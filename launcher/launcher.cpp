@@ -18,6 +18,7 @@
 #include "common/cli_args.h"
 #include "common/config.h"
 #include "common/control_channel.h"
+#include "common/cpu_sets.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "common/logging.h"
@@ -35,8 +36,11 @@ constexpr auto kSettle = std::chrono::milliseconds(500);
 constexpr auto kQuickFailure = std::chrono::seconds(10);  // a group that fails sooner backs off
 
 struct Proc {
-  std::string name;  // "worker 1", "data"
+  std::string name;  // "worker 1", "data", "data 2"
   bool is_worker = false;
+  int shard = -1;    // data services: which shard
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> env;
   Child child;
   std::unique_ptr<OutputPump> out, err;
   bool running = true;
@@ -84,6 +88,30 @@ std::string resume_run_dir(const Config& cfg, const std::string& resume) {
   return default_run_dir(cfg);
 }
 
+// Where each data-service shard runs: the config's CPU lists, or the cores
+// this launcher may use split between the shards (NUMA node by node), after
+// setting aside the workers' threads when there are cores enough. Empty (no
+// pinning) for a single service that would have to share every core anyway.
+std::vector<std::string> service_cpu_sets(const Config& cfg, int nproc) {
+  const auto& ds = cfg.data_service;
+  std::vector<std::string> out;
+  if (!ds.cpu_sets.empty()) {
+    for (size_t k = 0; k < ds.cpu_sets.size(); ++k)
+      out.push_back(format_cpu_list(parse_cpu_list(ds.cpu_sets[k], "data_service.cpu_sets[" + std::to_string(k) + "]")));
+    return out;
+  }
+  if (!ds.pin_services) return out;
+  CpuList cpus = allowed_cpus();
+  int worker_cpus = cfg.train.threads_per_rank > 0 ? nproc * cfg.train.threads_per_rank : static_cast<int>(cpus.size());
+  int k = ds.services_per_node;
+  if (k == 1 && static_cast<int>(cpus.size()) < worker_cpus + k) return out;
+  for (const auto& set : split_cpus(cpus, numa_nodes_of(cpus), worker_cpus, k)) out.push_back(format_cpu_list(set));
+  std::string text;
+  for (const auto& o : out) text += (text.empty() ? "" : " | ") + o;
+  spdlog::debug("data-service CPU sets: {}", text);
+  return out;
+}
+
 struct LaunchOptions {
   std::string config_path;  // the resolved config in the run directory
   int nproc = 1;
@@ -92,6 +120,9 @@ struct LaunchOptions {
   std::string resume;       // "", "auto" or a checkpoint path
   int max_restarts = 0;
   int stop_grace_s = 120;
+  int services = 1;                       // data-service shards
+  std::vector<std::string> service_cpus;  // per shard; empty: not pinned
+  int max_service_restarts = 3;           // per shard, per group
 };
 
 // How one attempt (one group of processes) ended.
@@ -118,10 +149,15 @@ class Group {
         {"CONVOY_PROGRESS", tty_ ? "1" : "0"},
         {"CONVOY_RESUME", resume_},
     };
-    start("data", false,
-          {self_path(), "data-service", opts_.config_path, "--socket", socket_, "--clients",
-           std::to_string(opts_.nproc)},
-          common);
+    auto sockets = shard_socket_names(socket_, opts_.services);
+    service_restarts_.assign(opts_.services, 0);
+    for (int k = 0; k < opts_.services; ++k) {
+      std::vector<std::string> argv = {self_path(), "data-service", opts_.config_path, "--socket", sockets[k],
+                                       "--clients", std::to_string(opts_.nproc), "--shard", std::to_string(k),
+                                       "--shards", std::to_string(opts_.services)};
+      if (!opts_.service_cpus.empty()) argv.insert(argv.end(), {"--cpus", opts_.service_cpus[k]});
+      start(opts_.services > 1 ? "data " + std::to_string(k) : "data", false, argv, common, k);
+    }
     for (int r = 0; r < opts_.nproc; ++r) {
       auto env = common;
       env.insert(env.end(), {{"RANK", std::to_string(r)},
@@ -132,8 +168,9 @@ class Group {
                              {"MASTER_PORT", std::to_string(port)}});
       start("worker " + std::to_string(r), true, {self_path(), "worker", opts_.config_path}, env);
     }
-    spdlog::info("run {}: data service and {} worker(s) started; run directory {}", run_id_, opts_.nproc,
-                 opts_.run_dir);
+    spdlog::info("run {}: {} and {} worker(s) started; run directory {}", run_id_,
+                 opts_.services > 1 ? std::to_string(opts_.services) + " data-service shards" : "data service",
+                 opts_.nproc, opts_.run_dir);
     loop();
     if (!failed_.empty() && failure_.empty()) decide_failure();
     int swept = sweep_shared_memory(socket_);
@@ -153,10 +190,10 @@ class Group {
 
  private:
   void start(const std::string& name, bool is_worker, std::vector<std::string> argv,
-             const std::vector<std::pair<std::string, std::string>>& env) {
+             const std::vector<std::pair<std::string, std::string>>& env, int shard = -1) {
     SpawnOptions opts;
     opts.program = self_executable();
-    opts.argv = std::move(argv);
+    opts.argv = argv;
     opts.env = env;
     opts.capture_output = true;
     // If the launcher itself dies: workers at once, the service cleanly.
@@ -164,6 +201,9 @@ class Group {
     auto p = std::make_unique<Proc>();
     p->name = name;
     p->is_worker = is_worker;
+    p->shard = shard;
+    p->argv = std::move(argv);
+    p->env = env;
     p->child = spawn(opts);
     p->out = std::make_unique<OutputPump>("[" + name + "] ", 1, false, tty_);
     p->err = std::make_unique<OutputPump>("[" + name + "] ", 2, true, tty_);
@@ -213,6 +253,11 @@ class Group {
     bool ok = WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0;
     spdlog::debug("{} (pid {}) ended: {}", p.name, p.child.pid, describe_exit(p.status));
     if (stopping_) return;
+    if (!p.is_worker && WIFSIGNALED(p.status) && !preempting_ && workers_running() > 0 &&
+        service_restarts_[p.shard] < opts_.max_service_restarts) {
+      restart_service(p);
+      return;
+    }
     if (!ok) {
       // Drain what the child still had to say before quoting its last error.
       drain(p);
@@ -225,6 +270,23 @@ class Group {
       service_deadline_ = Clock::now() + kGrace;
       waiting_for_service_ = true;
     }
+  }
+
+  // A data-service shard killed by a signal (crash, OOM killer, kill -9) is
+  // restarted alone: the workers wait for it and re-ask it for what they
+  // still need. A shard that exits with an error (a corrupt image in strict
+  // mode, a bad config) fails the group as before: a restart would repeat it.
+  void restart_service(Proc& p) {
+    drain(p);
+    int n = ++service_restarts_[p.shard];
+    std::string reason = p.name + " (pid " + std::to_string(p.child.pid) + ") " + describe_exit(p.status);
+    spdlog::warn("{}; restarting that shard alone ({}/{})", reason, n, opts_.max_service_restarts);
+    std::vector<std::string> argv = p.argv;
+    // The previous reason is replaced, not appended to.
+    auto it = std::find(argv.begin(), argv.end(), "--restart-reason");
+    if (it != argv.end()) argv.erase(it, it + 2);
+    argv.insert(argv.end(), {"--restart-reason", reason});
+    start(p.name, false, argv, p.env, p.shard);
   }
 
   // One failure usually brings down others within milliseconds (peers lose
@@ -271,11 +333,14 @@ class Group {
       int status;
       pid_t pid = ::waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
+      // on_exit may start a process (a shard restart): no iterator held across it.
+      Proc* found = nullptr;
       for (auto& p : procs_)
-        if (p->child.pid == pid && p->running) {
-          p->status = status;
-          on_exit(*p);
-        }
+        if (p->child.pid == pid && p->running) found = p.get();
+      if (found) {
+        found->status = status;
+        on_exit(*found);
+      }
     }
   }
 
@@ -348,6 +413,7 @@ class Group {
   Clock::time_point kill_deadline_, service_deadline_, settle_deadline_;
   std::vector<Proc*> failed_;
   std::string failure_;
+  std::vector<int> service_restarts_;  // per shard
 };
 
 // Sleeps for `delay` unless SIGINT/SIGTERM/SIGHUP/SIGUSR1 arrives first
@@ -425,14 +491,17 @@ int launch_main(const std::vector<std::string>& argv) {
   CliArgs args("launch",
                "usage: convoy launch --nproc-per-node N CONFIG [--set field=value ...] [--run-dir DIR]\n"
                "                     [--resume auto|PATH] [--max-restarts R] [--checkpoint-every-steps N]\n"
-               "                     [--master-port PORT]\n"
+               "                     [--master-port PORT] [--data-services-per-node K]\n"
                "Starts this node's data service and N worker ranks, prefixes their output with\n"
                "role and rank, and stops them all if one fails; with --max-restarts, restarts\n"
                "the group from its newest valid checkpoint instead. SIGTERM/SIGUSR1: every rank\n"
                "finishes its step, rank 0 checkpoints, all exit 0. SIGINT: stop at once.\n"
+               "--data-services-per-node K runs K data-service processes, each producing a disjoint\n"
+               "shard of every batch, pinned to its own cores; one that dies is restarted alone.\n"
                "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt --max-restarts 2\n");
   args.option("--nproc-per-node").option("--set", true).option("--run-dir").option("--master-port");
   args.option("--resume").option("--max-restarts").option("--checkpoint-every-steps");
+  args.option("--data-services-per-node");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() != 1)
     CONVOY_USER_ERROR("convoy launch needs exactly one CONFIG (see convoy launch --help)");
@@ -444,6 +513,8 @@ int launch_main(const std::vector<std::string>& argv) {
   auto sets = args.all("--set");
   if (args.has("--checkpoint-every-steps"))
     sets.push_back("train.checkpoint_every_steps=" + std::to_string(args.get_int("--checkpoint-every-steps", 0)));
+  if (args.has("--data-services-per-node"))
+    sets.push_back("data_service.services_per_node=" + args.get("--data-services-per-node"));
   // Everything the user can get wrong is checked here, before any process starts.
   Config cfg = load_config(args.positional()[0], sets);
   init_logging("launch", -1, cfg.log_level);
@@ -454,6 +525,9 @@ int launch_main(const std::vector<std::string>& argv) {
   opts.config_path = prepare_run_dir(opts.run_dir, cfg);
   opts.master_port = args.get_int("--master-port", 0);
   opts.stop_grace_s = cfg.train.stop_grace_s;
+  opts.services = cfg.data_service.services_per_node;
+  opts.max_service_restarts = cfg.data_service.max_restarts;
+  opts.service_cpus = service_cpu_sets(cfg, opts.nproc);
   return run_with_restarts(opts);
 }
 

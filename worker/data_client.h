@@ -1,11 +1,17 @@
-// The worker's side of the data service: handshake over the control channel,
-// the mapped ring, and batches as tensors that point straight into shared
-// memory (from_blob, no copy); a slot goes back to the service when the last
-// tensor over it is freed.
+// The worker's side of the node's data service(s): handshake over the control
+// channel, the mapped rings, and batches as tensors that point straight into
+// shared memory (from_blob, no copy); a slot goes back to the service when
+// the last tensor over it is freed.
+// With K sharded services (one ring each), shard k fills only its positions
+// of each batch; the other shards' positions are copied into shard 0's slot,
+// in shard order, before the tensors are made. A shard whose process dies is
+// waited for (the launcher restarts it) and re-asked, from the step in hand,
+// for everything still pending.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,12 +43,29 @@ struct Batch {
   std::vector<std::string> corrupt_files;  // skipped in this batch (when header.errors > 0)
 };
 
+// A shard that came back after its process died.
+struct DataRestart {
+  int shard = 0;
+  std::string split;
+  uint32_t epoch = 0;
+  uint64_t step = 0;  // within the epoch: the batch the worker was waiting for
+  std::string reason;
+};
+
+struct DataShardStats {
+  int shard = 0;
+  double images_per_sec = 0;  // while filling (decode capacity), since the last call
+  uint64_t queued = 0;        // batches ready in this rank's ring now
+};
+
 class DataClient {
  public:
-  // Connects to the service's socket and maps this rank's ring. `alive` runs
-  // during every wait (e.g. to notice a dead child service) and may throw.
-  DataClient(const std::string& socket, int rank, int world_size, int local_rank,
-             std::chrono::milliseconds timeout, std::function<void()> alive = {});
+  // Connects to each shard's socket (in shard order) and maps this rank's
+  // rings. `alive` runs during every wait (e.g. to notice a dead child
+  // service) and may throw. With `await_restarts`, a shard whose process
+  // goes away is waited for up to `timeout` instead of failing at once.
+  DataClient(const std::vector<std::string>& sockets, int rank, int world_size, int local_rank,
+             std::chrono::milliseconds timeout, std::function<void()> alive = {}, bool await_restarts = false);
   ~DataClient();
 
   const DataInfo& info() const { return info_; }
@@ -50,13 +73,35 @@ class DataClient {
   void request(const std::string& split, uint32_t epoch, uint64_t start_step, uint64_t num_steps);
   // The next batch; checks it is the one expected (split, epoch, step).
   Batch next(const std::string& split, uint32_t epoch, uint64_t step);
+  // Shards that were reconnected since the last call.
+  std::vector<DataRestart> take_restarts();
+  std::vector<DataShardStats> shard_stats();
 
  private:
-  int rank_;
+  struct Part {
+    std::string socket;
+    std::unique_ptr<ControlChannel> channel;
+    std::shared_ptr<ShmRing> ring;
+    uint64_t filled = 0, fill_us = 0;  // since the last shard_stats()
+  };
+  struct Request {
+    std::string split;
+    uint32_t epoch;
+    uint64_t start, num;
+  };
+  std::string connect(Part& part, int shard);  // returns the restart reason, if any
+  void send_stream(Part& part, const Request& r);
+  ShmRing::ReadSlot acquire(int shard, const std::string& split, uint32_t epoch, uint64_t step);
+  void reconnect(int shard, const std::string& split, uint32_t epoch, uint64_t step);
+
+  int rank_, world_size_, local_rank_;
+  int numa_node_ = -1;
   std::chrono::milliseconds timeout_;
   std::function<void()> alive_;
-  std::unique_ptr<ControlChannel> channel_;
-  std::shared_ptr<ShmRing> ring_;
+  bool await_restarts_;
+  std::vector<Part> parts_;
+  std::deque<Request> pending_;  // requested and not yet fully taken, in order
+  std::vector<DataRestart> restarts_;
   DataInfo info_;
 };
 

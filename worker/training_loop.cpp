@@ -194,11 +194,33 @@ class TrainingLoop::Impl {
   }
 
   void note_data_errors(const Batch& batch) {
+    for (const auto& r : data_.take_restarts()) {
+      metrics_.write(JsonLine()
+                         .add("event", "data_service_restart")
+                         .add("shard", r.shard)
+                         .add("step", global_step_)
+                         .add("split", r.split)
+                         .add("epoch", static_cast<int64_t>(r.epoch) + 1)
+                         .add("epoch_step", static_cast<int64_t>(r.step))
+                         .add("reason", r.reason));
+    }
     errors_ += batch.header.errors;
     for (const auto& f : batch.corrupt_files)
       if (error_examples_.size() < 5 &&
           std::find(error_examples_.begin(), error_examples_.end(), f) == error_examples_.end())
         error_examples_.push_back(f);
+  }
+
+  // This rank's view of each data-service shard since the last train line:
+  // its decode rate while filling, and how many batches wait in the ring.
+  std::string shard_stats_json(std::string* line) {
+    std::string out = "[";
+    for (const auto& st : data_.shard_stats()) {
+      out += fmt::format("{}{{\"shard\":{},\"images_per_sec\":{:.0f},\"queued\":{}}}", out.size() > 1 ? "," : "",
+                         st.shard, st.images_per_sec, st.queued);
+      *line += fmt::format(" | shard {} {:.0f} img/s, {} queued", st.shard, st.images_per_sec, st.queued);
+    }
+    return out + "]";
   }
 
   EpochSummary train_epoch(int epoch, int64_t first) {
@@ -224,13 +246,20 @@ class TrainingLoop::Impl {
       if ((step + 1) % cfg_.train.log_every_steps == 0 || step + 1 == steps_) {
         double loss = trainer_->mean_across_ranks(window_loss / window, global_step_);
         double ips = images_per_step * window / std::max(seconds_since(window_start), 1e-9);
+        std::string shards_line;
+        std::string shards_json = shard_stats_json(&shards_line);
+        if (cfg_.data_service.services_per_node > 1) {
+          progress_.clear();
+          log_rank0("epoch {} step {}: loss {:.4f}, {:.0f} img/s; data{}", epoch + 1, step + 1, loss, ips, shards_line);
+        }
         metrics_.write(JsonLine()
                            .add("event", "train")
                            .add("epoch", epoch + 1)
                            .add("step", global_step_)
                            .add("loss", loss)
                            .add("lr", r.lr)
-                           .add("images_per_sec", ips));
+                           .add("images_per_sec", ips)
+                           .add_raw("data_shards", shards_json));
         window_loss = 0;
         window = 0;
         window_start = Clock::now();

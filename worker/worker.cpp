@@ -32,45 +32,59 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
-// The node's data service when this worker started it (under mpirun).
-class OwnedDataService {
+// The node's data services when this worker started them (under mpirun):
+// one process per shard, pinned only where data_service.cpu_sets says so
+// (Open MPI's own binding decides the rest). No restarts here: a dead shard
+// fails the job, which mpirun's users restart from a checkpoint.
+class OwnedDataServices {
  public:
-  OwnedDataService(const std::string& config, const std::vector<std::string>& sets, const std::string& socket,
-                   int clients) {
-    SpawnOptions opts;
-    opts.program = self_executable();
-    opts.argv = {self_path(), "data-service", config, "--socket", socket, "--clients", std::to_string(clients)};
-    for (const auto& s : sets) {
-      opts.argv.push_back("--set");
-      opts.argv.push_back(s);
-    }
-    pid_ = spawn(opts).pid;
-    spdlog::info("started the node's data service (pid {})", pid_);
-  }
-  ~OwnedDataService() {
-    if (pid_ <= 0) return;
-    // It exits by itself once every local rank has disconnected.
-    for (int i = 0; i < 300 && !exited(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (!exited()) {
-      ::kill(pid_, SIGTERM);
-      int status;
-      ::waitpid(pid_, &status, 0);
+  OwnedDataServices(const std::string& config, const std::vector<std::string>& sets,
+                    const std::vector<std::string>& sockets, int clients, const Config& cfg) {
+    for (size_t k = 0; k < sockets.size(); ++k) {
+      SpawnOptions opts;
+      opts.program = self_executable();
+      opts.argv = {self_path(), "data-service", config, "--socket", sockets[k], "--clients", std::to_string(clients),
+                   "--shard", std::to_string(k), "--shards", std::to_string(sockets.size())};
+      if (!cfg.data_service.cpu_sets.empty()) {
+        opts.argv.push_back("--cpus");
+        opts.argv.push_back(cfg.data_service.cpu_sets[k]);
+      }
+      for (const auto& s : sets) {
+        opts.argv.push_back("--set");
+        opts.argv.push_back(s);
+      }
+      procs_.push_back({spawn(opts).pid, 0, false});
+      spdlog::info("started the node's data service{} (pid {})",
+                   sockets.size() > 1 ? " shard " + std::to_string(k) : "", procs_.back().pid);
     }
   }
-  // Throws if the service has died.
+  ~OwnedDataServices() {
+    for (auto& p : procs_) {
+      // Each exits by itself once every local rank has disconnected.
+      for (int i = 0; i < 300 && !exited(p); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!exited(p)) {
+        ::kill(p.pid, SIGTERM);
+        ::waitpid(p.pid, &p.status, 0);
+      }
+    }
+  }
+  // Throws if a service has died.
   void check() {
-    if (exited()) throw Error(CONVOY_STR("the data service (pid " << pid_ << ") died: " << describe_exit(status_)));
+    for (auto& p : procs_)
+      if (exited(p)) throw Error(CONVOY_STR("the data service (pid " << p.pid << ") died: " << describe_exit(p.status)));
   }
 
  private:
-  bool exited() {
-    if (done_) return true;
-    if (::waitpid(pid_, &status_, WNOHANG) == pid_) done_ = true;
-    return done_;
+  struct Proc {
+    pid_t pid;
+    int status;
+    bool done;
+  };
+  static bool exited(Proc& p) {
+    if (!p.done && ::waitpid(p.pid, &p.status, WNOHANG) == p.pid) p.done = true;
+    return p.done;
   }
-  pid_t pid_ = -1;
-  int status_ = 0;
-  bool done_ = false;
+  std::vector<Proc> procs_;
 };
 
 // The checkpoint to resume from, decided by rank 0: `auto` is the newest
@@ -115,15 +129,19 @@ int run_worker(const CliArgs& args) {
     resume_path = dist->share("resume_path", dist->rank() == 0 ? choose_resume_checkpoint(resume, run_dir, cfg) : "");
 
   std::string socket = env_or("CONVOY_DATA_SOCKET", data_socket_name(run_id));
-  std::unique_ptr<OwnedDataService> service;
+  auto sockets = shard_socket_names(socket, cfg.data_service.services_per_node);
+  std::unique_ptr<OwnedDataServices> service;
   if (!launched && dist->info().local_rank == 0)
-    service = std::make_unique<OwnedDataService>(config_path, args.all("--set"), socket, dist->info().local_world_size);
+    service = std::make_unique<OwnedDataServices>(config_path, args.all("--set"), sockets,
+                                                  dist->info().local_world_size, cfg);
   {
     auto alive = [&] {
       if (service) service->check();
     };
-    DataClient data(socket, dist->rank(), dist->world_size(), dist->info().local_rank,
-                    std::chrono::seconds(cfg.data_service.timeout_s), alive);
+    // Under convoy launch a dead shard is restarted; wait for it.
+    DataClient data(sockets, dist->rank(), dist->world_size(), dist->info().local_rank,
+                    std::chrono::seconds(cfg.data_service.timeout_s), alive,
+                    /*await_restarts=*/launched && cfg.data_service.max_restarts > 0);
     spdlog::info("rank {} of {} ready (local rank {}, pid {}, {} torch thread(s), device {})", dist->rank(),
                  dist->world_size(), dist->info().local_rank, ::getpid(), threads, cfg.device);
     TrainingLoop loop(cfg, *dist, data, run_dir, resume_path);

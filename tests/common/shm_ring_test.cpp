@@ -1,6 +1,8 @@
 // Shared-memory ring: order, back-pressure, failure delivery, timeouts and
 // that nothing is left in /dev/shm.
 #include <gtest/gtest.h>
+
+#include <cstring>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +106,27 @@ TEST(ShmRing, UnlinkLeavesNothingBehind) {
   // The producer's destructor unlinks even without an explicit call.
   { auto p = ShmRing::create(name, 1, 64); }
   EXPECT_FALSE(path_exists("/dev/shm" + name));
+}
+
+}  // namespace
+}  // namespace convoy
+
+namespace convoy {
+namespace {
+
+// A NUMA preference (node 0 exists everywhere) leaves the ring working.
+TEST(ShmRing, NumaPreferenceKeepsTheRingUsable) {
+  auto producer = ShmRing::create("/convoy-test-numa-" + std::to_string(::getpid()), 2, 5000, 0);
+  auto consumer = ShmRing::open(producer->name());
+  producer->unlink_name();
+  uint8_t* slot = producer->acquire_write(std::chrono::seconds(1));
+  std::memset(slot + sizeof(SlotHeader), 7, 5000);
+  producer->publish();
+  EXPECT_EQ(consumer->queued(), 1u);
+  auto r = consumer->acquire_read(std::chrono::seconds(1));
+  EXPECT_EQ(r.data[sizeof(SlotHeader) + 4999], 7);
+  EXPECT_EQ(consumer->queued(), 0u);
+  consumer->release(r.index);
 }
 
 }  // namespace

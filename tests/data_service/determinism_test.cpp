@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "common/config.h"
 #include "data_service/batch_producer.h"
@@ -50,6 +51,55 @@ TEST(Determinism, SameBatchesWithOneAndFourDecodeThreads) {
   EXPECT_EQ(epoch_bytes(cfg, 1, 1, 0, 0, 1), epoch_bytes(cfg, 4, 1, 0, 0, 1)) << "val";
   // A different epoch draws different augmentations and order.
   EXPECT_NE(epoch_bytes(cfg, 2, 0, 2, 0, 2), epoch_bytes(cfg, 2, 0, 3, 0, 2));
+}
+
+}  // namespace
+}  // namespace convoy
+
+namespace convoy {
+namespace {
+
+// Shards of K data services: each fills only its positions (sample index
+// modulo K), the positions are disjoint and cover the batch, and the merged
+// batch is byte-identical to the one a single service fills.
+TEST(Determinism, ShardedFillsMergeToTheUnshardedBatch) {
+  char tmpl[] = "/tmp/convoy-det-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  testing::ImageFolderSpec gen;
+  gen.classes = 3;
+  gen.per_class = 9;
+  testing::make_image_folder(dir, gen);
+  Config cfg = folder_config(dir);
+  BatchProducer p(cfg, open_datasets(cfg.data), 2);
+  const BatchLayout l = p.layout();
+  const size_t slot_bytes = sizeof(SlotHeader) + l.payload_bytes();
+  for (int split : {0, 1})
+    for (uint64_t step = 0; step < steps_per_epoch(p.shard_spec(split, 2)); ++step) {
+      std::vector<uint8_t> whole(slot_bytes, 0);
+      p.fill(split, 1, step, 1, 2, whole.data());
+      for (int k : {2, 3}) {
+        std::vector<uint8_t> merged(slot_bytes, 0);
+        std::vector<int> owners(l.batch, 0);
+        int filled = 0;
+        for (int s = 0; s < k; ++s) {
+          std::vector<uint8_t> part(slot_bytes, 0xAB);  // garbage where the shard does not write
+          filled += p.fill(split, 1, step, 1, 2, part.data(), s, k).filled;
+          const uint8_t* owner = part.data() + l.owner_offset();
+          for (int j = 0; j < l.batch; ++j) {
+            if (!owner[j]) continue;
+            ++owners[j];
+            std::memcpy(merged.data() + l.labels_offset() + 8 * j, part.data() + l.labels_offset() + 8 * j, 8);
+            std::memcpy(merged.data() + l.pixels_offset() + l.image_bytes() * j,
+                        part.data() + l.pixels_offset() + l.image_bytes() * j, l.image_bytes());
+          }
+        }
+        EXPECT_EQ(filled, l.batch);
+        for (int j = 0; j < l.batch; ++j) ASSERT_EQ(owners[j], 1) << "position " << j << " with " << k << " shards";
+        ASSERT_TRUE(std::equal(whole.begin() + l.labels_offset(), whole.end(), merged.begin() + l.labels_offset()))
+            << "split " << split << " step " << step << " with " << k << " shards";
+      }
+    }
+  (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         evals = [m for m in metrics if m["event"] == "eval"]
         self.assertGreaterEqual(len(train), 8)
         for m in train:
-            self.assertEqual(set(m), {"event", "epoch", "step", "loss", "lr", "images_per_sec"})
+            self.assertEqual(set(m), {"event", "epoch", "step", "loss", "lr", "images_per_sec", "data_shards"})
             self.assertGreater(m["images_per_sec"], 0)
         self.assertEqual([(m["epoch"], m["split"]) for m in evals], [(e, "val") for e in range(1, 5)])
         self.assertEqual(evals[0]["samples"], 32, "val is 20% of 160 images, each counted once")

@@ -1,0 +1,171 @@
+"""Sharded data services (convoy launch --data-services-per-node K): the
+batches, hence the trained weights, are the same for K = 1, 2 and 3; a shard
+killed mid-epoch is restarted alone and training ends with the undisturbed
+run's weights; a shard that keeps dying fails the run with a clear reason."""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from helpers import BIN, make_folder, processes_mentioning, read_metrics, run, write_config
+
+CONFIG = """
+seed: 9
+device: "cpu"
+data {{
+  image_folder {{ root: "{root}" }}
+  val_fraction: 0.2
+  batch_size: 8
+  image {{ height: 48 width: 48 channels: 3 }}
+  train_augment {{ random_resized_crop: true horizontal_flip: true }}
+}}
+model {{ arch: "cnn" width: 16 }}
+optim {{ optimizer: "sgd" lr: 0.02 momentum: 0.9 schedule: "constant" }}
+train {{ epochs: {epochs} log_every_steps: 1 threads_per_rank: 1 }}
+data_service {{ decode_threads: 1 timeout_s: 60 ring_slots: 2 max_restarts: {max_restarts} }}
+distributed {{ timeout_s: 60 }}
+"""
+
+
+def end_event(run_dir):
+    return [m for m in read_metrics(run_dir) if m.get("event") == "end"][-1]
+
+
+def subcommand_pids(run_marker, subcommand, shard=None):
+    """PIDs of the run's `convoy SUBCOMMAND` processes (the run is named by
+    its run directory); for data services, only the given shard's."""
+    pids = []
+    for pid in processes_mentioning(run_marker):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(cmd) < 2 or cmd[1] != subcommand.encode():
+            continue
+        if shard is None or (b"--shard" in cmd and cmd[cmd.index(b"--shard") + 1] == str(shard).encode()):
+            pids.append(pid)
+    return pids
+
+
+def shard_pids(run_marker, shard):
+    return subcommand_pids(run_marker, "data-service", shard)
+
+
+def worker_pids(run_marker):
+    return subcommand_pids(run_marker, "worker")
+
+
+def wait_for_train_event(run_dir, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if any(m.get("event") == "train" for m in read_metrics(run_dir)):
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    return False
+
+
+class DataShardsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="convoy-shards-")
+        cls.folder = make_folder(os.path.join(cls.tmp.name, "images"), classes=3, per_class=40,
+                                 min_side=60, max_side=140)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def config(self, name, epochs=2, max_restarts=3):
+        return write_config(self.tmp.name, self.folder, name=name,
+                            text=CONFIG.format(root=self.folder, epochs=epochs, max_restarts=max_restarts))
+
+    def start(self, cfg, run_dir, k):
+        """A launch in the background, killed at the end of the test if still running."""
+        proc = subprocess.Popen([BIN, "launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir,
+                                 "--data-services-per-node", str(k)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.communicate()))
+        self.assertTrue(wait_for_train_event(run_dir, proc), "training never started")
+        return proc
+
+    def launch(self, cfg, run_dir, k):
+        r = run(["launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir, "--data-services-per-node", str(k)])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r
+
+    def test_batches_are_identical_for_one_two_and_three_services(self):
+        cfg = self.config("k.pbtxt")
+        results = {}
+        for k in (1, 2, 3):
+            run_dir = os.path.join(self.tmp.name, f"k{k}")
+            r = self.launch(cfg, run_dir, k)
+            losses = [m["loss"] for m in read_metrics(run_dir) if m.get("event") == "train"]
+            results[k] = (end_event(run_dir)["param_checksum"], losses)
+            if k > 1:
+                self.assertIn(f"{k} data-service shards", r.stderr + r.stdout)
+                shards = [m["data_shards"] for m in read_metrics(run_dir) if m.get("event") == "train"][-1]
+                self.assertEqual([s["shard"] for s in shards], list(range(k)))
+        self.assertEqual(results[1], results[2])
+        self.assertEqual(results[1], results[3])
+
+    def test_a_killed_shard_is_restarted_alone_and_training_is_unchanged(self):
+        cfg = self.config("kill.pbtxt", epochs=3)
+        base_dir = os.path.join(self.tmp.name, "undisturbed")
+        self.launch(cfg, base_dir, 3)
+        expected = end_event(base_dir)["param_checksum"]
+
+        run_dir = os.path.join(self.tmp.name, "killed")
+        proc = self.start(cfg, run_dir, 3)
+        # Freeze the workers mid-epoch, kill shard 1, let them go on.
+        workers = worker_pids(run_dir)
+        self.assertEqual(len(workers), 2)
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        victims = shard_pids(run_dir, 1)
+        self.assertEqual(len(victims), 1)
+        os.kill(victims[0], signal.SIGKILL)
+        time.sleep(0.3)
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 0, out)
+        events = read_metrics(run_dir)
+        restarts = [m for m in events if m.get("event") == "data_service_restart"]
+        self.assertEqual(len(restarts), 1, restarts)
+        self.assertEqual(restarts[0]["shard"], 1)
+        self.assertIn("signal 9", restarts[0]["reason"])
+        self.assertGreaterEqual(restarts[0]["step"], 1)
+        self.assertFalse([m for m in events if m.get("event") == "restart"], "no group restart")
+        self.assertIn("restarting that shard alone", out)
+        epoch_of_kill = restarts[0]["epoch"]
+        self.assertLess(epoch_of_kill, 4)
+        self.assertEqual(end_event(run_dir)["param_checksum"], expected)
+        self.assertEqual(shard_pids(run_dir, 1), [], "nothing left running")
+
+    def test_a_shard_that_keeps_dying_fails_the_run_naming_it(self):
+        cfg = self.config("die.pbtxt", epochs=50, max_restarts=1)
+        run_dir = os.path.join(self.tmp.name, "dies")
+        proc = self.start(cfg, run_dir, 2)
+        for _ in range(2):  # the first kill is restarted, the second is not
+            deadline = time.time() + 30
+            pids = []
+            while not pids and time.time() < deadline:
+                pids = shard_pids(run_dir, 0)
+                time.sleep(0.05)
+            self.assertTrue(pids)
+            os.kill(pids[0], signal.SIGKILL)
+            time.sleep(1.0)
+        out, _ = proc.communicate(timeout=120)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("data 0", out)
+        self.assertIn("signal 9", out.splitlines()[-1])
+
+
+if __name__ == "__main__":
+    unittest.main()
