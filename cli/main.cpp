@@ -1,6 +1,8 @@
 // The `convoy` binary: dispatches to each subcommand's component and turns
 // errors into one line on stderr and a non-zero exit code.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "data_service/data_service.h"
 #include "data_service/pack.h"
 #include "launcher/launcher.h"
+#include "report/run_report.h"
 #include "worker/worker.h"
 
 namespace {
@@ -22,7 +25,9 @@ constexpr const char* kUsage =
     "  data-service  the node's decode/augment process (started for you)\n"
     "  pack          pack an image folder into tar shards (convoy pack --help)\n"
     "  bench         benchmarks: bench data (the input pipeline)\n"
-    "run `convoy <command> --help` for its options.\n"
+    "  report        write a run directory's HTML report (curves, step time, events)\n"
+    "run `convoy <command> --help` for its options. Everywhere: --log-level LEVEL\n"
+    "(trace|debug|info|warn|error; or CONVOY_LOG_LEVEL), --version.\n"
     "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt\n";
 
 struct Command {
@@ -54,6 +59,7 @@ constexpr Command kCommands[] = {
     {"data-service", convoy::data_service_main},
     {"pack", convoy::pack_main},
     {"bench", bench_main},
+    {"report", convoy::report_main},
 };
 
 // Errors are one line (the launcher quotes the last one of a failed child).
@@ -66,12 +72,39 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  if (!std::strcmp(argv[1], "--version")) {
-    std::printf("convoy %s\n", CONVOY_VERSION);
+  // --log-level LEVEL anywhere on the line: for this process and every child
+  // it starts (through CONVOY_LOG_LEVEL, which wins over the config's).
+  std::vector<std::string> all(argv + 1, argv + argc);
+  for (size_t i = 0; i < all.size(); ++i) {
+    std::string level;
+    if (all[i] == "--log-level" && i + 1 < all.size()) {
+      level = all[i + 1];
+      all.erase(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 2);
+    } else if (all[i].rfind("--log-level=", 0) == 0) {
+      level = all[i].substr(12);
+      all.erase(all.begin() + static_cast<long>(i));
+    } else {
+      continue;
+    }
+    static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+    if (std::none_of(std::begin(kLevels), std::end(kLevels), [&](const char* l) { return level == l; })) {
+      std::fprintf(stderr, "convoy: error: unknown log level '%s' (use trace, debug, info, warn, error or off)\n",
+                   level.c_str());
+      return 2;
+    }
+    ::setenv("CONVOY_LOG_LEVEL", level.c_str(), 1);
+    --i;
+  }
+  if (all.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (all[0] == "--version") {
+    std::printf("convoy %s\n%s\n", CONVOY_VERSION, convoy::torch_build_info().c_str());
     return 0;
   }
-  std::string name = argv[1];
-  std::vector<std::string> args(argv + 2, argv + argc);
+  std::string name = all[0];
+  std::vector<std::string> args(all.begin() + 1, all.end());
   for (const auto& cmd : kCommands) {
     if (name != cmd.name) continue;
     try {
@@ -84,7 +117,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fprintf(stderr, "convoy: error: unknown command '%s' (commands: launch, worker, data-service, pack, bench; see convoy --help)\n",
+  std::fprintf(stderr, "convoy: error: unknown command '%s' (commands: launch, worker, data-service, pack, bench, report; see convoy --help)\n",
                name.c_str());
   return 2;
 }

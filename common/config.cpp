@@ -218,6 +218,8 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(t.checkpoint_every_minutes() >= 0, "train.checkpoint_every_minutes", "must be >= 0 (0: off)");
   v.require(t.keep_checkpoints() >= 1, "train.keep_checkpoints", "must be >= 1");
   v.require(t.stop_grace_s() > 0, "train.stop_grace_s", "must be > 0");
+  v.require(t.timeline_steps() >= 0 && t.timeline_steps() <= 100000, "train.timeline_steps", "must be in 0..100000");
+  v.require(t.timeline_start() >= 0, "train.timeline_start", "must be >= 0");
   const auto& ds = c.data_service();
   v.require(ds.decode_threads() >= 0 && ds.decode_threads() <= 256, "data_service.decode_threads", "must be in 0..256");
   v.require(ds.ring_slots() >= 2 && ds.ring_slots() <= 64, "data_service.ring_slots", "must be in 2..64");
@@ -335,7 +337,8 @@ Config to_struct(const proto::Config& c) {
   const auto& t = c.train();
   out.train = {t.epochs(), t.max_steps_per_epoch(), t.log_every_steps(), t.amp(), t.threads_per_rank(),
                {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
-               t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s()};
+               t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s(),
+               t.timeline_steps(), t.timeline_start()};
   const auto& ds = c.data_service();
   out.data_service = {ds.decode_threads(),      ds.ring_slots(),   ds.timeout_s(),
                       ds.crop_aware_decode(),   ds.fast_idct(),    ds.services_per_node(),

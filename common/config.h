@@ -71,6 +71,8 @@ struct TrainSpec {
   float checkpoint_every_minutes = 0;
   int keep_checkpoints = 3;
   int stop_grace_s = 120;
+  int timeline_steps = 0;
+  int64_t timeline_start = 10;
 };
 
 struct DataServiceSpec {

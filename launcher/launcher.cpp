@@ -491,17 +491,19 @@ int launch_main(const std::vector<std::string>& argv) {
   CliArgs args("launch",
                "usage: convoy launch --nproc-per-node N CONFIG [--set field=value ...] [--run-dir DIR]\n"
                "                     [--resume auto|PATH] [--max-restarts R] [--checkpoint-every-steps N]\n"
-               "                     [--master-port PORT] [--data-services-per-node K]\n"
+               "                     [--master-port PORT] [--data-services-per-node K] [--timeline STEPS]\n"
                "Starts this node's data service and N worker ranks, prefixes their output with\n"
                "role and rank, and stops them all if one fails; with --max-restarts, restarts\n"
                "the group from its newest valid checkpoint instead. SIGTERM/SIGUSR1: every rank\n"
                "finishes its step, rank 0 checkpoints, all exit 0. SIGINT: stop at once.\n"
                "--data-services-per-node K runs K data-service processes, each producing a disjoint\n"
                "shard of every batch, pinned to its own cores; one that dies is restarted alone.\n"
+               "--timeline STEPS writes timeline.json (Chrome trace, every rank) of STEPS steps\n"
+               "from train.timeline_start (default 10).\n"
                "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt --max-restarts 2\n");
   args.option("--nproc-per-node").option("--set", true).option("--run-dir").option("--master-port");
   args.option("--resume").option("--max-restarts").option("--checkpoint-every-steps");
-  args.option("--data-services-per-node");
+  args.option("--data-services-per-node").option("--timeline");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() != 1)
     CONVOY_USER_ERROR("convoy launch needs exactly one CONFIG (see convoy launch --help)");
@@ -513,6 +515,7 @@ int launch_main(const std::vector<std::string>& argv) {
   auto sets = args.all("--set");
   if (args.has("--checkpoint-every-steps"))
     sets.push_back("train.checkpoint_every_steps=" + std::to_string(args.get_int("--checkpoint-every-steps", 0)));
+  if (args.has("--timeline")) sets.push_back("train.timeline_steps=" + args.get("--timeline"));
   if (args.has("--data-services-per-node"))
     sets.push_back("data_service.services_per_node=" + args.get("--data-services-per-node"));
   // Everything the user can get wrong is checked here, before any process starts.

@@ -13,6 +13,8 @@ PACKAGES=(
   libjpeg62-turbo-dev libarchive-dev       # crop-aware JPEG decoding; tar shards (convoy pack)
   libprotobuf-dev protobuf-compiler        # config schema, control messages
   libspdlog-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev                       # reading metrics.jsonl for the run report
+  chromium tmux                            # tests: the report rendered headless; the progress bar in a terminal
   dataset-fashion-mnist                    # the default config's data set
   python3                                  # integration tests (/usr/bin/python3)
   python3-torch python3-torchvision        # the PyTorch peers of the benchmarks (bench/)

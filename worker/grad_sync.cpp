@@ -44,7 +44,8 @@ void GradSync::broadcast(const std::vector<torch::Tensor>& tensors, const std::s
   }
 }
 
-int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote) {
+int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote,
+                                Timeline* timeline) {
   if (!group_ || world_size_ == 1) return vote ? 1 : 0;
   torch::NoGradGuard no_grad;
   // Buckets in reverse parameter order: the order backward produces them.
@@ -69,7 +70,11 @@ int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_
     const bool last = b + 1 == buckets.size();
     if (last) flat.push_back(torch::full({1}, vote ? 1.0 : 0.0, grads.front().options()));
     std::vector<torch::Tensor> buf{torch::cat(flat)};
+    int64_t t0 = timeline && timeline->active() ? Timeline::now_us() : 0;
     run(group_->allreduce(buf), "all-reduce of gradients", step);
+    if (t0)
+      timeline->span("all-reduce bucket " + std::to_string(b), "comm", t0, Timeline::now_us(),
+                     "\"bucket\":" + std::to_string(b) + ",\"bytes\":" + std::to_string(buf[0].numel() * buf[0].element_size()));
     if (last) votes = static_cast<int>(std::lround(buf[0][-1].item<double>()));
     buf[0].div_(world_size_);
     int64_t offset = 0;

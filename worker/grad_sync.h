@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "worker/timeline.h"
 #include "worker/torch_compat.h"
 
 namespace convoy {
@@ -23,7 +24,9 @@ class GradSync {
   // Averages the gradients of `params` across ranks (absent gradients count
   // as zeros, so every rank reduces the same layout). `vote` rides along in
   // the last bucket as one extra element; returns how many ranks voted.
-  int average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote = false);
+  // Each bucket's all-reduce is a span on `timeline` when it records.
+  int average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote = false,
+                        Timeline* timeline = nullptr);
   // Sums `values` (a small float64 tensor) across ranks in place.
   void sum(torch::Tensor values, const std::string& what, int64_t step);
 

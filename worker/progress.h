@@ -1,6 +1,8 @@
-// Rank 0's live progress line (step/total, images/s, loss, lr, ETA), redrawn
-// in place when stdout is a terminal (or the launcher's is: CONVOY_PROGRESS=1).
-// Each update ends with '\r' (not starts), so a reader of the pipe sees a
+// Rank 0's progress: a live bar (step/total, images/s, loss, lr, ETA) redrawn
+// in place when stdout is a terminal (or the launcher's is: CONVOY_PROGRESS=1),
+// and plain lines every CONVOY_PROGRESS_INTERVAL seconds (default 30) when it
+// is not, so CI and Slurm logs stay clean. Other ranks show nothing.
+// A bar update ends with '\r' (not starts), so a reader of the pipe sees a
 // complete in-place segment at once; the launcher redraws it under its prefix.
 #pragma once
 
@@ -10,19 +12,23 @@
 
 namespace convoy {
 
+enum class ProgressMode { kOff, kBar, kLines };
+
+ProgressMode progress_mode(int rank);
+
 class ProgressLine {
  public:
-  explicit ProgressLine(bool enabled);
+  explicit ProgressLine(ProgressMode mode);
+  // loss/lr: NaN leaves them out (evaluation).
   void update(const std::string& label, int64_t done, int64_t total, double elapsed_s, double images_per_sec,
               double loss, double lr);
   void clear();  // before a regular log line
 
  private:
-  bool enabled_;
+  ProgressMode mode_;
+  double interval_s_;
   bool shown_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
-
-bool progress_wanted(int rank);
 
 }  // namespace convoy

@@ -50,13 +50,19 @@ torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
 
 StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
                                bool stop_vote) {
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  if (timeline_) timeline_->set_step(global_step);
   model_->train();
   torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)));
-  auto x = normalize(pixels);
-  auto y = labels.to(device_);
-  int64_t valid = (y >= 0).sum().item<int64_t>();
+  const auto t0 = Clock::now();
   torch::Tensor loss;
+  int64_t valid = 0;
   {
+    TimelineSpan span(timeline_, "forward", "compute");
+    auto x = normalize(pixels);
+    auto y = labels.to(device_);
+    valid = (y >= 0).sum().item<int64_t>();
     compat::AutocastGuard autocast(device_.type(), bf16_, torch::kBFloat16);
     auto logits = model_->forward(x).to(torch::kFloat);
     if (valid > 0) {
@@ -67,12 +73,24 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
       loss = logits.sum() * 0;  // still take part in the all-reduce
     }
   }
-  optimizer_->zero_grad();
-  loss.backward();
-  int votes = sync_.average_gradients(params_, global_step, stop_vote);
-  schedule_.apply(*optimizer_, global_step);
-  optimizer_->step();
-  return {loss.item<double>(), valid, schedule_.at(global_step), votes > 0};
+  const auto t1 = Clock::now();
+  {
+    TimelineSpan span(timeline_, "backward", "compute");
+    optimizer_->zero_grad();
+    loss.backward();
+  }
+  const auto t2 = Clock::now();
+  int votes = sync_.average_gradients(params_, global_step, stop_vote, timeline_);
+  const auto t3 = Clock::now();
+  {
+    TimelineSpan span(timeline_, "optimizer", "compute");
+    schedule_.apply(*optimizer_, global_step);
+    optimizer_->step();
+  }
+  const auto t4 = Clock::now();
+  StepResult r{loss.item<double>(), valid, schedule_.at(global_step), votes > 0, {}};
+  r.times = {ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)};
+  return r;
 }
 
 void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums) {

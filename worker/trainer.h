@@ -16,11 +16,17 @@
 
 namespace convoy {
 
+// Where a step's time went, in milliseconds (wall clock on this rank).
+struct StepTimes {
+  double forward = 0, backward = 0, allreduce = 0, optimizer = 0;
+};
+
 struct StepResult {
   double loss = 0;        // this rank's mean loss over its valid samples
   int64_t samples = 0;    // valid samples
   double lr = 0;
   bool stop = false;      // some rank voted to stop after this step
+  StepTimes times;
 };
 
 struct EvalSums {
@@ -58,6 +64,8 @@ class Trainer {
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const LrSchedule& schedule() const { return schedule_; }
   torch::Device device() const { return device_; }
+  // Spans of each step go here when it records (may be null).
+  void set_timeline(Timeline* t) { timeline_ = t; }
 
  private:
   torch::Tensor normalize(const torch::Tensor& pixels) const;
@@ -72,6 +80,7 @@ class Trainer {
   GradSync sync_;
   torch::Tensor scale_, shift_;  // per-channel normalisation: x * scale + shift
   bool bf16_;
+  Timeline* timeline_ = nullptr;
 };
 
 // Resolves config.device ("auto" picks CUDA when present); throws UserError

@@ -6,7 +6,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
+#include <limits>
 
 #include "common/config.h"
 #include "common/error.h"
@@ -15,8 +17,11 @@
 #include "worker/checkpoint.h"
 #include "worker/data_client.h"
 #include "common/metrics.h"
+#include "common/tensorboard.h"
+#include "report/run_report.h"
 #include "worker/progress.h"
 #include "worker/rendezvous.h"
+#include "worker/timeline.h"
 #include "worker/trainer.h"
 
 namespace convoy {
@@ -69,7 +74,9 @@ class TrainingLoop::Impl {
          const std::string& resume_path)
       : cfg_(cfg), dist_(dist), data_(data), run_dir_(run_dir),
         metrics_(dist.rank() == 0 ? join_path(run_dir, "metrics.jsonl") : ""),
-        progress_(progress_wanted(dist.rank())),
+        tb_(dist.rank() == 0 ? run_dir : ""),
+        timeline_(dist.rank(), cfg.train.timeline_start, cfg.train.timeline_steps),
+        progress_(progress_mode(dist.rank())),
         store_(join_path(run_dir, "checkpoints"), cfg.train.keep_checkpoints), last_checkpoint_(Clock::now()) {
     const SplitMeta* train = data.info().find("train");
     CONVOY_CHECK(train, "the data service has no train split");
@@ -81,6 +88,7 @@ class TrainingLoop::Impl {
                                                << " with data.drop_last on; lower data.batch_size");
     num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
     trainer_ = std::make_unique<Trainer>(cfg, num_classes_, dist.group(), dist.rank(), dist.world_size(), steps_);
+    trainer_->set_timeline(&timeline_);
     eval_splits_ = cfg.train.eval_splits;
     if (eval_splits_.empty())
       for (const char* s : {"val", "test"})
@@ -106,7 +114,8 @@ class TrainingLoop::Impl {
                        .add("epochs", cfg_.train.epochs)
                        .add("model", cfg_.model.arch)
                        .add("parameters", params)
-                       .add("global_step", global_step_));
+                       .add("global_step", global_step_)
+                       .add("classes", data_.info().class_names));
     auto start = Clock::now();
     for (int epoch = static_cast<int>(start_epoch_); epoch < cfg_.train.epochs; ++epoch) {
       bool last = epoch + 1 == cfg_.train.epochs;
@@ -131,6 +140,7 @@ class TrainingLoop::Impl {
       }
     }
     double total = seconds_since(start);
+    finish_timeline();
     std::string checksum = parameter_checksum(*trainer_->model());
     metrics_.write(JsonLine()
                        .add("event", "end")
@@ -141,6 +151,13 @@ class TrainingLoop::Impl {
     log_rank0("done in {:.1f} s; best {} accuracy {:.4f}; parameter checksum {}; run directory {}", total,
               eval_splits_.empty() ? "-" : (data_.info().find("val") ? "val" : eval_splits_[0]), best_acc_, checksum,
               run_dir_);
+    if (dist_.rank() == 0) {
+      try {
+        log_rank0("report: {}", write_report(run_dir_));
+      } catch (const std::exception& e) {
+        spdlog::warn("could not write the run report: {}", e.what());  // the run itself succeeded
+      }
+    }
     return false;
   }
 
@@ -215,7 +232,8 @@ class TrainingLoop::Impl {
   // its decode rate while filling, and how many batches wait in the ring.
   std::string shard_stats_json(std::string* line) {
     std::string out = "[";
-    for (const auto& st : data_.shard_stats()) {
+    last_shard_stats_ = data_.shard_stats();
+    for (const auto& st : last_shard_stats_) {
       out += fmt::format("{}{{\"shard\":{},\"images_per_sec\":{:.0f},\"queued\":{}}}", out.size() > 1 ? "," : "",
                          st.shard, st.images_per_sec, st.queued);
       *line += fmt::format(" | shard {} {:.0f} img/s, {} queued", st.shard, st.images_per_sec, st.queued);
@@ -231,12 +249,24 @@ class TrainingLoop::Impl {
     auto window_start = t0;
     std::string label = fmt::format("epoch {}/{}", epoch + 1, cfg_.train.epochs);
     EpochSummary s;
+    StepTimes window_times;
+    double window_wait = 0;
     for (int64_t step = first; step < steps_; ++step) {
+      timeline_.set_step(global_step_);
+      const int64_t wait_start = Timeline::now_us();
       Batch batch = data_.next("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(step));
+      const int64_t wait_end = Timeline::now_us();
+      timeline_.span("data wait", "data", wait_start, wait_end);
+      window_wait += (wait_end - wait_start) / 1e3;
       note_data_errors(batch);
       StepResult r = trainer_->train_step(batch.pixels, batch.labels, global_step_, g_stop_requested.load());
+      window_times.forward += r.times.forward;
+      window_times.backward += r.times.backward;
+      window_times.allreduce += r.times.allreduce;
+      window_times.optimizer += r.times.optimizer;
       ++global_step_;
       ++taken;
+      timeline_.finish_if_done(global_step_, run_dir_);
       window_loss += r.loss;
       epoch_loss += r.loss;
       ++window;
@@ -252,6 +282,18 @@ class TrainingLoop::Impl {
           progress_.clear();
           log_rank0("epoch {} step {}: loss {:.4f}, {:.0f} img/s; data{}", epoch + 1, step + 1, loss, ips, shards_line);
         }
+        // Rank 0's step time, split by phase (mean per step over the window).
+        const double n = static_cast<double>(window);
+        const std::vector<std::pair<const char*, double>> phases = {
+            {"data_wait", window_wait / n},          {"forward", window_times.forward / n},
+            {"backward", window_times.backward / n}, {"allreduce", window_times.allreduce / n},
+            {"optimizer", window_times.optimizer / n}};
+        std::string breakdown = "{";
+        for (const auto& [name, v] : phases) {
+          breakdown += fmt::format("{}\"{}\":{:.3f}", breakdown.size() > 1 ? "," : "", name, v);
+          tb_.scalar(std::string("time/") + name + "_ms", global_step_, v);
+        }
+        breakdown += "}";
         metrics_.write(JsonLine()
                            .add("event", "train")
                            .add("epoch", epoch + 1)
@@ -259,7 +301,16 @@ class TrainingLoop::Impl {
                            .add("loss", loss)
                            .add("lr", r.lr)
                            .add("images_per_sec", ips)
+                           .add_raw("breakdown_ms", breakdown)
                            .add_raw("data_shards", shards_json));
+        tb_.scalar("train/loss", global_step_, loss);
+        tb_.scalar("train/lr", global_step_, r.lr);
+        tb_.scalar("train/images_per_sec", global_step_, ips);
+        for (const auto& st : last_shard_stats_)
+          tb_.scalar("data/shard" + std::to_string(st.shard) + "_images_per_sec", global_step_, st.images_per_sec);
+        tb_.flush();
+        window_times = {};
+        window_wait = 0;
         window_loss = 0;
         window = 0;
         window_start = Clock::now();
@@ -296,6 +347,8 @@ class TrainingLoop::Impl {
                          .add("loss", r.loss())
                          .add("accuracy", r.accuracy())
                          .add("samples", r.count));
+      tb_.scalar("eval/" + s + "/loss", global_step_, r.loss());
+      tb_.scalar("eval/" + s + "/accuracy", global_step_, r.accuracy());
       line += fmt::format(" | {} loss {:.4f} acc {:.4f}", s, r.loss(), r.accuracy());
       if (select_acc < 0 || s == "val") {
         select_acc = r.accuracy();
@@ -305,6 +358,9 @@ class TrainingLoop::Impl {
     log_rank0("{} | {:.0f} img/s, {:.1f} s", line, train.images_per_sec, train.seconds);
     int64_t errors = static_cast<int64_t>(trainer_->sum_across_ranks(static_cast<double>(errors_), global_step_,
                                                                       "data error count"));
+    tb_.scalar("data/errors", global_step_, static_cast<double>(errors));
+    tb_.scalar("train/epoch_loss", global_step_, train.train_loss);
+    tb_.flush();
     if (errors > 0) {
       log_rank0("epoch {}: {} corrupt image(s) skipped", epoch + 1, errors);
       metrics_.write(JsonLine()
@@ -327,19 +383,42 @@ class TrainingLoop::Impl {
   EvalSums evaluate(const std::string& split, int epoch) {
     EvalSums sums;
     uint64_t steps = data_.info().find(split)->steps_per_epoch;
+    auto t0 = Clock::now();
+    const std::string label = fmt::format("eval {} {}/{}", split, epoch + 1, cfg_.train.epochs);
+    const double images_per_step = static_cast<double>(cfg_.data.batch_size) * dist_.world_size();
     for (uint64_t step = 0; step < steps; ++step) {
       Batch batch = data_.next(split, static_cast<uint32_t>(epoch), step);
       note_data_errors(batch);
       trainer_->eval_batch(batch.pixels, batch.labels, &sums);
+      double elapsed = seconds_since(t0);
+      progress_.update(label, static_cast<int64_t>(step + 1), static_cast<int64_t>(steps), elapsed,
+                       images_per_step * (step + 1) / std::max(elapsed, 1e-9), NAN, NAN);
     }
+    progress_.clear();
     return trainer_->reduce(sums, global_step_);
+  }
+
+  // Every rank writes its part of the timeline once its window is over (or
+  // the run ends first); the all-reduce tells rank 0 when all parts exist.
+  void finish_timeline() {
+    if (cfg_.train.timeline_steps <= 0) return;
+    timeline_.finish_if_done(std::numeric_limits<int64_t>::max(), run_dir_);
+    double parts = trainer_->sum_across_ranks(timeline_.written() ? 1 : 0, global_step_, "timeline parts");
+    if (dist_.rank() == 0 && static_cast<int>(parts) == dist_.world_size()) {
+      std::string path = merge_timelines(run_dir_, dist_.world_size());
+      if (!path.empty()) log_rank0("timeline of steps {}-{}: {}", cfg_.train.timeline_start,
+                                   cfg_.train.timeline_start + cfg_.train.timeline_steps - 1, path);
+    }
   }
 
   const Config& cfg_;
   Distributed& dist_;
   DataClient& data_;
+  std::vector<DataShardStats> last_shard_stats_;
   std::string run_dir_;
   MetricsLog metrics_;
+  TensorBoardWriter tb_;
+  Timeline timeline_;
   ProgressLine progress_;
   CheckpointStore store_;
   Clock::time_point last_checkpoint_;

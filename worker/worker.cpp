@@ -104,11 +104,11 @@ std::string choose_resume_checkpoint(const std::string& resume, const std::strin
   return newest.value_or("");
 }
 
-int run_worker(const CliArgs& args) {
+int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
   RankInfo info = rank_info_from_env();
   init_logging("worker", info.rank);
   const std::string config_path = args.positional()[0];
-  Config cfg = load_config(config_path, args.all("--set"));
+  Config cfg = load_config(config_path, sets);
   if (!std::getenv("CONVOY_LOG_LEVEL")) set_log_level(cfg.log_level);
 
   int threads = cfg.train.threads_per_rank;
@@ -132,7 +132,7 @@ int run_worker(const CliArgs& args) {
   auto sockets = shard_socket_names(socket, cfg.data_service.services_per_node);
   std::unique_ptr<OwnedDataServices> service;
   if (!launched && dist->info().local_rank == 0)
-    service = std::make_unique<OwnedDataServices>(config_path, args.all("--set"), sockets,
+    service = std::make_unique<OwnedDataServices>(config_path, sets, sockets,
                                                   dist->info().local_world_size, cfg);
   {
     auto alive = [&] {
@@ -153,19 +153,38 @@ int run_worker(const CliArgs& args) {
 
 }  // namespace
 
+std::string torch_build_info() {
+  std::string s = std::string("LibTorch ") + TORCH_VERSION + "; CUDA: " + (at::hasCUDA() ? "yes" : "no");
+#ifdef USE_C10D_NCCL
+  s += "; c10d NCCL: yes";
+#else
+  s += "; c10d NCCL: no";
+#endif
+#ifdef USE_C10D_GLOO
+  s += "; c10d Gloo: yes";
+#else
+  s += "; c10d Gloo: no";
+#endif
+  // Convoy's own CUDA path (NCCL groups, pinned transfers) is not built yet.
+  return s + "; Convoy GPU path: not built (CPU only)";
+}
+
 int worker_main(const std::vector<std::string>& argv) {
   CliArgs args("worker",
                "usage: convoy worker CONFIG [--set field=value ...] [--run-dir DIR] [--resume auto|PATH]\n"
+               "                     [--timeline STEPS]\n"
                "Runs one training rank. Rank and rendezvous come from RANK/WORLD_SIZE/LOCAL_RANK/\n"
                "MASTER_ADDR/MASTER_PORT (set by convoy launch) or from Open MPI under mpirun.\n"
                "SIGTERM or SIGUSR1: finish the current step, checkpoint, exit 0.\n"
                "example: mpirun -np 2 convoy worker configs/fashion_mnist.pbtxt\n");
-  args.option("--set", true).option("--run-dir").option("--resume");
+  args.option("--set", true).option("--run-dir").option("--resume").option("--timeline");
   if (!args.parse(argv)) return 0;
+  auto sets = args.all("--set");
+  if (args.has("--timeline")) sets.push_back("train.timeline_steps=" + args.get("--timeline"));
   if (args.positional().size() != 1)
     CONVOY_USER_ERROR("convoy worker needs exactly one CONFIG (see convoy worker --help)");
   try {
-    return run_worker(args);
+    return run_worker(args, sets);
   } catch (const c10::Error& e) {
     throw Error(error_text(e));  // without LibTorch's C++ backtrace
   }

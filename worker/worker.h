@@ -8,4 +8,8 @@ namespace convoy {
 
 int worker_main(const std::vector<std::string>& args);
 
+// For `convoy --version`: the LibTorch version and what it was built with
+// (CUDA, c10d's NCCL and Gloo backends).
+std::string torch_build_info();
+
 }  // namespace convoy

@@ -27,7 +27,7 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         run_dir = os.path.join(self.tmp, "run")
         r = run(["launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir])
         self.assertEqual(r.returncode, 0, r.stderr)
-        for f in ["config.pbtxt", "metrics.jsonl", "checkpoints/best.ckpt"]:
+        for f in ["config.pbtxt", "metrics.jsonl", "checkpoints/best.ckpt", "report.html"]:
             self.assertTrue(os.path.exists(os.path.join(run_dir, f)), f)
         # One checkpoint per epoch end (8 steps each); the last 3 are kept.
         self.assertEqual(sorted(f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.startswith("step-")),
@@ -39,8 +39,10 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         evals = [m for m in metrics if m["event"] == "eval"]
         self.assertGreaterEqual(len(train), 8)
         for m in train:
-            self.assertEqual(set(m), {"event", "epoch", "step", "loss", "lr", "images_per_sec", "data_shards"})
+            self.assertEqual(set(m), {"event", "epoch", "step", "loss", "lr", "images_per_sec", "breakdown_ms",
+                                      "data_shards"})
             self.assertGreater(m["images_per_sec"], 0)
+            self.assertEqual(set(m["breakdown_ms"]), {"data_wait", "forward", "backward", "allreduce", "optimizer"})
         self.assertEqual([(m["epoch"], m["split"]) for m in evals], [(e, "val") for e in range(1, 5)])
         self.assertEqual(evals[0]["samples"], 32, "val is 20% of 160 images, each counted once")
         first = sum(m["loss"] for m in train[:3]) / 3

@@ -1,0 +1,323 @@
+// The run report (see run_report.h). Charts are drawn here as SVG: a line
+// chart (axes with rounded ticks, one polyline per series, a legend), a
+// stacked bar of the step-time breakdown, and a heat map.
+#include "report/run_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/cli_args.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "common/metrics.h"
+
+namespace convoy {
+namespace {
+
+using json = nlohmann::json;
+
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+};
+
+const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+std::string num(double v) {
+  char buf[32];
+  if (v != 0 && (std::fabs(v) >= 1e5 || std::fabs(v) < 1e-3)) std::snprintf(buf, sizeof buf, "%.2g", v);
+  else std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// Ticks at 1, 2 or 5 times a power of ten, about `count` of them.
+std::vector<double> nice_ticks(double lo, double hi, int count) {
+  if (hi <= lo) hi = lo + 1;
+  double raw = (hi - lo) / count, mag = std::pow(10, std::floor(std::log10(raw)));
+  double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+  std::vector<double> out;
+  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push_back(std::fabs(t) < step * 1e-9 ? 0 : t);
+  return out;
+}
+
+std::string line_chart(const std::string& title, const std::string& x_label, const std::vector<Series>& series) {
+  const double W = 560, H = 300, L = 64, R = 16, T = 34, B = 44;
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  size_t points = 0;
+  for (const auto& s : series)
+    for (auto [x, y] : s.points) {
+      if (!std::isfinite(y)) continue;
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+      ++points;
+    }
+  std::ostringstream svg;
+  svg << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\" viewBox=\"0 0 " << W << " " << H << "\"><title>" << html_escape(title) << "</title>"
+      << "<text x=\"" << W / 2 << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">" << html_escape(title) << "</text>";
+  if (points == 0) {
+    svg << "<text x=\"" << W / 2 << "\" y=\"" << H / 2 << "\" text-anchor=\"middle\">no data</text></svg>";
+    return svg.str();
+  }
+  if (x1 == x0) x0 -= 1, x1 += 1;
+  double pad = (y1 - y0) * 0.05;
+  if (pad == 0) pad = std::max(std::fabs(y1) * 0.05, 1e-9);
+  y0 -= pad, y1 += pad;
+  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+  svg << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B
+      << "\" fill=\"#fff\" stroke=\"#999\"/>";
+  for (double t : nice_ticks(y0, y1, 5))
+    svg << "<line x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << py(t) << "\" y2=\"" << py(t)
+        << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4 << "\" text-anchor=\"end\">" << num(t)
+        << "</text>";
+  for (double t : nice_ticks(x0, x1, 6))
+    svg << "<text x=\"" << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(t) << "</text>";
+  svg << "<text x=\"" << L + (W - L - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">"
+      << html_escape(x_label) << "</text>";
+  for (size_t i = 0; i < series.size(); ++i) {
+    const char* color = kColors[i % 8];
+    std::ostringstream pts;
+    for (auto [x, y] : series[i].points)
+      if (std::isfinite(y)) pts << px(x) << "," << py(y) << " ";
+    svg << "<polyline class=\"series\" fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\""
+        << pts.str() << "\"/>";
+    if (series[i].points.size() <= 30)
+      for (auto [x, y] : series[i].points)
+        if (std::isfinite(y)) svg << "<circle cx=\"" << px(x) << "\" cy=\"" << py(y) << "\" r=\"3\" fill=\"" << color << "\"/>";
+    svg << "<rect x=\"" << L + 10 << "\" y=\"" << T + 8 + 16 * i << "\" width=\"12\" height=\"3\" fill=\"" << color
+        << "\"/><text x=\"" << L + 28 << "\" y=\"" << T + 13 + 16 * i << "\">" << html_escape(series[i].name)
+        << "</text>";
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+// Mean milliseconds per phase as one stacked horizontal bar, with labels.
+std::string breakdown_chart(const std::vector<std::pair<std::string, double>>& phases) {
+  const double W = 560, H = 150, L = 16, R = 16;
+  double total = 0;
+  for (const auto& p : phases) total += p.second;
+  std::ostringstream svg;
+  svg << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\"><title>step-time breakdown</title><text x=\"" << W / 2
+      << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">Step time, rank 0 (mean " << num(total) << " ms)</text>";
+  if (total <= 0) return svg.str() + "<text x=\"20\" y=\"70\">no data</text></svg>";
+  double x = L;
+  for (size_t i = 0; i < phases.size(); ++i) {
+    double w = phases[i].second / total * (W - L - R);
+    svg << "<rect class=\"phase\" x=\"" << x << "\" y=\"36\" width=\"" << w << "\" height=\"34\" fill=\"" << kColors[i % 8]
+        << "\"><title>" << html_escape(phases[i].first) << " " << num(phases[i].second) << " ms</title></rect>";
+    x += w;
+    svg << "<rect x=\"" << L + 180 * (i % 3) << "\" y=\"" << 86 + 22 * (i / 3) << "\" width=\"10\" height=\"10\" fill=\""
+        << kColors[i % 8] << "\"/><text x=\"" << L + 14 + 180 * (i % 3) << "\" y=\"" << 95 + 22 * (i / 3) << "\">"
+        << html_escape(phases[i].first) << " " << fixed(phases[i].second, 2) << " ms ("
+        << fixed(100 * phases[i].second / total, 0) << "%)</text>";
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+std::string heat_map(const std::string& title, const json& matrix, const std::vector<std::string>& labels) {
+  size_t n = matrix.size();
+  const double cell = std::max(8.0, std::min(36.0, 420.0 / std::max<size_t>(n, 1))), L = 110, T = 40;
+  double peak = 1;
+  for (const auto& row : matrix)
+    for (const auto& v : row) peak = std::max(peak, v.get<double>());
+  std::ostringstream svg;
+  double size = L + cell * n + 20;
+  svg << "<svg class=\"chart heat\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << size << "\" height=\""
+      << T + cell * n + 30 << "\"><title>" << html_escape(title) << "</title><text x=\"" << size / 2
+      << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">" << html_escape(title) << " (rows: true, columns: predicted)</text>";
+  for (size_t r = 0; r < n; ++r) {
+    std::string label = r < labels.size() ? labels[r] : std::to_string(r);
+    svg << "<text x=\"" << L - 4 << "\" y=\"" << T + cell * r + cell / 2 + 4 << "\" text-anchor=\"end\">"
+        << html_escape(label.substr(0, 16)) << "</text>";
+    for (size_t c = 0; c < matrix[r].size(); ++c) {
+      double v = matrix[r][c].get<double>(), a = v / peak;
+      int shade = static_cast<int>(255 - 200 * a);
+      svg << "<rect x=\"" << L + cell * c << "\" y=\"" << T + cell * r << "\" width=\"" << cell << "\" height=\"" << cell
+          << "\" fill=\"rgb(" << shade << "," << shade << ",255)\"><title>" << num(v) << "</title></rect>";
+      if (cell >= 22) svg << "<text x=\"" << L + cell * c + cell / 2 << "\" y=\"" << T + cell * r + cell / 2 + 4
+                          << "\" text-anchor=\"middle\">" << num(v) << "</text>";
+    }
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+std::vector<json> read_events(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) CONVOY_USER_ERROR(path << " does not exist: not a run directory, or the run never started");
+  std::vector<json> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    // A line cut short by a crash is skipped, not fatal.
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("event")) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+double get(const json& j, const char* key, double fallback = NAN) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+}  // namespace
+
+std::string render_report(const std::string& run_dir) {
+  auto events = read_events(join_path(run_dir, "metrics.jsonl"));
+  Series train_loss{"train loss", {}}, lr{"learning rate", {}}, ips{"images/s (global)", {}};
+  std::map<std::string, Series> eval_loss, eval_acc, shard_rate;
+  std::map<std::string, std::pair<double, int>> phase_sums;  // name -> (sum, count)
+  std::vector<std::string> phase_order;
+  json start, end, confusion;
+  std::string confusion_split;
+  std::vector<std::string> notes;
+  for (const auto& e : events) {
+    const std::string kind = e["event"].get<std::string>();
+    if (kind == "start" && start.is_null()) start = e;
+    if (kind == "end") end = e;
+    if (kind == "train") {
+      double step = get(e, "step");
+      train_loss.points.push_back({step, get(e, "loss")});
+      lr.points.push_back({step, get(e, "lr")});
+      ips.points.push_back({step, get(e, "images_per_sec")});
+      if (e.contains("breakdown_ms"))
+        for (auto& [name, v] : e["breakdown_ms"].items()) {
+          if (!phase_sums.count(name)) phase_order.push_back(name);
+          phase_sums[name].first += v.get<double>();
+          phase_sums[name].second += 1;
+        }
+      if (e.contains("data_shards") && e["data_shards"].size() > 1)
+        for (const auto& s : e["data_shards"]) {
+          std::string name = "shard " + std::to_string(s["shard"].get<int>());
+          shard_rate[name].name = name;
+          shard_rate[name].points.push_back({step, get(s, "images_per_sec")});
+        }
+    }
+    if (kind == "eval") {
+      std::string split = e.value("split", "?");
+      double epoch = get(e, "epoch");
+      eval_loss[split].name = split + " loss";
+      eval_loss[split].points.push_back({epoch, get(e, "loss")});
+      eval_acc[split].name = split + " accuracy";
+      eval_acc[split].points.push_back({epoch, get(e, "accuracy")});
+      if (e.contains("confusion")) {
+        confusion = e["confusion"];
+        confusion_split = split + ", epoch " + num(epoch);
+      }
+    }
+    if (kind == "restart" || kind == "data_service_restart" || kind == "data_errors" || kind == "resume")
+      notes.push_back(e.dump());
+  }
+  std::vector<Series> acc_series;
+  for (auto& [_, s] : eval_acc) acc_series.push_back(s);
+  // In the order a step runs them (JSON objects come back sorted by key).
+  const std::vector<std::string> step_order = {"data_wait", "forward", "backward", "allreduce", "exposed_comm", "optimizer"};
+  std::stable_sort(phase_order.begin(), phase_order.end(), [&](const std::string& a, const std::string& b) {
+    return std::find(step_order.begin(), step_order.end(), a) < std::find(step_order.begin(), step_order.end(), b);
+  });
+  std::vector<std::pair<std::string, double>> phases;
+  for (const auto& name : phase_order) phases.push_back({name, phase_sums[name].first / phase_sums[name].second});
+  std::vector<std::string> classes;
+  if (!start.is_null() && start.contains("classes") && start["classes"].is_array())
+    for (const auto& c : start["classes"]) classes.push_back(c.get<std::string>());
+  std::string name = basename_of(run_dir);
+
+  std::ostringstream h;
+  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Convoy run " << html_escape(name)
+    << "</title><style>body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}"
+       "svg text{font-size:12px;font-family:sans-serif}svg text.t{font-size:14px;font-weight:bold}"
+       ".grid{display:flex;flex-wrap:wrap;gap:16px}table{border-collapse:collapse}"
+       "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}code{font-size:12px}</style></head><body>\n";
+  h << "<h1>Convoy run " << html_escape(name) << "</h1>\n<table id=\"summary\">";
+  auto row = [&](const std::string& k, const std::string& v) {
+    h << "<tr><th>" << html_escape(k) << "</th><td>" << html_escape(v) << "</td></tr>";
+  };
+  if (!start.is_null()) {
+    row("model", start.value("model", "?") + " (" + num(get(start, "parameters") / 1e6) + "M parameters)");
+    row("ranks x batch", num(get(start, "world_size")) + " x " + num(get(start, "batch_size")));
+    row("epochs x steps", num(get(start, "epochs")) + " x " + num(get(start, "steps_per_epoch")));
+  }
+  if (!end.is_null()) {
+    row("time", num(get(end, "seconds")) + " s");
+    row("best accuracy", num(get(end, "best_accuracy")));
+    row("parameter checksum", end.value("param_checksum", ""));
+  } else {
+    row("status", "no end event: the run is still going, or stopped early");
+  }
+  h << "</table>\n<div class=\"grid\">\n";
+  h << line_chart("Training loss", "global step", {train_loss}) << "\n";
+  if (!eval_loss.empty()) {
+    std::vector<Series> ev;
+    for (auto& [_, s] : eval_loss) ev.push_back(s);
+    h << line_chart("Evaluation loss", "epoch", ev) << "\n";
+  }
+  h << line_chart("Accuracy", "epoch", acc_series) << "\n";
+  h << line_chart("Learning rate", "global step", {lr}) << "\n";
+  h << line_chart("Throughput", "global step", {ips}) << "\n";
+  h << breakdown_chart(phases) << "\n";
+  if (!shard_rate.empty()) {
+    std::vector<Series> sr;
+    for (auto& [_, s] : shard_rate) sr.push_back(s);
+    h << line_chart("Data-service shards: decode images/s", "global step", sr) << "\n";
+  }
+  if (!confusion.is_null()) h << heat_map("Confusion matrix (" + confusion_split + ")", confusion, classes) << "\n";
+  h << "</div>\n";
+  if (!notes.empty()) {
+    h << "<h2>Events</h2><ul id=\"events\">";
+    for (const auto& n : notes) h << "<li><code>" << html_escape(n) << "</code></li>";
+    h << "</ul>\n";
+  }
+  h << "<p>Files: <code>metrics.jsonl</code>, TensorBoard <code>events.out.tfevents.*</code>"
+    << (path_exists(join_path(run_dir, "timeline.json")) ? ", <code>timeline.json</code> (chrome://tracing, Perfetto)" : "")
+    << ".</p></body></html>\n";
+  return h.str();
+}
+
+std::string write_report(const std::string& run_dir, const std::string& out) {
+  std::string path = out.empty() ? join_path(run_dir, "report.html") : out;
+  write_file_atomic(path, render_report(run_dir));
+  return path;
+}
+
+int report_main(const std::vector<std::string>& argv) {
+  CliArgs args("report",
+               "usage: convoy report RUN_DIR [--out FILE]\n"
+               "Writes a self-contained HTML page with the run's curves (loss, accuracy, learning rate,\n"
+               "images/s), the step-time breakdown and its events, from RUN_DIR/metrics.jsonl.\n"
+               "Runs write it at the end by themselves; use this for a running or stopped run.\n"
+               "example: convoy report runs/fashion_mnist-20261121-101500\n");
+  args.option("--out");
+  if (!args.parse(argv)) return 0;
+  if (args.positional().size() != 1) CONVOY_USER_ERROR("expected RUN_DIR (see convoy report --help)");
+  std::printf("%s\n", write_report(args.positional()[0], args.get("--out")).c_str());
+  return 0;
+}
+
+}  // namespace convoy

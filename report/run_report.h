@@ -1,0 +1,22 @@
+// The run report: one self-contained HTML page (inline SVG, no scripts, no
+// network) drawn from a run directory's metrics.jsonl and config.pbtxt:
+// loss and accuracy curves, learning rate, images/s, the step-time breakdown,
+// per-shard data rates, events (restarts, data errors), and a confusion
+// matrix heat map when an eval event carries one ("confusion": [[...]]).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace convoy {
+
+// Renders the page. Throws UserError when the folder has no metrics.jsonl.
+std::string render_report(const std::string& run_dir);
+
+// Writes RUN_DIR/report.html (or `out`) atomically; returns the path.
+std::string write_report(const std::string& run_dir, const std::string& out = "");
+
+// `convoy report RUN_DIR [--out FILE]`
+int report_main(const std::vector<std::string>& args);
+
+}  // namespace convoy

@@ -1,0 +1,283 @@
+"""What a run shows: TensorBoard event files read back by an independent
+reader (TFRecord framing, masked CRC32C, the protobuf wire format decoded by
+hand), the merged Chrome-trace timeline, the HTML report rendered by headless
+Chromium, the progress bar in a real terminal (tmux) and as plain lines in a
+pipe, and the CLI's manners."""
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+from helpers import BIN, make_folder, read_metrics, run, write_config
+
+
+# --- an independent TFRecord + Event reader -------------------------------
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def masked_crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    c ^= 0xFFFFFFFF
+    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def read_records(path):
+    """Yields each record's bytes, checking both CRCs of every record."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos < len(data):
+        header = data[pos:pos + 8]
+        (length,) = struct.unpack("<Q", header)
+        (len_crc,) = struct.unpack("<I", data[pos + 8:pos + 12])
+        assert len_crc == masked_crc32c(header), f"bad length CRC at byte {pos}"
+        body = data[pos + 12:pos + 12 + length]
+        (body_crc,) = struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])
+        assert body_crc == masked_crc32c(body), f"bad data CRC at byte {pos}"
+        yield body
+        pos += 16 + length
+
+
+def decode_fields(buf):
+    """Protobuf wire format: {field number: [values]} (varint, 64-bit,
+    length-delimited, 32-bit)."""
+    fields, pos = {}, 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = buf[pos:pos + 8], pos + 8
+        elif wire == 2:
+            n, pos = _varint(buf, pos)
+            value, pos = buf[pos:pos + n], pos + n
+        elif wire == 5:
+            value, pos = buf[pos:pos + 4], pos + 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        fields.setdefault(num, []).append(value)
+    return fields
+
+
+def _varint(buf, pos):
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return result, pos
+
+
+def read_scalars(path):
+    """TensorFlow's Event: wall_time 1 (double), step 2, file_version 3,
+    summary 5; Summary.value 1; Value.tag 1, simple_value 2 (float)."""
+    version, scalars = None, {}
+    for record in read_records(path):
+        event = decode_fields(record)
+        if 3 in event:
+            version = event[3][0].decode()
+        for summary in event.get(5, []):
+            for value in decode_fields(summary).get(1, []):
+                v = decode_fields(value)
+                tag = v[1][0].decode()
+                scalars.setdefault(tag, []).append((event.get(2, [0])[0], struct.unpack("<f", v[2][0])[0]))
+    return version, scalars
+
+
+class RunOutputsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="convoy-obs-")
+        folder = make_folder(os.path.join(cls.tmp.name, "images"), classes=4, per_class=40)
+        cls.config = write_config(cls.tmp.name, folder, epochs=3)
+        cls.run_dir = os.path.join(cls.tmp.name, "run")
+        cls.result = run(["launch", "--nproc-per-node", "2", cls.config, "--run-dir", cls.run_dir,
+                          "--timeline", "4", "--set", "train.timeline_start=3"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_run_succeeded(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stderr)
+
+    def test_tensorboard_events_have_valid_crcs_and_the_expected_scalars(self):
+        files = [f for f in os.listdir(self.run_dir) if f.startswith("events.out.tfevents.")]
+        self.assertEqual(len(files), 1, files)
+        version, scalars = read_scalars(os.path.join(self.run_dir, files[0]))
+        self.assertEqual(version, "brain.Event:2")
+        expected = {"train/loss", "train/lr", "train/images_per_sec", "train/epoch_loss", "eval/val/loss",
+                    "eval/val/accuracy", "data/errors", "time/data_wait_ms", "time/forward_ms",
+                    "time/backward_ms", "time/allreduce_ms", "time/optimizer_ms"}
+        self.assertTrue(expected <= set(scalars), expected - set(scalars))
+        steps = [s for s, _ in scalars["train/loss"]]
+        self.assertEqual(steps, sorted(steps))
+        self.assertEqual(len(scalars["eval/val/accuracy"]), 3)
+        metrics = [m for m in read_metrics(self.run_dir) if m["event"] == "eval" and m["split"] == "val"]
+        for (_, tb), m in zip(scalars["eval/val/accuracy"], metrics):
+            self.assertAlmostEqual(tb, m["accuracy"], places=5)
+
+    def test_timeline_is_a_chrome_trace_with_every_rank(self):
+        with open(os.path.join(self.run_dir, "timeline.json")) as f:
+            trace = json.load(f)
+        spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+        self.assertEqual({e["pid"] for e in spans}, {0, 1})
+        for rank in (0, 1):
+            names = {e["name"] for e in spans if e["pid"] == rank}
+            self.assertTrue({"data wait", "forward", "backward", "optimizer", "all-reduce bucket 0"} <= names, names)
+            steps = {e["args"]["step"] for e in spans if e["pid"] == rank}
+            self.assertEqual(steps, {3, 4, 5, 6})
+        for e in spans:
+            self.assertIsInstance(e["ts"], int)
+            self.assertGreaterEqual(e["dur"], 0)
+        # One time axis: the ranks' same step overlaps in time.
+        f0 = min(e["ts"] for e in spans if e["pid"] == 0 and e["args"]["step"] == 4)
+        f1 = min(e["ts"] for e in spans if e["pid"] == 1 and e["args"]["step"] == 4)
+        self.assertLess(abs(f0 - f1), 2_000_000)
+        names = {e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M"}
+        self.assertEqual(names, {"rank 0", "rank 1"})
+        self.assertFalse([f for f in os.listdir(self.run_dir) if f.startswith("timeline-rank")])
+
+    def test_report_renders_in_headless_chromium(self):
+        report = os.path.join(self.run_dir, "report.html")
+        self.assertTrue(os.path.exists(report))
+        chromium = shutil.which("chromium")
+        self.assertIsNotNone(chromium, "chromium is missing (scripts/setup.sh installs it)")
+        base = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+        dom = subprocess.run(base + ["--dump-dom", "file://" + report], capture_output=True, text=True,
+                             timeout=120).stdout
+        self.assertGreaterEqual(dom.count("<svg"), 6, dom[:2000])
+        for title in ("Training loss", "Accuracy", "Learning rate", "Throughput", "Step time"):
+            self.assertIn(title, dom)
+        polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', dom)
+        self.assertTrue(polylines and all(len(p.split()) >= 3 for p in polylines[:4]), polylines[:4])
+        shot = os.path.join(self.tmp.name, "report.png")
+        subprocess.run(base + ["--window-size=1200,1400", f"--screenshot={shot}", "file://" + report],
+                       capture_output=True, timeout=120)
+        from PIL import Image
+        img = Image.open(shot).convert("RGB")
+        pixels = list(img.getdata())
+        ink = sum(1 for p in pixels if p != (255, 255, 255)) / len(pixels)
+        self.assertGreater(ink, 0.02, "the screenshot is (nearly) blank")
+        # The charts' first series colour (#1f77b4) is drawn.
+        self.assertGreater(sum(1 for p in pixels if abs(p[0] - 31) < 20 and abs(p[1] - 119) < 20
+                               and abs(p[2] - 180) < 20), 200)
+
+    def test_report_on_demand(self):
+        out = os.path.join(self.tmp.name, "again.html")
+        r = run(["report", self.run_dir, "--out", out])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            self.assertIn("<svg", f.read())
+        r = run(["report", os.path.join(self.tmp.name, "nowhere")])
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+
+class ProgressTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="convoy-progress-")
+        folder = make_folder(os.path.join(self.tmp.name, "images"), classes=4, per_class=60,
+                             min_side=60, max_side=100)
+        self.config = write_config(self.tmp.name, folder, epochs=4)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_bar_redraws_in_place_in_a_terminal(self):
+        self.assertIsNotNone(shutil.which("tmux"), "tmux is missing (scripts/setup.sh installs it)")
+        session = f"convoy-test-{os.getpid()}"
+        run_dir = os.path.join(self.tmp.name, "tty")
+        cmd = (f"{os.path.abspath(BIN)} launch --nproc-per-node 2 {self.config} --run-dir {run_dir} "
+               f"--set model.width=32; sleep 30")
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "220", "-y", "60", cmd], check=True)
+        try:
+            bars = []
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                pane = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                      text=True).stdout
+                bars += [line for line in pane.splitlines() if "ETA" in line and "img/s" in line]
+                if "all workers finished" in pane:
+                    break
+                time.sleep(0.1)
+            final = pane
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        self.assertIn("all workers finished", final)
+        self.assertTrue(bars, "no progress bar seen")
+        self.assertTrue(any(re.search(r"\[worker 0\] epoch \d/4 \[[=> ]+\] \d+/\d+", b) for b in bars), bars[:5])
+        # Drawn in place: on screen, at most one bar line at any time (none
+        # left behind by finished epochs), and the epoch lines are intact.
+        self.assertLessEqual(len([line for line in final.splitlines() if "ETA" in line]), 1, final)
+        self.assertEqual(len(re.findall(r"epoch \d/4: train loss", final)), 4, final)
+
+    def test_pipe_gets_plain_lines(self):
+        run_dir = os.path.join(self.tmp.name, "pipe")
+        r = run(["launch", "--nproc-per-node", "2", self.config, "--run-dir", run_dir],
+                env={"CONVOY_PROGRESS_INTERVAL": "0.05"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        text = r.stdout + r.stderr
+        self.assertNotIn("\r", text)
+        self.assertNotIn("\033", text)
+        self.assertRegex(text, r"\[worker 0\] .*epoch 1/4: \d+/\d+ +\d+ img/s +loss [\d.]+ +lr [\d.e-]+ +ETA \d+:\d\d \(\d+%\)")
+
+
+class CliTest(unittest.TestCase):
+    def test_version_names_libtorch_and_gpu_support(self):
+        r = run(["--version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"convoy \d+\.\d+\.\d+\nLibTorch \d+\.\d+\.\d+; CUDA: (yes|no); c10d NCCL: (yes|no)")
+
+    def test_every_subcommand_has_help_with_usage_and_example(self):
+        for cmd in (["launch"], ["worker"], ["data-service"], ["pack"], ["bench"], ["bench", "data"], ["report"]):
+            r = run(cmd + ["--help"])
+            self.assertEqual(r.returncode, 0, cmd)
+            self.assertIn("usage: convoy", r.stdout, cmd)
+            self.assertIn("example:", r.stdout, cmd)
+
+    def test_errors_are_one_line_with_a_hint(self):
+        for cmd in (["launch", "--no-such-flag"], ["nope"], ["bench", "nope"], ["--log-level", "loud", "launch"]):
+            r = run(cmd)
+            self.assertEqual(r.returncode, 2, cmd)
+            lines = r.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, (cmd, r.stderr))
+            self.assertRegex(lines[0], r"error: .*(see|use|benchmarks:|commands:)", cmd)
+
+    def test_log_level_flag_and_environment(self):
+        with tempfile.TemporaryDirectory(prefix="convoy-cli-") as tmp:
+            folder = make_folder(os.path.join(tmp, "images"), classes=2, per_class=8)
+            cfg = write_config(tmp, folder, epochs=1)
+            debug = run(["--log-level", "debug", "launch", "--nproc-per-node", "1", cfg, "--run-dir",
+                         os.path.join(tmp, "a")])
+            self.assertEqual(debug.returncode, 0, debug.stderr)
+            self.assertIn(" debug ", debug.stderr)
+            quiet = run(["launch", "--nproc-per-node", "1", cfg, "--run-dir", os.path.join(tmp, "b")],
+                        env={"CONVOY_LOG_LEVEL": "warn"})
+            self.assertEqual(quiet.returncode, 0, quiet.stderr)
+            self.assertNotIn(" info ", quiet.stderr + quiet.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
