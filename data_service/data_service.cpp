@@ -117,7 +117,11 @@ class DataService {
         check();
         if (ch->peer_closed()) throw PeerGone{};
       };
-      const auto timeout = seconds(cfg_.data_service.timeout_s);
+      // With several shards a healthy rank may leave this ring full while it
+      // waits (up to timeout_s) for another shard to be restarted; the rank
+      // reports that itself. Here, "stopped taking batches" is a backstop.
+      const int slack = shards_ > 1 ? cfg_.data_service.timeout_s + 10 : 0;
+      const auto timeout = seconds(cfg_.data_service.timeout_s + slack);
       for (;;) {
         if (!ch->receive(&msg, std::chrono::hours(24 * 365), check) || msg.has_shutdown()) break;
         CONVOY_CHECK(msg.has_stream(), "expected Stream or Shutdown from rank " << rank);
@@ -130,7 +134,7 @@ class DataService {
             slot = ring->acquire_write(timeout, alive);
           } catch (const TimeoutError&) {
             throw TimeoutError(CONVOY_STR("rank " << rank << " stopped taking batches: no free slot in its ring for "
-                                                  << cfg_.data_service.timeout_s << " s (" << st.split() << " epoch "
+                                                  << timeout.count() << " s (" << st.split() << " epoch "
                                                   << st.epoch() + 1 << ", step " << step << ")"));
           }
           auto t0 = std::chrono::steady_clock::now();

@@ -81,9 +81,10 @@ class DataShardsTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def config(self, name, epochs=2, max_restarts=3):
+    def config(self, name, epochs=2, max_restarts=3, timeout_s=60):
+        text = CONFIG.format(root=self.folder, epochs=epochs, max_restarts=max_restarts)
         return write_config(self.tmp.name, self.folder, name=name,
-                            text=CONFIG.format(root=self.folder, epochs=epochs, max_restarts=max_restarts))
+                            text=text.replace("timeout_s: 60 ring_slots", f"timeout_s: {timeout_s} ring_slots"))
 
     def start(self, cfg, run_dir, k):
         """A launch in the background, killed at the end of the test if still running."""
@@ -165,6 +166,26 @@ class DataShardsTest(unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("data 0", out)
         self.assertIn("signal 9", out.splitlines()[-1])
+
+    def test_a_shard_that_does_not_come_back_fails_the_workers_within_the_timeout(self):
+        cfg = self.config("stuck.pbtxt", epochs=50, timeout_s=5)
+        run_dir = os.path.join(self.tmp.name, "stuck")
+        proc = self.start(cfg, run_dir, 2)
+        (old,) = shard_pids(run_dir, 1)
+        os.kill(old, signal.SIGKILL)
+        # Freeze the replacement the launcher starts, before it can serve.
+        deadline, new = time.time() + 30, []
+        while not new and time.time() < deadline:
+            new = [p for p in shard_pids(run_dir, 1) if p != old]
+        self.assertTrue(new, "the launcher did not restart the shard")
+        os.kill(new[0], signal.SIGSTOP)
+        started = time.time()
+        out, _ = proc.communicate(timeout=120)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertLess(time.time() - started, 5 + 30)
+        last = out.strip().splitlines()[-1]
+        self.assertRegex(last, r"data service shard 1 (did not come back within 5 s|closed the connection)", out[-3000:])
+        self.assertEqual(shard_pids(run_dir, 1), [], "the frozen shard was stopped too")
 
 
 if __name__ == "__main__":
