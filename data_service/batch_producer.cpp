@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <opencv2/core/utility.hpp>
 
 #include "common/error.h"
 #include "data_service/augment.h"
@@ -17,6 +18,9 @@ BatchProducer::BatchProducer(const Config& cfg, DatasetSplits data, int decode_t
       decode_opts_{cfg.data_service.crop_aware_decode, cfg.data_service.fast_idct},
       data_(std::move(data)),
       pool_(decode_threads) {
+  // Parallelism is ours (one sample per decode thread); OpenCV's own thread
+  // pool inside resize/warp would only oversubscribe the cores.
+  cv::setNumThreads(0);
   layout_ = {cfg.data.batch_size, cfg.data.image.channels, cfg.data.image.height, cfg.data.image.width};
 }
 
