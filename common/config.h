@@ -90,6 +90,8 @@ struct DataServiceSpec {
 struct DistributedSpec {
   int timeout_s = 300;
   std::string interface;
+  bool overlap_grad_sync = true;
+  float bucket_mb = 25.f, first_bucket_mb = 1.f;
 };
 
 struct Config {

@@ -86,6 +86,12 @@ int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_
   return votes;
 }
 
+int GradSync::vote(bool vote, int64_t step) {
+  auto t = torch::full({1}, vote ? 1.0 : 0.0, torch::kFloat64);
+  sum(t, "stop vote", step);
+  return static_cast<int>(std::lround(t.item<double>()));
+}
+
 void GradSync::sum(torch::Tensor values, const std::string& what, int64_t step) {
   if (!group_ || world_size_ == 1) return;
   std::vector<torch::Tensor> buf{values};

@@ -27,6 +27,8 @@ class GradSync {
   // Each bucket's all-reduce is a span on `timeline` when it records.
   int average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote = false,
                         Timeline* timeline = nullptr);
+  // How many ranks voted (a one-element all-reduce).
+  int vote(bool vote, int64_t step);
   // Sums `values` (a small float64 tensor) across ranks in place.
   void sum(torch::Tensor values, const std::string& what, int64_t step);
 

@@ -21,7 +21,8 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
                  int world_size, int64_t steps_per_epoch)
     : cfg_(cfg), rank_(rank), world_size_(world_size), device_(resolve_device(cfg.device)),
       schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
-      sync_(std::move(group), rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s)),
+      sync_(group, rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s),
+            static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20))),
       bf16_(cfg.train.amp == "bf16") {
   CONVOY_CHECK(device_.is_cpu(), "the CUDA path is not built yet; use --set device=cpu");
   torch::manual_seed(cfg.seed);
@@ -34,6 +35,8 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
   std::vector<torch::Tensor> state = params_;
   for (auto& b : model_->buffers()) state.push_back(b);
   sync_.broadcast(state, "initial weights");
+  overlap_wanted_ = group && world_size > 1 && cfg.distributed.overlap_grad_sync;
+  group_ = group;
   optimizer_ = make_optimizer(cfg.optim, params_);
 
   const auto& d = cfg.data;
@@ -74,13 +77,46 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     }
   }
   const auto t1 = Clock::now();
-  {
-    TimelineSpan span(timeline_, "backward", "compute");
-    optimizer_->zero_grad();
+  if (overlap_wanted_ && !overlap_)
+    overlap_ = std::make_unique<OverlapSync>(params_, group_, world_size_,
+                                             static_cast<size_t>(cfg_.distributed.first_bucket_mb * (1 << 20)),
+                                             static_cast<size_t>(cfg_.distributed.bucket_mb * (1 << 20)));
+  int votes = 0;
+  StepTimes times;
+  if (overlap_) {
+    // Buckets are all-reduced while backward runs (overlap_sync.h); the
+    // gradients are views into them, so they are zeroed in place.
+    const int64_t b0 = Timeline::now_us();
+    for (auto& p : params_)
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    overlap_->expect_backward(timeline_);
     loss.backward();
+    const int64_t b1 = Timeline::now_us();
+    int64_t last_launch = b0;
+    for (const auto& bt : overlap_->take_bucket_times()) {
+      last_launch = std::max(last_launch, bt.launch_us);
+      times.allreduce += (bt.done_us - bt.launch_us) / 1e3;
+    }
+    // Backward's compute ends when its last gradient is ready, which is when
+    // the last bucket is launched; what remains of backward() is waiting.
+    times.backward = (last_launch - b0) / 1e3;
+    times.exposed_comm = (b1 - last_launch) / 1e3;
+    if (timeline_) {
+      timeline_->span("backward", "compute", b0, last_launch);
+      timeline_->span("exposed all-reduce wait", "comm", last_launch, b1);
+    }
+    votes = sync_.vote(stop_vote, global_step);
+  } else {
+    {
+      TimelineSpan span(timeline_, "backward", "compute");
+      optimizer_->zero_grad();
+      loss.backward();
+    }
+    const auto t2 = Clock::now();
+    votes = sync_.average_gradients(params_, global_step, stop_vote, timeline_);
+    times.backward = ms(t1, t2);
+    times.exposed_comm = times.allreduce = ms(t2, Clock::now());
   }
-  const auto t2 = Clock::now();
-  int votes = sync_.average_gradients(params_, global_step, stop_vote, timeline_);
   const auto t3 = Clock::now();
   {
     TimelineSpan span(timeline_, "optimizer", "compute");
@@ -88,8 +124,9 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     optimizer_->step();
   }
   const auto t4 = Clock::now();
-  StepResult r{loss.item<double>(), valid, schedule_.at(global_step), votes > 0, {}};
-  r.times = {ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)};
+  StepResult r{loss.item<double>(), valid, schedule_.at(global_step), votes > 0, times};
+  r.times.forward = ms(t0, t1);
+  r.times.optimizer = ms(t3, t4);
   return r;
 }
 

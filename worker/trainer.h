@@ -13,12 +13,16 @@
 #include "worker/grad_sync.h"
 #include "worker/models.h"
 #include "worker/optimizer.h"
+#include "worker/overlap_sync.h"
 
 namespace convoy {
 
 // Where a step's time went, in milliseconds (wall clock on this rank).
+// forward + backward + exposed_comm + optimizer is the step (without the data
+// wait). allreduce is the buckets' total all-reduce time, most of which ran
+// during backward when overlapped; exposed_comm is the part after it.
 struct StepTimes {
-  double forward = 0, backward = 0, allreduce = 0, optimizer = 0;
+  double forward = 0, backward = 0, exposed_comm = 0, optimizer = 0, allreduce = 0;
 };
 
 struct StepResult {
@@ -78,6 +82,9 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   LrSchedule schedule_;
   GradSync sync_;
+  std::unique_ptr<OverlapSync> overlap_;  // when overlapping (world > 1)
+  bool overlap_wanted_ = false;
+  c10::intrusive_ptr<compat::Backend> group_;
   torch::Tensor scale_, shift_;  // per-channel normalisation: x * scale + shift
   bool bf16_;
   Timeline* timeline_ = nullptr;

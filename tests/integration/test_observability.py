@@ -129,7 +129,7 @@ class RunOutputsTest(unittest.TestCase):
         self.assertEqual(version, "brain.Event:2")
         expected = {"train/loss", "train/lr", "train/images_per_sec", "train/epoch_loss", "eval/val/loss",
                     "eval/val/accuracy", "data/errors", "time/data_wait_ms", "time/forward_ms",
-                    "time/backward_ms", "time/allreduce_ms", "time/optimizer_ms"}
+                    "time/backward_ms", "time/exposed_comm_ms", "time/allreduce_total_ms", "time/optimizer_ms"}
         self.assertTrue(expected <= set(scalars), expected - set(scalars))
         steps = [s for s, _ in scalars["train/loss"]]
         self.assertEqual(steps, sorted(steps))

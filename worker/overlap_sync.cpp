@@ -1,0 +1,102 @@
+// Overlapped gradient all-reduce (see overlap_sync.h).
+#include "worker/overlap_sync.h"
+
+#include <torch/csrc/distributed/c10d/comm.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+
+#include "common/error.h"
+
+namespace convoy {
+
+// What the completion callbacks write. It holds no reference to the process
+// group: a callback can run last on one of Gloo's own threads, and dropping
+// the group's last reference there would make it join that very thread.
+struct OverlapSync::HookState {
+  std::mutex mu;
+  std::vector<BucketTimes> times;
+  Timeline* timeline = nullptr;
+};
+
+namespace {
+
+// Averages a bucket: divide first (as DDP's hook does), then all-reduce the
+// sum; records when it was launched and when it completed.
+class TimedAllreduceHook : public c10d::CommHookInterface {
+ public:
+  TimedAllreduceHook(std::shared_ptr<OverlapSync::HookState> state, c10::intrusive_ptr<compat::Backend> group,
+                     int world_size)
+      : state_(std::move(state)), group_(std::move(group)), world_size_(world_size) {}
+
+  // The all-reduce's future holds the list of reduced tensors (one here).
+  // Written out because LibTorch 1.13 does not export its own helper.
+  at::Tensor parseHookResult(const c10::IValue& result) override { return result.toTensorVector()[0]; }
+
+  c10::intrusive_ptr<c10::ivalue::Future> runHook(c10d::GradBucket& bucket) override {
+    auto st = state_;
+    std::vector<at::Tensor> tensors = {bucket.getBufferRef()};
+    tensors[0].div_(world_size_);
+    const size_t index = bucket.getIndex();
+    const int64_t bytes = tensors[0].numel() * tensors[0].element_size();
+    const int64_t launch = Timeline::now_us();
+    auto fut = group_->allreduce(tensors)->getFuture();
+    Timeline* timeline = st->timeline;
+    fut->addCallback([st, index, launch, bytes, timeline](c10::ivalue::Future&) {
+      const int64_t done = Timeline::now_us();
+      {
+        std::lock_guard<std::mutex> lock(st->mu);
+        st->times.push_back({index, launch, done});
+      }
+      if (timeline)
+        timeline->span("all-reduce bucket " + std::to_string(index), "comm", launch, done,
+                       "\"bucket\":" + std::to_string(index) + ",\"bytes\":" + std::to_string(bytes));
+    });
+    return fut;
+  }
+
+ private:
+  std::shared_ptr<OverlapSync::HookState> state_;
+  c10::intrusive_ptr<compat::Backend> group_;
+  int world_size_;
+};
+
+}  // namespace
+
+OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusive_ptr<compat::Backend> group,
+                         int world_size, size_t first_bucket_bytes, size_t bucket_bytes)
+    : state_(std::make_shared<HookState>()) {
+  // As DistributedDataParallel does: buckets by size in parameter order,
+  // then reversed, since backward produces gradients last layer first.
+  auto [indices, limits] =
+      c10d::compute_bucket_assignment_by_size(params, {first_bucket_bytes, bucket_bytes}, std::vector<bool>(params.size(), false));
+  std::reverse(indices.begin(), indices.end());
+  std::reverse(limits.begin(), limits.end());
+  buckets_ = indices.size();
+  std::unordered_map<size_t, std::string> names;
+  reducer_ = std::make_unique<c10d::Reducer>(params, indices, limits, group, std::vector<bool>(params.size(), false),
+                                             static_cast<int64_t>(bucket_bytes), /*find_unused_parameters=*/false,
+                                             /*gradient_as_bucket_view=*/true, names,
+                                             static_cast<int64_t>(first_bucket_bytes));
+  reducer_->register_comm_hook(std::make_unique<TimedAllreduceHook>(state_, group, world_size));
+}
+
+OverlapSync::~OverlapSync() = default;
+
+void OverlapSync::expect_backward(Timeline* timeline) {
+  state_->timeline = timeline && timeline->active() ? timeline : nullptr;
+  // As DDP's forward does: after the first backward, the buckets are rebuilt
+  // in the order the gradients actually became ready (rank 0's order,
+  // broadcast). Until then the Reducer records that order on every
+  // backward, so skipping this would also grow its memory step by step.
+  if (backwards_ == 1) reducer_->rebuild_buckets();
+  ++backwards_;
+  reducer_->prepare_for_backward({});
+}
+
+std::vector<BucketTimes> OverlapSync::take_bucket_times() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  std::vector<BucketTimes> out;
+  out.swap(state_->times);
+  return out;
+}
+
+}  // namespace convoy
