@@ -8,17 +8,11 @@
 #   THREADS  default: the number of cores
 #   SECONDS  measuring time of each side (default 20)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ $# -lt 1 ]; then
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
-  exit 2
-fi
+. "$(dirname "$0")/common.sh"
+bench_init "$@"
 DIR=$1
 THREADS=${2:-$(nproc)}
 SECONDS_EACH=${3:-20}
-CONVOY=${CONVOY_BIN:-build/convoy}
-PYTHON=/usr/bin/python3   # Debian's interpreter, the one with torch
-[ -x "$CONVOY" ] || { echo "data_vs_torchvision: $CONVOY not built (run scripts/setup.sh)" >&2; exit 1; }
 
 # Both read the folder once first, so neither pays for a cold page cache.
 cat "$DIR"/*/* > /dev/null

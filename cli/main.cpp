@@ -11,8 +11,10 @@
 #include "data_service/bench_data.h"
 #include "data_service/data_service.h"
 #include "data_service/pack.h"
+#include "launcher/bench_scaling.h"
 #include "launcher/launcher.h"
 #include "report/run_report.h"
+#include "worker/bench_allreduce.h"
 #include "worker/worker.h"
 
 namespace {
@@ -24,7 +26,8 @@ constexpr const char* kUsage =
     "  worker        one training rank (under convoy launch or mpirun)\n"
     "  data-service  the node's decode/augment process (started for you)\n"
     "  pack          pack an image folder into tar shards (convoy pack --help)\n"
-    "  bench         benchmarks: bench data (the input pipeline)\n"
+    "  bench         benchmarks: bench data (input pipeline), scaling (training vs ranks),\n"
+    "                allreduce (bandwidth per message size)\n"
     "  report        write a run directory's HTML report (curves, step time, events)\n"
     "run `convoy <command> --help` for its options. Everywhere: --log-level LEVEL\n"
     "(trace|debug|info|warn|error; or CONVOY_LOG_LEVEL), --version.\n"
@@ -37,6 +40,8 @@ struct Command {
 
 constexpr Command kBenchmarks[] = {
     {"data", convoy::bench_data_main},
+    {"scaling", convoy::bench_scaling_main},
+    {"allreduce", convoy::bench_allreduce_main},
 };
 
 int bench_main(const std::vector<std::string>& args) {

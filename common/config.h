@@ -73,6 +73,7 @@ struct TrainSpec {
   int stop_grace_s = 120;
   int timeline_steps = 0;
   int64_t timeline_start = 10;
+  int64_t max_steps = 0;
 };
 
 struct DataServiceSpec {

@@ -21,11 +21,6 @@ namespace {
 
 using json = nlohmann::json;
 
-struct Series {
-  std::string name;
-  std::vector<std::pair<double, double>> points;
-};
-
 const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
 
 std::string html_escape(const std::string& s) {
@@ -61,58 +56,6 @@ std::vector<double> nice_ticks(double lo, double hi, int count) {
   std::vector<double> out;
   for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push_back(std::fabs(t) < step * 1e-9 ? 0 : t);
   return out;
-}
-
-std::string line_chart(const std::string& title, const std::string& x_label, const std::vector<Series>& series) {
-  const double W = 560, H = 300, L = 64, R = 16, T = 34, B = 44;
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  size_t points = 0;
-  for (const auto& s : series)
-    for (auto [x, y] : s.points) {
-      if (!std::isfinite(y)) continue;
-      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
-      ++points;
-    }
-  std::ostringstream svg;
-  svg << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-      << "\" viewBox=\"0 0 " << W << " " << H << "\"><title>" << html_escape(title) << "</title>"
-      << "<text x=\"" << W / 2 << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">" << html_escape(title) << "</text>";
-  if (points == 0) {
-    svg << "<text x=\"" << W / 2 << "\" y=\"" << H / 2 << "\" text-anchor=\"middle\">no data</text></svg>";
-    return svg.str();
-  }
-  if (x1 == x0) x0 -= 1, x1 += 1;
-  double pad = (y1 - y0) * 0.05;
-  if (pad == 0) pad = std::max(std::fabs(y1) * 0.05, 1e-9);
-  y0 -= pad, y1 += pad;
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-  auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
-  svg << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B
-      << "\" fill=\"#fff\" stroke=\"#999\"/>";
-  for (double t : nice_ticks(y0, y1, 5))
-    svg << "<line x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << py(t) << "\" y2=\"" << py(t)
-        << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4 << "\" text-anchor=\"end\">" << num(t)
-        << "</text>";
-  for (double t : nice_ticks(x0, x1, 6))
-    svg << "<text x=\"" << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(t) << "</text>";
-  svg << "<text x=\"" << L + (W - L - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">"
-      << html_escape(x_label) << "</text>";
-  for (size_t i = 0; i < series.size(); ++i) {
-    const char* color = kColors[i % 8];
-    std::ostringstream pts;
-    for (auto [x, y] : series[i].points)
-      if (std::isfinite(y)) pts << px(x) << "," << py(y) << " ";
-    svg << "<polyline class=\"series\" fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\""
-        << pts.str() << "\"/>";
-    if (series[i].points.size() <= 30)
-      for (auto [x, y] : series[i].points)
-        if (std::isfinite(y)) svg << "<circle cx=\"" << px(x) << "\" cy=\"" << py(y) << "\" r=\"3\" fill=\"" << color << "\"/>";
-    svg << "<rect x=\"" << L + 10 << "\" y=\"" << T + 8 + 16 * i << "\" width=\"12\" height=\"3\" fill=\"" << color
-        << "\"/><text x=\"" << L + 28 << "\" y=\"" << T + 13 + 16 * i << "\">" << html_escape(series[i].name)
-        << "</text>";
-  }
-  svg << "</svg>";
-  return svg.str();
 }
 
 // Mean milliseconds per phase as one stacked horizontal bar, with labels.
@@ -189,10 +132,62 @@ double get(const json& j, const char* key, double fallback = NAN) {
 
 }  // namespace
 
+std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::vector<ChartSeries>& series) {
+  const double W = 560, H = 300, L = 64, R = 16, T = 34, B = 44;
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  size_t points = 0;
+  for (const auto& s : series)
+    for (auto [x, y] : s.points) {
+      if (!std::isfinite(y)) continue;
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+      ++points;
+    }
+  std::ostringstream svg;
+  svg << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\" viewBox=\"0 0 " << W << " " << H << "\"><title>" << html_escape(title) << "</title>"
+      << "<text x=\"" << W / 2 << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">" << html_escape(title) << "</text>";
+  if (points == 0) {
+    svg << "<text x=\"" << W / 2 << "\" y=\"" << H / 2 << "\" text-anchor=\"middle\">no data</text></svg>";
+    return svg.str();
+  }
+  if (x1 == x0) x0 -= 1, x1 += 1;
+  double pad = (y1 - y0) * 0.05;
+  if (pad == 0) pad = std::max(std::fabs(y1) * 0.05, 1e-9);
+  y0 -= pad, y1 += pad;
+  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+  svg << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B
+      << "\" fill=\"#fff\" stroke=\"#999\"/>";
+  for (double t : nice_ticks(y0, y1, 5))
+    svg << "<line x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << py(t) << "\" y2=\"" << py(t)
+        << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4 << "\" text-anchor=\"end\">" << num(t)
+        << "</text>";
+  for (double t : nice_ticks(x0, x1, 6))
+    svg << "<text x=\"" << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(t) << "</text>";
+  svg << "<text x=\"" << L + (W - L - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">"
+      << html_escape(x_label) << "</text>";
+  for (size_t i = 0; i < series.size(); ++i) {
+    const char* color = kColors[i % 8];
+    std::ostringstream pts;
+    for (auto [x, y] : series[i].points)
+      if (std::isfinite(y)) pts << px(x) << "," << py(y) << " ";
+    svg << "<polyline class=\"series\" fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\""
+        << pts.str() << "\"/>";
+    if (series[i].points.size() <= 30)
+      for (auto [x, y] : series[i].points)
+        if (std::isfinite(y)) svg << "<circle cx=\"" << px(x) << "\" cy=\"" << py(y) << "\" r=\"3\" fill=\"" << color << "\"/>";
+    svg << "<rect x=\"" << L + 10 << "\" y=\"" << T + 8 + 16 * i << "\" width=\"12\" height=\"3\" fill=\"" << color
+        << "\"/><text x=\"" << L + 28 << "\" y=\"" << T + 13 + 16 * i << "\">" << html_escape(series[i].name)
+        << "</text>";
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
 std::string render_report(const std::string& run_dir) {
   auto events = read_events(join_path(run_dir, "metrics.jsonl"));
-  Series train_loss{"train loss", {}}, lr{"learning rate", {}}, ips{"images/s (global)", {}};
-  std::map<std::string, Series> eval_loss, eval_acc, shard_rate;
+  ChartSeries train_loss{"train loss", {}}, lr{"learning rate", {}}, ips{"images/s (global)", {}};
+  std::map<std::string, ChartSeries> eval_loss, eval_acc, shard_rate;
   std::map<std::string, std::pair<double, int>> phase_sums;  // name -> (sum, count)
   std::vector<std::string> phase_order;
   json start, end, confusion;
@@ -235,7 +230,7 @@ std::string render_report(const std::string& run_dir) {
     if (kind == "restart" || kind == "data_service_restart" || kind == "data_errors" || kind == "resume")
       notes.push_back(e.dump());
   }
-  std::vector<Series> acc_series;
+  std::vector<ChartSeries> acc_series;
   for (auto& [_, s] : eval_acc) acc_series.push_back(s);
   // In the order a step runs them (JSON objects come back sorted by key).
   const std::vector<std::string> step_order = {"data_wait", "forward", "backward", "allreduce", "exposed_comm", "optimizer"};
@@ -272,20 +267,20 @@ std::string render_report(const std::string& run_dir) {
     row("status", "no end event: the run is still going, or stopped early");
   }
   h << "</table>\n<div class=\"grid\">\n";
-  h << line_chart("Training loss", "global step", {train_loss}) << "\n";
+  h << svg_line_chart("Training loss", "global step", {train_loss}) << "\n";
   if (!eval_loss.empty()) {
-    std::vector<Series> ev;
+    std::vector<ChartSeries> ev;
     for (auto& [_, s] : eval_loss) ev.push_back(s);
-    h << line_chart("Evaluation loss", "epoch", ev) << "\n";
+    h << svg_line_chart("Evaluation loss", "epoch", ev) << "\n";
   }
-  h << line_chart("Accuracy", "epoch", acc_series) << "\n";
-  h << line_chart("Learning rate", "global step", {lr}) << "\n";
-  h << line_chart("Throughput", "global step", {ips}) << "\n";
+  h << svg_line_chart("Accuracy", "epoch", acc_series) << "\n";
+  h << svg_line_chart("Learning rate", "global step", {lr}) << "\n";
+  h << svg_line_chart("Throughput", "global step", {ips}) << "\n";
   h << breakdown_chart(phases) << "\n";
   if (!shard_rate.empty()) {
-    std::vector<Series> sr;
+    std::vector<ChartSeries> sr;
     for (auto& [_, s] : shard_rate) sr.push_back(s);
-    h << line_chart("Data-service shards: decode images/s", "global step", sr) << "\n";
+    h << svg_line_chart("Data-service shards: decode images/s", "global step", sr) << "\n";
   }
   if (!confusion.is_null()) h << heat_map("Confusion matrix (" + confusion_split + ")", confusion, classes) << "\n";
   h << "</div>\n";

@@ -10,6 +10,16 @@
 
 namespace convoy {
 
+struct ChartSeries {
+  std::string name;
+  std::vector<std::pair<double, double>> points;  // (x, y)
+};
+
+// An SVG line chart (axes with rounded ticks, one polyline per series, a
+// legend), for the report and the benchmarks' charts.
+std::string svg_line_chart(const std::string& title, const std::string& x_label,
+                           const std::vector<ChartSeries>& series);
+
 // Renders the page. Throws UserError when the folder has no metrics.jsonl.
 std::string render_report(const std::string& run_dir);
 

@@ -90,7 +90,9 @@ class TrainingLoop::Impl {
     trainer_ = std::make_unique<Trainer>(cfg, num_classes_, dist.group(), dist.rank(), dist.world_size(), steps_);
     trainer_->set_timeline(&timeline_);
     eval_splits_ = cfg.train.eval_splits;
-    if (eval_splits_.empty())
+    if (eval_splits_ == std::vector<std::string>{"none"})
+      eval_splits_.clear();
+    else if (eval_splits_.empty())
       for (const char* s : {"val", "test"})
         if (data.info().find(s)) eval_splits_.push_back(s);
     for (const auto& s : eval_splits_)
@@ -123,13 +125,23 @@ class TrainingLoop::Impl {
       std::vector<std::string> splits;
       for (const auto& s : eval_splits_)
         if (s != "test" || cfg_.train.eval_test_each_epoch || last) splits.push_back(s);
+      // train.max_steps: the run ends after that many global steps, maybe
+      // mid-epoch (then with a step checkpoint and no evaluation).
+      int64_t end = steps_;
+      if (cfg_.train.max_steps > 0) end = std::min(end, first + std::max<int64_t>(0, cfg_.train.max_steps - global_step_));
       // Queue the whole epoch's batches up front, so the service never idles.
-      if (first < steps_)
+      if (first < end)
         data_.request("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(first),
-                      static_cast<uint64_t>(steps_ - first));
+                      static_cast<uint64_t>(end - first));
+      if (end < steps_) {
+        train_epoch(epoch, first, end);
+        if (dist_.rank() == 0 && end > first) save_step_checkpoint(epoch, end);
+        log_rank0("train.max_steps ({}) reached at epoch {} step {}", cfg_.train.max_steps, epoch + 1, end);
+        break;
+      }
       for (const auto& s : splits)
         data_.request(s, static_cast<uint32_t>(epoch), 0, data_.info().find(s)->steps_per_epoch);
-      EpochSummary train = train_epoch(epoch, first);
+      EpochSummary train = train_epoch(epoch, first, end);
       if (train.stopped) return true;
       end_epoch(epoch, train, splits);
       // A stop asked for during evaluation is honoured here, at the boundary
@@ -241,7 +253,7 @@ class TrainingLoop::Impl {
     return out + "]";
   }
 
-  EpochSummary train_epoch(int epoch, int64_t first) {
+  EpochSummary train_epoch(int epoch, int64_t first, int64_t end) {
     auto t0 = Clock::now();
     double window_loss = 0, epoch_loss = 0;
     int64_t window = 0, taken = 0;
@@ -251,7 +263,7 @@ class TrainingLoop::Impl {
     EpochSummary s;
     StepTimes window_times;
     double window_wait = 0;
-    for (int64_t step = first; step < steps_; ++step) {
+    for (int64_t step = first; step < end; ++step) {
       timeline_.set_step(global_step_);
       const int64_t wait_start = Timeline::now_us();
       Batch batch = data_.next("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(step));

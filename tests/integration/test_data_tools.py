@@ -174,3 +174,49 @@ class DataServiceMemoryTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class BenchScalingTest(unittest.TestCase):
+    def test_scaling_runs_each_world_size_and_writes_json_and_svg(self):
+        with tempfile.TemporaryDirectory(prefix="convoy-scaling-") as tmp:
+            folder = make_folder(os.path.join(tmp, "images"), classes=2, per_class=20)
+            out = os.path.join(tmp, "bench")
+            r = run(["bench", "scaling", "--image-folder", folder, "--model", "cnn", "--image-size", "32",
+                     "--batch", "4", "--ranks", "1,2", "--steps", "4", "--warmup", "1", "--run-dir", out, "--json"])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            result = last_json(r.stdout)
+            self.assertEqual([x["ranks"] for x in result["results"]], [1, 2])
+            for x in result["results"]:
+                self.assertGreater(x["images_per_sec"], 0)
+                self.assertEqual(set(x["breakdown_ms"]),
+                                 {"data_wait", "forward", "backward", "exposed_comm", "optimizer"})
+            self.assertEqual(result["results"][0]["efficiency"], 1)
+            with open(os.path.join(out, "scaling.json")) as f:
+                self.assertEqual(json.load(f)["results"], result["results"])
+            with open(os.path.join(out, "scaling.svg")) as f:
+                svg = f.read()
+            self.assertTrue(svg.startswith("<svg") and svg.count("<polyline") == 2, svg[:200])
+            # The 2-rank run trained exactly warm-up + steps, then stopped.
+            ends = [m for m in read_metrics(os.path.join(out, "ranks-2")) if m["event"] == "end"]
+            self.assertEqual(ends[-1]["global_step"], 5)
+
+
+class BenchAllreduceTest(unittest.TestCase):
+    def test_allreduce_reports_every_size_from_local_ranks(self):
+        r = run(["bench", "allreduce", "--ranks", "2", "--min-bytes", "1KB", "--max-bytes", "1MB", "--iters", "3",
+                 "--warmup", "1", "--json"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        result = last_json(r.stdout)
+        self.assertEqual(result["ranks"], 2)
+        self.assertEqual([x["bytes"] for x in result["results"]], [1024 << i for i in range(11)])
+        for x in result["results"]:
+            self.assertGreater(x["time_us"], 0)
+            self.assertAlmostEqual(x["busbw_gbps"], x["algbw_gbps"] * 2 * (2 - 1) / 2, places=6)
+
+    def test_allreduce_under_mpirun(self):
+        from helpers import MPI_ENV
+        env = dict(os.environ, **MPI_ENV)
+        r = subprocess.run(["mpirun", "-np", "2", BIN, "bench", "allreduce", "--max-bytes", "64KB", "--iters", "2",
+                            "--json"], capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(last_json(r.stdout)["ranks"], 2)
