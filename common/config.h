@@ -74,6 +74,7 @@ struct TrainSpec {
   int timeline_steps = 0;
   int64_t timeline_start = 10;
   int64_t max_steps = 0;
+  std::string loss_scaling = "auto";
 };
 
 struct DataServiceSpec {

@@ -78,6 +78,8 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
   archive.write("best_accuracy", c10::IValue(meta.best_accuracy));
   archive.write("class_names", c10::IValue(c10::List<std::string>(meta.class_names)));
   archive.write("config", c10::IValue(meta.config_text));
+  archive.write("loss_scale", c10::IValue(meta.loss_scale));
+  archive.write("scaler_good_steps", c10::IValue(meta.scaler_good_steps));
   std::string payload;
   archive.save_to([&](const void* data, size_t size) {
     payload.append(static_cast<const char*>(data), size);
@@ -146,6 +148,8 @@ CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model
   for (const auto& name : v.toListRef()) meta.class_names.push_back(name.toStringRef());
   archive.read("config", v);
   meta.config_text = v.toStringRef();
+  if (archive.try_read("loss_scale", v)) meta.loss_scale = v.toDouble();
+  if (archive.try_read("scaler_good_steps", v)) meta.scaler_good_steps = v.toInt();
   return meta;
 }
 

@@ -33,6 +33,8 @@ struct CheckpointMeta {
   double best_accuracy = -1;
   std::vector<std::string> class_names;
   std::string config_text;
+  double loss_scale = 65536;      // the loss scaler's state (older files: the defaults)
+  int64_t scaler_good_steps = 0;
 };
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,

@@ -23,7 +23,10 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
       schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
       sync_(group, rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s),
             static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20))),
-      bf16_(cfg.train.amp == "bf16") {
+      bf16_(cfg.train.amp == "bf16"), fp16_(cfg.train.amp == "fp16"),
+      scaler_(cfg.train.loss_scaling == "dynamic" || (cfg.train.loss_scaling == "auto" && cfg.train.amp == "fp16")) {
+  if (fp16_ && !device_.is_cuda())
+    CONVOY_USER_ERROR("train.amp: fp16 needs a CUDA device (this run is on the CPU); use bf16");
   CONVOY_CHECK(device_.is_cpu(), "the CUDA path is not built yet; use --set device=cpu");
   torch::manual_seed(cfg.seed);
   model_ = make_model(cfg.model, cfg.data.image, num_classes);
@@ -66,7 +69,7 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     auto x = normalize(pixels);
     auto y = labels.to(device_);
     valid = (y >= 0).sum().item<int64_t>();
-    compat::AutocastGuard autocast(device_.type(), bf16_, torch::kBFloat16);
+    compat::AutocastGuard autocast(device_.type(), bf16_ || fp16_, fp16_ ? torch::kHalf : torch::kBFloat16);
     auto logits = model_->forward(x).to(torch::kFloat);
     if (valid > 0) {
       namespace F = torch::nn::functional;
@@ -90,7 +93,7 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     for (auto& p : params_)
       if (p.grad().defined()) p.mutable_grad().zero_();
     overlap_->expect_backward(timeline_);
-    loss.backward();
+    scaler_.scale_loss(loss).backward();
     const int64_t b1 = Timeline::now_us();
     int64_t last_launch = b0;
     for (const auto& bt : overlap_->take_bucket_times()) {
@@ -110,7 +113,7 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     {
       TimelineSpan span(timeline_, "backward", "compute");
       optimizer_->zero_grad();
-      loss.backward();
+      scaler_.scale_loss(loss).backward();
     }
     const auto t2 = Clock::now();
     votes = sync_.average_gradients(params_, global_step, stop_vote, timeline_);
@@ -118,13 +121,16 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     times.exposed_comm = times.allreduce = ms(t2, Clock::now());
   }
   const auto t3 = Clock::now();
+  const double scale_used = scaler_.enabled() ? scaler_.scale() : 1.0;
+  // On the averaged gradients, so every rank decides the same.
+  const bool finite = scaler_.unscale_and_update(params_);
   {
     TimelineSpan span(timeline_, "optimizer", "compute");
     schedule_.apply(*optimizer_, global_step);
-    optimizer_->step();
+    if (finite) optimizer_->step();
   }
   const auto t4 = Clock::now();
-  StepResult r{loss.item<double>(), valid, schedule_.at(global_step), votes > 0, times};
+  StepResult r{loss.item<double>(), valid, schedule_.at(global_step), votes > 0, !finite, scale_used, times};
   r.times.forward = ms(t0, t1);
   r.times.optimizer = ms(t3, t4);
   return r;
@@ -138,7 +144,7 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
   auto valid = y >= 0;
   torch::Tensor logits;
   {
-    compat::AutocastGuard autocast(device_.type(), bf16_, torch::kBFloat16);
+    compat::AutocastGuard autocast(device_.type(), bf16_ || fp16_, fp16_ ? torch::kHalf : torch::kBFloat16);
     logits = model_->forward(x).to(torch::kFloat);
   }
   namespace F = torch::nn::functional;

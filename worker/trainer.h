@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "worker/grad_sync.h"
+#include "worker/loss_scaler.h"
 #include "worker/models.h"
 #include "worker/optimizer.h"
 #include "worker/overlap_sync.h"
@@ -30,6 +31,8 @@ struct StepResult {
   int64_t samples = 0;    // valid samples
   double lr = 0;
   bool stop = false;      // some rank voted to stop after this step
+  bool skipped = false;   // the loss scaler found inf/NaN gradients: no update
+  double loss_scale = 1;  // the scale this step used (1 without scaling)
   StepTimes times;
 };
 
@@ -68,6 +71,7 @@ class Trainer {
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const LrSchedule& schedule() const { return schedule_; }
   torch::Device device() const { return device_; }
+  LossScaler& scaler() { return scaler_; }
   // Spans of each step go here when it records (may be null).
   void set_timeline(Timeline* t) { timeline_ = t; }
 
@@ -86,7 +90,8 @@ class Trainer {
   bool overlap_wanted_ = false;
   c10::intrusive_ptr<compat::Backend> group_;
   torch::Tensor scale_, shift_;  // per-channel normalisation: x * scale + shift
-  bool bf16_;
+  bool bf16_, fp16_;
+  LossScaler scaler_;
   Timeline* timeline_ = nullptr;
 };
 

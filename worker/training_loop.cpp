@@ -181,6 +181,7 @@ class TrainingLoop::Impl {
     if (m.world_size != dist_.world_size() && dist_.rank() == 0)
       spdlog::warn("resuming a {}-rank checkpoint with {} ranks: training continues, but not bit-identically",
                    m.world_size, dist_.world_size());
+    trainer_->scaler().restore(m.loss_scale, m.scaler_good_steps);
     start_epoch_ = m.epoch;
     start_step_ = m.next_step;
     global_step_ = m.global_step;
@@ -207,6 +208,8 @@ class TrainingLoop::Impl {
     m.best_accuracy = best_acc_;
     m.class_names = data_.info().class_names;
     m.config_text = cfg_.resolved_text;
+    m.loss_scale = trainer_->scaler().scale();
+    m.scaler_good_steps = trainer_->scaler().good_steps();
     return m;
   }
 
@@ -308,17 +311,24 @@ class TrainingLoop::Impl {
           tb_.scalar(std::string("time/") + name + "_ms", global_step_, v);
         }
         breakdown += "}";
-        metrics_.write(JsonLine()
-                           .add("event", "train")
-                           .add("epoch", epoch + 1)
-                           .add("step", global_step_)
-                           .add("loss", loss)
-                           .add("lr", r.lr)
-                           .add("images_per_sec", ips)
-                           .add_raw("breakdown_ms", breakdown)
-                           .add("allreduce_total_ms", window_times.allreduce / n)
-                           .add_raw("data_shards", shards_json));
+        JsonLine line;
+        line.add("event", "train")
+            .add("epoch", epoch + 1)
+            .add("step", global_step_)
+            .add("loss", loss)
+            .add("lr", r.lr)
+            .add("images_per_sec", ips)
+            .add_raw("breakdown_ms", breakdown)
+            .add("allreduce_total_ms", window_times.allreduce / n)
+            .add_raw("data_shards", shards_json);
+        if (trainer_->scaler().enabled())
+          line.add("loss_scale", r.loss_scale).add("skipped_steps", static_cast<int64_t>(trainer_->scaler().skipped()));
+        metrics_.write(line);
         tb_.scalar("time/allreduce_total_ms", global_step_, window_times.allreduce / n);
+        if (trainer_->scaler().enabled()) {
+          tb_.scalar("train/loss_scale", global_step_, r.loss_scale);
+          tb_.scalar("train/skipped_steps", global_step_, static_cast<double>(trainer_->scaler().skipped()));
+        }
         tb_.scalar("train/loss", global_step_, loss);
         tb_.scalar("train/lr", global_step_, r.lr);
         tb_.scalar("train/images_per_sec", global_step_, ips);

@@ -113,7 +113,8 @@ class RunOutputsTest(unittest.TestCase):
         cls.config = write_config(cls.tmp.name, folder, epochs=3)
         cls.run_dir = os.path.join(cls.tmp.name, "run")
         cls.result = run(["launch", "--nproc-per-node", "2", cls.config, "--run-dir", cls.run_dir,
-                          "--timeline", "4", "--set", "train.timeline_start=3"])
+                          "--timeline", "4", "--set", "train.timeline_start=3",
+                          "--set", "train.loss_scaling=dynamic"])
 
     @classmethod
     def tearDownClass(cls):
@@ -129,8 +130,10 @@ class RunOutputsTest(unittest.TestCase):
         self.assertEqual(version, "brain.Event:2")
         expected = {"train/loss", "train/lr", "train/images_per_sec", "train/epoch_loss", "eval/val/loss",
                     "eval/val/accuracy", "data/errors", "time/data_wait_ms", "time/forward_ms",
-                    "time/backward_ms", "time/exposed_comm_ms", "time/allreduce_total_ms", "time/optimizer_ms"}
+                    "time/backward_ms", "time/exposed_comm_ms", "time/allreduce_total_ms", "time/optimizer_ms",
+                    "train/loss_scale", "train/skipped_steps"}
         self.assertTrue(expected <= set(scalars), expected - set(scalars))
+        self.assertEqual({v for _, v in scalars["train/loss_scale"]}, {65536.0})
         steps = [s for s, _ in scalars["train/loss"]]
         self.assertEqual(steps, sorted(steps))
         self.assertEqual(len(scalars["eval/val/accuracy"]), 3)
