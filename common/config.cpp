@@ -213,6 +213,8 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(t.log_every_steps() > 0, "train.log_every_steps", "must be > 0");
   REQUIRE_ONE_OF(t.amp(), "train.amp", "none", "bf16", "fp16");
   REQUIRE_ONE_OF(t.loss_scaling(), "train.loss_scaling", "auto", "dynamic", "none");
+  v.require(t.accumulation_steps() >= 1 && t.accumulation_steps() <= 1024, "train.accumulation_steps",
+            "must be in 1..1024");
   v.require(t.threads_per_rank() >= 0, "train.threads_per_rank", "must be >= 0");
   for (const auto& s : t.eval_splits()) REQUIRE_ONE_OF(s, "train.eval_splits", "train", "val", "test", "none");
   v.require(t.checkpoint_every_steps() >= 0, "train.checkpoint_every_steps", "must be >= 0 (0: epoch ends only)");
@@ -341,7 +343,7 @@ Config to_struct(const proto::Config& c) {
   out.train = {t.epochs(), t.max_steps_per_epoch(), t.log_every_steps(), t.amp(), t.threads_per_rank(),
                {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
                t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s(),
-               t.timeline_steps(), t.timeline_start(), t.max_steps(), t.loss_scaling()};
+               t.timeline_steps(), t.timeline_start(), t.max_steps(), t.loss_scaling(), t.accumulation_steps()};
   const auto& ds = c.data_service();
   out.data_service = {ds.decode_threads(),      ds.ring_slots(),   ds.timeout_s(),
                       ds.crop_aware_decode(),   ds.fast_idct(),    ds.services_per_node(),

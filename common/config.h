@@ -75,6 +75,7 @@ struct TrainSpec {
   int64_t timeline_start = 10;
   int64_t max_steps = 0;
   std::string loss_scaling = "auto";
+  int accumulation_steps = 1;
 };
 
 struct DataServiceSpec {

@@ -55,12 +55,13 @@ torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
 }
 
 StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
-                               bool stop_vote) {
+                               bool stop_vote, int micro, int micros) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   if (timeline_) timeline_->set_step(global_step);
   model_->train();
-  torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)));
+  torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)) +
+                     static_cast<uint64_t>(micro));
   const auto t0 = Clock::now();
   torch::Tensor loss;
   int64_t valid = 0;
@@ -84,42 +85,32 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     overlap_ = std::make_unique<OverlapSync>(params_, group_, world_size_,
                                              static_cast<size_t>(cfg_.distributed.first_bucket_mb * (1 << 20)),
                                              static_cast<size_t>(cfg_.distributed.bucket_mb * (1 << 20)));
-  int votes = 0;
+  const bool last = micro + 1 >= micros;
+  // One batch: the mean over its valid samples. Micro-batches: their share of
+  // the accumulated batch (see trainer.h).
+  torch::Tensor objective =
+      micros == 1 ? loss : loss * (static_cast<double>(valid) / (static_cast<double>(micros) * cfg_.data.batch_size));
+  objective = scaler_.scale_loss(objective);
   StepTimes times;
-  if (overlap_) {
-    // Buckets are all-reduced while backward runs (overlap_sync.h); the
-    // gradients are views into them, so they are zeroed in place.
-    const int64_t b0 = Timeline::now_us();
-    for (auto& p : params_)
-      if (p.grad().defined()) p.mutable_grad().zero_();
-    overlap_->expect_backward(timeline_);
-    scaler_.scale_loss(loss).backward();
-    const int64_t b1 = Timeline::now_us();
-    int64_t last_launch = b0;
-    for (const auto& bt : overlap_->take_bucket_times()) {
-      last_launch = std::max(last_launch, bt.launch_us);
-      times.allreduce += (bt.done_us - bt.launch_us) / 1e3;
-    }
-    // Backward's compute ends when its last gradient is ready, which is when
-    // the last bucket is launched; what remains of backward() is waiting.
-    times.backward = (last_launch - b0) / 1e3;
-    times.exposed_comm = (b1 - last_launch) / 1e3;
-    if (timeline_) {
-      timeline_->span("backward", "compute", b0, last_launch);
-      timeline_->span("exposed all-reduce wait", "comm", last_launch, b1);
-    }
-    votes = sync_.vote(stop_vote, global_step);
-  } else {
-    {
-      TimelineSpan span(timeline_, "backward", "compute");
+  if (micro == 0) {
+    // The gradients are views into the Reducer's buckets when overlapping:
+    // zeroed in place.
+    if (overlap_) {
+      for (auto& p : params_)
+        if (p.grad().defined()) p.mutable_grad().zero_();
+    } else {
       optimizer_->zero_grad();
-      scaler_.scale_loss(loss).backward();
     }
-    const auto t2 = Clock::now();
-    votes = sync_.average_gradients(params_, global_step, stop_vote, timeline_);
-    times.backward = ms(t1, t2);
-    times.exposed_comm = times.allreduce = ms(t2, Clock::now());
   }
+  if (!last) {
+    TimelineSpan span(timeline_, "backward (accumulating)", "compute");
+    objective.backward();  // no all-reduce: DDP's no_sync
+    times.backward = ms(t1, Clock::now());
+    StepResult partial{loss.item<double>(), valid, schedule_.at(global_step), false, false, 1.0, times};
+    partial.times.forward = ms(t0, t1);
+    return partial;
+  }
+  int votes = backward_and_reduce(objective, global_step, stop_vote, &times);
   const auto t3 = Clock::now();
   const double scale_used = scaler_.enabled() ? scaler_.scale() : 1.0;
   // On the averaged gradients, so every rank decides the same.
@@ -134,6 +125,44 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
   r.times.forward = ms(t0, t1);
   r.times.optimizer = ms(t3, t4);
   return r;
+}
+
+// The last (or only) backward of a step, with the gradients averaged across
+// ranks: overlapped through the Reducer, or all-reduced after backward.
+// Returns how many ranks voted to stop.
+int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_step, bool stop_vote,
+                                 StepTimes* times) {
+  using Clock = std::chrono::steady_clock;
+  if (overlap_) {
+    const int64_t b0 = Timeline::now_us();
+    overlap_->expect_backward(timeline_);
+    objective.backward();
+    const int64_t b1 = Timeline::now_us();
+    int64_t last_launch = b0;
+    for (const auto& bt : overlap_->take_bucket_times()) {
+      last_launch = std::max(last_launch, bt.launch_us);
+      times->allreduce += (bt.done_us - bt.launch_us) / 1e3;
+    }
+    // Backward's compute ends when its last gradient is ready, which is when
+    // the last bucket is launched; what remains of backward() is waiting.
+    times->backward = (last_launch - b0) / 1e3;
+    times->exposed_comm = (b1 - last_launch) / 1e3;
+    if (timeline_) {
+      timeline_->span("backward", "compute", b0, last_launch);
+      timeline_->span("exposed all-reduce wait", "comm", last_launch, b1);
+    }
+    return sync_.vote(stop_vote, global_step);
+  }
+  const auto t1 = Clock::now();
+  {
+    TimelineSpan span(timeline_, "backward", "compute");
+    objective.backward();
+  }
+  const auto t2 = Clock::now();
+  int votes = sync_.average_gradients(params_, global_step, stop_vote, timeline_);
+  times->backward = std::chrono::duration<double, std::milli>(t2 - t1).count();
+  times->exposed_comm = times->allreduce = std::chrono::duration<double, std::milli>(Clock::now() - t2).count();
+  return votes;
 }
 
 void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums) {

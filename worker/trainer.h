@@ -55,8 +55,15 @@ class Trainer {
   // draws are seeded by (seed, rank, global_step), so a resumed run repeats
   // them exactly. `stop_vote` travels with the gradients: if any rank votes,
   // every rank's result says stop, after the same step.
+  //
+  // Gradient accumulation: call it for micro-batches 0..micros-1 of one
+  // step, in order; gradients are reduced across ranks only after the last
+  // (DDP's no_sync for the others), and the optimizer steps once. Each
+  // micro-batch's loss is weighted by its valid samples / (micros x batch),
+  // so K micro-batches of B equal one batch of K x B (without BatchNorm).
+  // Before the last micro-batch the result has no optimizer step.
   StepResult train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
-                        bool stop_vote = false);
+                        bool stop_vote = false, int micro = 0, int micros = 1);
   // Adds one eval batch to `sums` (this rank only).
   void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
   // Sums across ranks; every rank gets the totals.
@@ -77,6 +84,7 @@ class Trainer {
 
  private:
   torch::Tensor normalize(const torch::Tensor& pixels) const;
+  int backward_and_reduce(const torch::Tensor& objective, int64_t global_step, bool stop_vote, StepTimes* times);
 
   Config cfg_;
   int rank_, world_size_;

@@ -87,7 +87,9 @@ class TrainingLoop::Impl {
                                                << dist.world_size() * cfg.data.batch_size
                                                << " with data.drop_last on; lower data.batch_size");
     num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
-    trainer_ = std::make_unique<Trainer>(cfg, num_classes_, dist.group(), dist.rank(), dist.world_size(), steps_);
+    const int64_t k = cfg.train.accumulation_steps;  // optimizer steps per epoch: ceil(steps / k)
+    trainer_ = std::make_unique<Trainer>(cfg, num_classes_, dist.group(), dist.rank(), dist.world_size(),
+                                         (steps_ + k - 1) / k);
     trainer_->set_timeline(&timeline_);
     eval_splits_ = cfg.train.eval_splits;
     if (eval_splits_ == std::vector<std::string>{"none"})
@@ -128,7 +130,9 @@ class TrainingLoop::Impl {
       // train.max_steps: the run ends after that many global steps, maybe
       // mid-epoch (then with a step checkpoint and no evaluation).
       int64_t end = steps_;
-      if (cfg_.train.max_steps > 0) end = std::min(end, first + std::max<int64_t>(0, cfg_.train.max_steps - global_step_));
+      if (cfg_.train.max_steps > 0)
+        end = std::min(end, first + std::max<int64_t>(0, cfg_.train.max_steps - global_step_) *
+                                        cfg_.train.accumulation_steps);
       // Queue the whole epoch's batches up front, so the service never idles.
       if (first < end)
         data_.request("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(first),
@@ -266,6 +270,8 @@ class TrainingLoop::Impl {
     EpochSummary s;
     StepTimes window_times;
     double window_wait = 0;
+    int64_t window_steps = 0;  // optimizer steps in the window (`window` counts batches)
+    const int64_t accumulation = cfg_.train.accumulation_steps;
     for (int64_t step = first; step < end; ++step) {
       timeline_.set_step(global_step_);
       const int64_t wait_start = Timeline::now_us();
@@ -274,22 +280,29 @@ class TrainingLoop::Impl {
       timeline_.span("data wait", "data", wait_start, wait_end);
       window_wait += (wait_end - wait_start) / 1e3;
       note_data_errors(batch);
-      StepResult r = trainer_->train_step(batch.pixels, batch.labels, global_step_, g_stop_requested.load());
+      // Gradient accumulation: micro-batch `micro` of `micros` (the epoch's
+      // last group may be shorter); the optimizer steps after the last.
+      const int micro = static_cast<int>(step % accumulation);
+      const int micros = static_cast<int>(std::min<int64_t>(accumulation, steps_ - (step - micro)));
+      StepResult r = trainer_->train_step(batch.pixels, batch.labels, global_step_, g_stop_requested.load(), micro,
+                                          micros);
       window_times.forward += r.times.forward;
       window_times.backward += r.times.backward;
       window_times.exposed_comm += r.times.exposed_comm;
       window_times.allreduce += r.times.allreduce;
       window_times.optimizer += r.times.optimizer;
-      ++global_step_;
-      ++taken;
-      timeline_.finish_if_done(global_step_, run_dir_);
       window_loss += r.loss;
       epoch_loss += r.loss;
       ++window;
+      ++taken;
       double elapsed = seconds_since(t0);
       progress_.update(label, step + 1, steps_, elapsed, images_per_step * taken / std::max(elapsed, 1e-9), r.loss,
                        r.lr);
-      if ((step + 1) % cfg_.train.log_every_steps == 0 || step + 1 == steps_) {
+      if (micro + 1 < micros) continue;
+      ++global_step_;
+      ++window_steps;
+      timeline_.finish_if_done(global_step_, run_dir_);
+      if ((step + 1) % (cfg_.train.log_every_steps * accumulation) == 0 || step + 1 == steps_) {
         double loss = trainer_->mean_across_ranks(window_loss / window, global_step_);
         double ips = images_per_step * window / std::max(seconds_since(window_start), 1e-9);
         std::string shards_line;
@@ -298,8 +311,9 @@ class TrainingLoop::Impl {
           progress_.clear();
           log_rank0("epoch {} step {}: loss {:.4f}, {:.0f} img/s; data{}", epoch + 1, step + 1, loss, ips, shards_line);
         }
-        // Rank 0's step time, split by phase (mean per step over the window).
-        const double n = static_cast<double>(window);
+        // Rank 0's step time, split by phase (mean per optimizer step over
+        // the window; with accumulation a step holds several micro-batches).
+        const double n = static_cast<double>(window_steps);
         // The phases add up to the step; the all-reduce total overlaps backward.
         const std::vector<std::pair<const char*, double>> phases = {
             {"data_wait", window_wait / n},          {"forward", window_times.forward / n},
@@ -339,6 +353,7 @@ class TrainingLoop::Impl {
         window_wait = 0;
         window_loss = 0;
         window = 0;
+        window_steps = 0;
         window_start = Clock::now();
       }
       if (r.stop) {

@@ -218,3 +218,76 @@ TEST(Overlap, CommunicationRunsDuringBackward) {
 
 }  // namespace
 }  // namespace convoy
+
+namespace convoy {
+namespace {
+
+Config accumulation_config(int batch) {
+  Config cfg = parse_config("data { image_folder { root: \".\" } batch_size: 8 image { height: 12 width: 12 channels: 1 } }"
+                            " model { arch: \"cnn\" width: 4 batch_norm: false dropout: 0 }"
+                            " optim { lr: 0.05 momentum: 0.9 weight_decay: 0.01 label_smoothing: 0.1 }"
+                            " train { epochs: 1 } seed: 6",
+                            "accumulate.pbtxt");
+  cfg.data.batch_size = batch;
+  return cfg;
+}
+
+// `ranks` ranks (threads) train `steps` steps; each step is `micros`
+// micro-batches of `batch`, cut from the same per-rank data.
+std::vector<torch::Tensor> accumulate_run(int ranks, int micros, int batch, int steps) {
+  torch::manual_seed(77);
+  const int per_step = micros * batch;
+  auto pixels = torch::randint(0, 256, {ranks, steps * per_step, 1, 12, 12}, torch::kUInt8);
+  auto labels = torch::randint(0, 10, {ranks, steps * per_step}, torch::kInt64);
+  Config cfg = accumulation_config(batch);
+  std::vector<torch::Tensor> initial;
+  {
+    Trainer reference(cfg, 10, {}, 0, 1, steps);
+    for (auto& p : reference.model()->parameters()) initial.push_back(p.detach().clone());
+  }
+  auto store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<torch::Tensor> out;
+  std::vector<std::string> errors(ranks);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        auto group = ranks > 1 ? make_gloo_group(store, r, ranks, std::chrono::seconds(30))
+                               : c10::intrusive_ptr<compat::Backend>();
+        Trainer t(cfg, 10, group, r, ranks, steps);
+        clone_into(initial, t.model()->parameters());
+        for (int s = 0; s < steps; ++s)
+          for (int m = 0; m < micros; ++m) {
+            int64_t from = s * per_step + m * batch;
+            t.train_step(pixels[r].narrow(0, from, batch), labels[r].narrow(0, from, batch), s, false, m, micros);
+          }
+        if (r == 0)
+          for (auto& p : t.model()->parameters()) out.push_back(p.detach().clone());
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  return out;
+}
+
+void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6))
+        << "parameter " << i << " max diff " << (a[i] - b[i]).abs().max().item<double>();
+}
+
+// K micro-batches of B, gradients reduced once, equal one batch of K x B.
+TEST(Accumulation, FourMicroBatchesEqualOneBatchFourTimesLarger) {
+  expect_close(accumulate_run(1, 4, 4, 3), accumulate_run(1, 1, 16, 3));
+}
+
+// Across ranks (the Reducer skips the all-reduce until the last micro-batch).
+TEST(Accumulation, TwoRanksWithAccumulationEqualTwoRanksWithTheLargerBatch) {
+  expect_close(accumulate_run(2, 2, 4, 3), accumulate_run(2, 1, 8, 3));
+}
+
+}  // namespace
+}  // namespace convoy
