@@ -95,6 +95,7 @@ struct DistributedSpec {
   std::string interface;
   bool overlap_grad_sync = true;
   float bucket_mb = 25.f, first_bucket_mb = 1.f;
+  std::string broadcast_buffers = "epoch";
 };
 
 struct Config {

@@ -60,6 +60,7 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
   auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   if (timeline_) timeline_->set_step(global_step);
   model_->train();
+  if (micro == 0 && cfg_.distributed.broadcast_buffers == "step") sync_buffers();
   torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)) +
                      static_cast<uint64_t>(micro));
   const auto t0 = Clock::now();

@@ -376,7 +376,7 @@ class TrainingLoop::Impl {
   }
 
   void end_epoch(int epoch, const EpochSummary& train, const std::vector<std::string>& splits) {
-    trainer_->sync_buffers();
+    if (cfg_.distributed.broadcast_buffers != "none") trainer_->sync_buffers();
     std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch + 1, cfg_.train.epochs, train.train_loss);
     double select_acc = -1, select_loss = 0;
     for (const auto& s : splits) {
