@@ -284,3 +284,26 @@ class CliTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReportConfusionTest(unittest.TestCase):
+    def test_an_eval_with_a_confusion_matrix_gets_a_heat_map(self):
+        with tempfile.TemporaryDirectory(prefix="convoy-report-") as tmp:
+            events = [
+                {"event": "start", "world_size": 1, "batch_size": 4, "steps_per_epoch": 2, "epochs": 1,
+                 "model": "cnn", "parameters": 1000, "global_step": 0, "classes": ["cat", "dog", "fox"]},
+                {"event": "train", "epoch": 1, "step": 2, "loss": 1.0, "lr": 0.1, "images_per_sec": 10,
+                 "breakdown_ms": {"data_wait": 1, "forward": 2, "backward": 3, "exposed_comm": 0, "optimizer": 1}},
+                {"event": "eval", "epoch": 1, "split": "val", "loss": 0.9, "accuracy": 0.5, "samples": 12,
+                 "confusion": [[3, 1, 0], [1, 2, 1], [0, 3, 1]]},
+            ]
+            with open(os.path.join(tmp, "metrics.jsonl"), "w") as f:
+                f.write("\n".join(json.dumps(e) for e in events) + "\n{\"event\": \"train\", \"cut sh")
+            r = run(["report", tmp])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(tmp, "report.html")) as f:
+                page = f.read()
+            self.assertIn("Confusion matrix (val, epoch 1)", page)
+            self.assertEqual(page.count("<rect x=\"110"), 3, "one row of cells starts per class")
+            for label in ("cat", "dog", "fox"):
+                self.assertIn(f">{label}</text>", page)
