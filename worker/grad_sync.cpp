@@ -11,19 +11,23 @@ GradSync::GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int worl
     : group_(std::move(group)), rank_(rank), world_size_(world_size), timeout_(timeout),
       bucket_bytes_(bucket_bytes) {}
 
+void GradSync::fail(const std::exception& e, const std::string& what, int64_t step) const {
+  std::string text = error_text(e);
+  bool timed_out = dynamic_cast<const TimeoutError*>(&e) || text.find("timed out") != std::string::npos ||
+                   text.find("Timed out") != std::string::npos;
+  throw Error(CONVOY_STR("rank " << rank_ << ": " << what << " at step " << step << " failed: " << text
+                                 << (timed_out ? CONVOY_STR(" (after " << timeout_.count() / 1000.0
+                                                                       << " s: another rank is stuck, stopped "
+                                                                          "or gone)")
+                                               : std::string())));
+}
+
 void GradSync::run(const c10::intrusive_ptr<compat::Work>& work, const std::string& what, int64_t step) {
   try {
     if (!work->wait(timeout_))
       throw TimeoutError(CONVOY_STR("no result after " << timeout_.count() / 1000.0 << " s"));
   } catch (const std::exception& e) {
-    std::string text = error_text(e);
-    bool timed_out = dynamic_cast<const TimeoutError*>(&e) || text.find("timed out") != std::string::npos ||
-                     text.find("Timed out") != std::string::npos;
-    throw Error(CONVOY_STR("rank " << rank_ << ": " << what << " at step " << step << " failed: " << text
-                                   << (timed_out ? CONVOY_STR(" (after " << timeout_.count() / 1000.0
-                                                                         << " s: another rank is stuck, stopped "
-                                                                            "or gone)")
-                                                 : std::string())));
+    fail(e, what, step);
   }
 }
 

@@ -27,6 +27,9 @@ class GradSync {
   // Each bucket's all-reduce is a span on `timeline` when it records.
   int average_gradients(const std::vector<torch::Tensor>& params, int64_t step, bool vote = false,
                         Timeline* timeline = nullptr);
+  // Turns a collective's failure (often a timeout: a rank stuck, stopped or
+  // gone) into an Error naming this rank, `what` and the step.
+  [[noreturn]] void fail(const std::exception& e, const std::string& what, int64_t step) const;
   // How many ranks voted (a one-element all-reduce).
   int vote(bool vote, int64_t step);
   // Sums `values` (a small float64 tensor) across ranks in place.

@@ -137,7 +137,11 @@ int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_
   if (overlap_) {
     const int64_t b0 = Timeline::now_us();
     overlap_->expect_backward(timeline_);
-    objective.backward();
+    try {
+      objective.backward();  // returns once every bucket is all-reduced
+    } catch (const std::exception& e) {
+      sync_.fail(e, "all-reduce of gradients (overlapped with backward)", global_step);
+    }
     const int64_t b1 = Timeline::now_us();
     int64_t last_launch = b0;
     for (const auto& bt : overlap_->take_bucket_times()) {
