@@ -7,13 +7,13 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "tests/tools/temp_dir.h"
 
 namespace convoy {
 namespace {
 
 TEST(Files, FailedWriteLeavesThePreviousFileIntact) {
-  char tmpl[] = "/tmp/convoy-files-XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
+  std::string dir = testing::make_temp_dir("convoy-files");
   std::string path = dir + "/state";
   write_file_atomic(path, "version 1");
   EXPECT_THROW(write_file_atomic(path,

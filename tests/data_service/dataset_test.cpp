@@ -10,13 +10,13 @@
 #include "common/files.h"
 #include "data_service/dataset.h"
 #include "tests/tools/image_gen.h"
+#include "tests/tools/temp_dir.h"
 
 namespace convoy {
 namespace {
 
 std::string temp_dir() {
-  char tmpl[] = "/tmp/convoy-test-XXXXXX";
-  return ::mkdtemp(tmpl);
+  return testing::make_temp_dir("convoy-test");
 }
 
 void put_be32(std::string* s, uint32_t v) {

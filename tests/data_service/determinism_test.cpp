@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "data_service/batch_producer.h"
 #include "tests/tools/image_gen.h"
+#include "tests/tools/temp_dir.h"
 
 namespace convoy {
 namespace {
@@ -35,8 +36,7 @@ std::vector<uint8_t> epoch_bytes(const Config& cfg, int threads, int split, uint
 }
 
 TEST(Determinism, SameBatchesWithOneAndFourDecodeThreads) {
-  char tmpl[] = "/tmp/convoy-det-XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
+  std::string dir = testing::make_temp_dir("convoy-det");
   testing::ImageFolderSpec gen;
   gen.classes = 3;
   gen.per_class = 10;
@@ -63,8 +63,7 @@ namespace {
 // modulo K), the positions are disjoint and cover the batch, and the merged
 // batch is byte-identical to the one a single service fills.
 TEST(Determinism, ShardedFillsMergeToTheUnshardedBatch) {
-  char tmpl[] = "/tmp/convoy-det-XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
+  std::string dir = testing::make_temp_dir("convoy-det");
   testing::ImageFolderSpec gen;
   gen.classes = 3;
   gen.per_class = 9;
@@ -99,7 +98,6 @@ TEST(Determinism, ShardedFillsMergeToTheUnshardedBatch) {
             << "split " << split << " step " << step << " with " << k << " shards";
       }
     }
-  (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 }  // namespace

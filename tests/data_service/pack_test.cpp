@@ -14,23 +14,12 @@
 #include "data_service/batch_producer.h"
 #include "data_service/pack.h"
 #include "tests/tools/image_gen.h"
+#include "tests/tools/temp_dir.h"
 
 namespace convoy {
 namespace {
 
-// Temporary folders, removed when the test program ends.
-struct TempDirs {
-  std::vector<std::string> paths;
-  ~TempDirs() {
-    for (const auto& p : paths) (void)std::system(("rm -rf '" + p + "'").c_str());
-  }
-} temp_dirs;
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/convoy-pack-XXXXXX";
-  temp_dirs.paths.push_back(::mkdtemp(tmpl));
-  return temp_dirs.paths.back();
-}
+std::string temp_dir() { return testing::make_temp_dir("convoy-pack"); }
 
 std::string folder(int classes, int per_class, int min_side, int max_side) {
   std::string dir = temp_dir();

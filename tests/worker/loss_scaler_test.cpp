@@ -14,6 +14,7 @@
 #include "worker/loss_scaler.h"
 #include "worker/rendezvous.h"
 #include "worker/trainer.h"
+#include "tests/tools/temp_dir.h"
 
 namespace convoy {
 namespace {
@@ -97,8 +98,7 @@ TEST(LossScaler, ScaledTrainingEqualsUnscaledTraining) {
 TEST(LossScaler, StateTravelsInCheckpoints) {
   Trainer t(scaling_config("dynamic"), 10, {}, 0, 1, 4);
   t.scaler().restore(4096, 17);
-  char tmpl[] = "/tmp/convoy-scaler-XXXXXX";
-  std::string path = std::string(::mkdtemp(tmpl)) + "/s.ckpt";
+  std::string path = testing::make_temp_dir("convoy-scaler") + "/s.ckpt";
   CheckpointMeta m;
   m.loss_scale = t.scaler().scale();
   m.scaler_good_steps = t.scaler().good_steps();
@@ -106,7 +106,6 @@ TEST(LossScaler, StateTravelsInCheckpoints) {
   CheckpointMeta back = load_checkpoint(path, *t.model(), nullptr);
   EXPECT_EQ(back.loss_scale, 4096);
   EXPECT_EQ(back.scaler_good_steps, 17);
-  (void)std::system(("rm -rf '" + path.substr(0, path.rfind('/')) + "'").c_str());
 }
 
 TEST(LossScaler, Fp16NeedsCuda) {

@@ -10,6 +10,7 @@
 #include "worker/checkpoint.h"
 #include "worker/models.h"
 #include "worker/optimizer.h"
+#include "tests/tools/temp_dir.h"
 
 namespace convoy {
 namespace {
@@ -64,8 +65,7 @@ TEST(Schedule, WarmupThenCosineOrStep) {
 }
 
 TEST(Checkpoint, RoundTripsAndRejectsTornFiles) {
-  char tmpl[] = "/tmp/convoy-ckpt-XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
+  std::string dir = testing::make_temp_dir("convoy-ckpt");
   ModelSpec spec;
   auto a = make_model(spec, {28, 28, 1}, 10);
   auto opt = make_optimizer(OptimSpec{}, a->parameters());
@@ -103,8 +103,7 @@ TEST(Checkpoint, RoundTripsAndRejectsTornFiles) {
 }
 
 TEST(Checkpoint, StoreKeepsTheLastKAndFindsTheNewestValid) {
-  char tmpl[] = "/tmp/convoy-store-XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
+  std::string dir = testing::make_temp_dir("convoy-store");
   ModelSpec spec;
   spec.arch = "mlp";
   auto m = make_model(spec, {4, 4, 1}, 2);
