@@ -260,17 +260,78 @@ class TrainingLoop::Impl {
     return out + "]";
   }
 
+  // What a train line summarises: the batches and optimizer steps since the
+  // previous line.
+  struct Window {
+    StepTimes times;
+    double wait_ms = 0, loss = 0;
+    int64_t batches = 0, steps = 0;
+    Clock::time_point start = Clock::now();
+  };
+
+  // A train line: metrics.jsonl, TensorBoard and (with several shards) the
+  // log, for the window ending at `step`.
+  void write_train_line(int epoch, int64_t step, const StepResult& r, const Window& w) {
+    const int64_t images_per_step = static_cast<int64_t>(cfg_.data.batch_size) * dist_.world_size();
+    double loss = trainer_->mean_across_ranks(w.loss / w.batches, global_step_);
+    double ips = images_per_step * w.batches / std::max(seconds_since(w.start), 1e-9);
+    std::string shards_line;
+    std::string shards_json = shard_stats_json(&shards_line);
+    if (cfg_.data_service.services_per_node > 1) {
+      progress_.clear();
+      log_rank0("epoch {} step {}: loss {:.4f}, {:.0f} img/s; data{}", epoch + 1, step + 1, loss, ips, shards_line);
+    }
+    // Rank 0's step time, split by phase (mean per optimizer step over
+    // the window; with accumulation a step holds several micro-batches).
+    const double n = static_cast<double>(w.steps);
+    // The phases add up to the step; the all-reduce total overlaps backward.
+    const std::vector<std::pair<const char*, double>> phases = {
+        {"data_wait", w.wait_ms / n},
+        {"forward", w.times.forward / n},
+        {"backward", w.times.backward / n},
+        {"exposed_comm", w.times.exposed_comm / n},
+        {"optimizer", w.times.optimizer / n}};
+    std::string breakdown = "{";
+    for (const auto& [name, v] : phases) {
+      breakdown += fmt::format("{}\"{}\":{:.3f}", breakdown.size() > 1 ? "," : "", name, v);
+      tb_.scalar(std::string("time/") + name + "_ms", global_step_, v);
+    }
+    breakdown += "}";
+    JsonLine line;
+    line.add("event", "train")
+        .add("epoch", epoch + 1)
+        .add("step", global_step_)
+        .add("loss", loss)
+        .add("lr", r.lr)
+        .add("images_per_sec", ips)
+        .add_raw("breakdown_ms", breakdown)
+        .add("allreduce_total_ms", w.times.allreduce / n)
+        .add_raw("data_shards", shards_json);
+    if (trainer_->scaler().enabled())
+      line.add("loss_scale", r.loss_scale).add("skipped_steps", static_cast<int64_t>(trainer_->scaler().skipped()));
+    metrics_.write(line);
+    tb_.scalar("time/allreduce_total_ms", global_step_, w.times.allreduce / n);
+    if (trainer_->scaler().enabled()) {
+      tb_.scalar("train/loss_scale", global_step_, r.loss_scale);
+      tb_.scalar("train/skipped_steps", global_step_, static_cast<double>(trainer_->scaler().skipped()));
+    }
+    tb_.scalar("train/loss", global_step_, loss);
+    tb_.scalar("train/lr", global_step_, r.lr);
+    tb_.scalar("train/images_per_sec", global_step_, ips);
+    for (const auto& st : last_shard_stats_)
+      tb_.scalar("data/shard" + std::to_string(st.shard) + "_images_per_sec", global_step_, st.images_per_sec);
+    tb_.flush();
+  }
+
   EpochSummary train_epoch(int epoch, int64_t first, int64_t end) {
     auto t0 = Clock::now();
-    double window_loss = 0, epoch_loss = 0;
-    int64_t window = 0, taken = 0;
+    double epoch_loss = 0;
+    int64_t taken = 0;
     const int64_t images_per_step = static_cast<int64_t>(cfg_.data.batch_size) * dist_.world_size();
-    auto window_start = t0;
     std::string label = fmt::format("epoch {}/{}", epoch + 1, cfg_.train.epochs);
     EpochSummary s;
-    StepTimes window_times;
-    double window_wait = 0;
-    int64_t window_steps = 0;  // optimizer steps in the window (`window` counts batches)
+    Window w;
+    w.start = t0;
     const int64_t accumulation = cfg_.train.accumulation_steps;
     for (int64_t step = first; step < end; ++step) {
       timeline_.set_step(global_step_);
@@ -278,7 +339,7 @@ class TrainingLoop::Impl {
       Batch batch = data_.next("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(step));
       const int64_t wait_end = Timeline::now_us();
       timeline_.span("data wait", "data", wait_start, wait_end);
-      window_wait += (wait_end - wait_start) / 1e3;
+      w.wait_ms += (wait_end - wait_start) / 1e3;
       note_data_errors(batch);
       // Gradient accumulation: micro-batch `micro` of `micros` (the epoch's
       // last group may be shorter); the optimizer steps after the last.
@@ -286,75 +347,25 @@ class TrainingLoop::Impl {
       const int micros = static_cast<int>(std::min<int64_t>(accumulation, steps_ - (step - micro)));
       StepResult r = trainer_->train_step(batch.pixels, batch.labels, global_step_, g_stop_requested.load(), micro,
                                           micros);
-      window_times.forward += r.times.forward;
-      window_times.backward += r.times.backward;
-      window_times.exposed_comm += r.times.exposed_comm;
-      window_times.allreduce += r.times.allreduce;
-      window_times.optimizer += r.times.optimizer;
-      window_loss += r.loss;
+      w.times.forward += r.times.forward;
+      w.times.backward += r.times.backward;
+      w.times.exposed_comm += r.times.exposed_comm;
+      w.times.allreduce += r.times.allreduce;
+      w.times.optimizer += r.times.optimizer;
+      w.loss += r.loss;
       epoch_loss += r.loss;
-      ++window;
+      ++w.batches;
       ++taken;
       double elapsed = seconds_since(t0);
       progress_.update(label, step + 1, steps_, elapsed, images_per_step * taken / std::max(elapsed, 1e-9), r.loss,
                        r.lr);
       if (micro + 1 < micros) continue;
       ++global_step_;
-      ++window_steps;
+      ++w.steps;
       timeline_.finish_if_done(global_step_, run_dir_);
       if ((step + 1) % (cfg_.train.log_every_steps * accumulation) == 0 || step + 1 == steps_) {
-        double loss = trainer_->mean_across_ranks(window_loss / window, global_step_);
-        double ips = images_per_step * window / std::max(seconds_since(window_start), 1e-9);
-        std::string shards_line;
-        std::string shards_json = shard_stats_json(&shards_line);
-        if (cfg_.data_service.services_per_node > 1) {
-          progress_.clear();
-          log_rank0("epoch {} step {}: loss {:.4f}, {:.0f} img/s; data{}", epoch + 1, step + 1, loss, ips, shards_line);
-        }
-        // Rank 0's step time, split by phase (mean per optimizer step over
-        // the window; with accumulation a step holds several micro-batches).
-        const double n = static_cast<double>(window_steps);
-        // The phases add up to the step; the all-reduce total overlaps backward.
-        const std::vector<std::pair<const char*, double>> phases = {
-            {"data_wait", window_wait / n},          {"forward", window_times.forward / n},
-            {"backward", window_times.backward / n}, {"exposed_comm", window_times.exposed_comm / n},
-            {"optimizer", window_times.optimizer / n}};
-        std::string breakdown = "{";
-        for (const auto& [name, v] : phases) {
-          breakdown += fmt::format("{}\"{}\":{:.3f}", breakdown.size() > 1 ? "," : "", name, v);
-          tb_.scalar(std::string("time/") + name + "_ms", global_step_, v);
-        }
-        breakdown += "}";
-        JsonLine line;
-        line.add("event", "train")
-            .add("epoch", epoch + 1)
-            .add("step", global_step_)
-            .add("loss", loss)
-            .add("lr", r.lr)
-            .add("images_per_sec", ips)
-            .add_raw("breakdown_ms", breakdown)
-            .add("allreduce_total_ms", window_times.allreduce / n)
-            .add_raw("data_shards", shards_json);
-        if (trainer_->scaler().enabled())
-          line.add("loss_scale", r.loss_scale).add("skipped_steps", static_cast<int64_t>(trainer_->scaler().skipped()));
-        metrics_.write(line);
-        tb_.scalar("time/allreduce_total_ms", global_step_, window_times.allreduce / n);
-        if (trainer_->scaler().enabled()) {
-          tb_.scalar("train/loss_scale", global_step_, r.loss_scale);
-          tb_.scalar("train/skipped_steps", global_step_, static_cast<double>(trainer_->scaler().skipped()));
-        }
-        tb_.scalar("train/loss", global_step_, loss);
-        tb_.scalar("train/lr", global_step_, r.lr);
-        tb_.scalar("train/images_per_sec", global_step_, ips);
-        for (const auto& st : last_shard_stats_)
-          tb_.scalar("data/shard" + std::to_string(st.shard) + "_images_per_sec", global_step_, st.images_per_sec);
-        tb_.flush();
-        window_times = {};
-        window_wait = 0;
-        window_loss = 0;
-        window = 0;
-        window_steps = 0;
-        window_start = Clock::now();
+        write_train_line(epoch, step, r, w);
+        w = Window();
       }
       if (r.stop) {
         progress_.clear();
