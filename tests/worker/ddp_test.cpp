@@ -291,3 +291,51 @@ TEST(Accumulation, TwoRanksWithAccumulationEqualTwoRanksWithTheLargerBatch) {
 
 }  // namespace
 }  // namespace convoy
+
+namespace convoy {
+namespace {
+
+// distributed.broadcast_buffers: "step" gives every rank rank 0's BatchNorm
+// statistics before each step (as DDP does). Step 1 differs between the
+// ranks, step 2 is the same batch on both: only if the statistics were
+// broadcast in between do the ranks end with equal ones.
+std::vector<std::vector<torch::Tensor>> buffers_after_two_steps(const std::string& mode) {
+  Config cfg = parse_config("data { image_folder { root: \".\" } batch_size: 4 image { height: 12 width: 12 channels: 1 } }"
+                            " model { arch: \"cnn\" width: 4 batch_norm: true dropout: 0 } optim { lr: 0.05 }"
+                            " distributed { broadcast_buffers: \"" + mode + "\" } train { epochs: 1 } seed: 8",
+                            "buffers.pbtxt");
+  torch::manual_seed(12);
+  std::vector<torch::Tensor> first = {torch::randint(0, 256, {4, 1, 12, 12}, torch::kUInt8),
+                                      torch::randint(0, 256, {4, 1, 12, 12}, torch::kUInt8)};
+  auto same = torch::randint(0, 256, {4, 1, 12, 12}, torch::kUInt8);
+  auto labels = torch::randint(0, 10, {4}, torch::kInt64);
+  auto store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<std::vector<torch::Tensor>> out(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      auto group = make_gloo_group(store, r, 2, std::chrono::seconds(30));
+      Trainer t(cfg, 10, group, r, 2, 2);
+      t.train_step(first[r], labels, 0);
+      t.train_step(same, labels, 1);
+      for (auto& b : t.model()->buffers()) out[r].push_back(b.detach().clone());
+    });
+  for (auto& t : ranks) t.join();
+  return out;
+}
+
+TEST(BroadcastBuffers, StepModeGivesEveryRankRankZerosStatistics) {
+  auto step = buffers_after_two_steps("step");
+  auto none = buffers_after_two_steps("none");
+  ASSERT_FALSE(step[0].empty());
+  bool step_equal = true, none_equal = true;
+  for (size_t i = 0; i < step[0].size(); ++i) {
+    if (step[0][i].is_floating_point()) step_equal &= torch::equal(step[0][i], step[1][i]);
+    if (none[0][i].is_floating_point()) none_equal &= torch::equal(none[0][i], none[1][i]);
+  }
+  EXPECT_TRUE(step_equal);
+  EXPECT_FALSE(none_equal);
+}
+
+}  // namespace
+}  // namespace convoy
