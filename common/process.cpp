@@ -2,8 +2,10 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +92,19 @@ std::string describe_exit(int status) {
     return "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
   }
   return "status " + std::to_string(status);
+}
+
+int free_local_port() {
+  int fd = CONVOY_SYSCALL(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  CONVOY_SYSCALL(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+  socklen_t len = sizeof addr;
+  CONVOY_SYSCALL(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len));
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace convoy

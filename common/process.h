@@ -36,6 +36,11 @@ std::string self_executable();
 // The running program's path, for display (argv[0] of children).
 std::string self_path();
 
+// A TCP port free on the loopback interface right now, for a rendezvous
+// store the children will use (the kernel picks it; it can be taken again
+// before they bind, which their bind error then says).
+int free_local_port();
+
 // A human-readable description of a waitpid() status ("exit code 1",
 // "killed by signal 9 (SIGKILL)").
 std::string describe_exit(int status);

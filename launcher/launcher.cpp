@@ -2,13 +2,11 @@
 #include "launcher/launcher.h"
 
 #include <dirent.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,19 +44,6 @@ struct Proc {
   bool running = true;
   int status = 0;
 };
-
-int free_port() {
-  int fd = CONVOY_SYSCALL(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  CONVOY_SYSCALL(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
-  socklen_t len = sizeof addr;
-  CONVOY_SYSCALL(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len));
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Removes whatever this run left in /dev/shm (normally nothing: rings are
 // unlinked as soon as both sides have them mapped).
@@ -140,7 +125,7 @@ class Group {
         socket_(data_socket_name(run_id_)) {}
 
   Outcome run() {
-    int port = opts_.master_port > 0 ? opts_.master_port : free_port();
+    int port = opts_.master_port > 0 ? opts_.master_port : free_local_port();
     std::vector<std::pair<std::string, std::string>> common = {
         {"CONVOY_LAUNCHED", "1"},
         {"CONVOY_RUN_ID", run_id_},

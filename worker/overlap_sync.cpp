@@ -70,7 +70,6 @@ OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusiv
       c10d::compute_bucket_assignment_by_size(params, {first_bucket_bytes, bucket_bytes}, std::vector<bool>(params.size(), false));
   std::reverse(indices.begin(), indices.end());
   std::reverse(limits.begin(), limits.end());
-  buckets_ = indices.size();
   std::unordered_map<size_t, std::string> names;
   reducer_ = std::make_unique<c10d::Reducer>(params, indices, limits, group, std::vector<bool>(params.size(), false),
                                              static_cast<int64_t>(bucket_bytes), /*find_unused_parameters=*/false,

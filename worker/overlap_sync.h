@@ -44,14 +44,12 @@ class OverlapSync {
   void expect_backward(Timeline* timeline);
   // After backward returned: each bucket's launch/completion this step.
   std::vector<BucketTimes> take_bucket_times();
-  size_t buckets() const { return buckets_; }
 
   struct HookState;  // shared with the comm hook (overlap_sync.cpp)
 
  private:
   std::shared_ptr<HookState> state_;
   std::unique_ptr<c10d::Reducer> reducer_;
-  size_t buckets_ = 0;
   int64_t backwards_ = 0;
 };
 

@@ -22,6 +22,16 @@ Config folder_config(const std::string& root) {
                       "determinism.pbtxt");
 }
 
+// A generated image folder (removed at exit).
+std::string image_folder(int classes, int per_class) {
+  std::string dir = testing::make_temp_dir("convoy-det");
+  testing::ImageFolderSpec gen;
+  gen.classes = classes;
+  gen.per_class = per_class;
+  testing::make_image_folder(dir, gen);
+  return dir;
+}
+
 std::vector<uint8_t> epoch_bytes(const Config& cfg, int threads, int split, uint32_t epoch, int rank, int world) {
   BatchProducer p(cfg, open_datasets(cfg.data), threads);
   auto layout = p.layout();
@@ -36,11 +46,7 @@ std::vector<uint8_t> epoch_bytes(const Config& cfg, int threads, int split, uint
 }
 
 TEST(Determinism, SameBatchesWithOneAndFourDecodeThreads) {
-  std::string dir = testing::make_temp_dir("convoy-det");
-  testing::ImageFolderSpec gen;
-  gen.classes = 3;
-  gen.per_class = 10;
-  testing::make_image_folder(dir, gen);
+  std::string dir = image_folder(3, 10);
   Config cfg = folder_config(dir);
   for (int rank : {0, 1}) {
     auto one = epoch_bytes(cfg, 1, 0, 2, rank, 2);
@@ -63,11 +69,7 @@ namespace {
 // modulo K), the positions are disjoint and cover the batch, and the merged
 // batch is byte-identical to the one a single service fills.
 TEST(Determinism, ShardedFillsMergeToTheUnshardedBatch) {
-  std::string dir = testing::make_temp_dir("convoy-det");
-  testing::ImageFolderSpec gen;
-  gen.classes = 3;
-  gen.per_class = 9;
-  testing::make_image_folder(dir, gen);
+  std::string dir = image_folder(3, 9);
   Config cfg = folder_config(dir);
   BatchProducer p(cfg, open_datasets(cfg.data), 2);
   const BatchLayout l = p.layout();

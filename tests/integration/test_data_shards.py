@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from helpers import BIN, make_folder, processes_mentioning, read_metrics, run, write_config
+from helpers import BIN, make_folder, read_metrics, run, subcommand_pids, write_config
 
 CONFIG = """
 seed: 9
@@ -31,23 +31,6 @@ distributed {{ timeout_s: 60 }}
 
 def end_event(run_dir):
     return [m for m in read_metrics(run_dir) if m.get("event") == "end"][-1]
-
-
-def subcommand_pids(run_marker, subcommand, shard=None):
-    """PIDs of the run's `convoy SUBCOMMAND` processes (the run is named by
-    its run directory); for data services, only the given shard's."""
-    pids = []
-    for pid in processes_mentioning(run_marker):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if len(cmd) < 2 or cmd[1] != subcommand.encode():
-            continue
-        if shard is None or (b"--shard" in cmd and cmd[cmd.index(b"--shard") + 1] == str(shard).encode()):
-            pids.append(pid)
-    return pids
 
 
 def shard_pids(run_marker, shard):

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from helpers import BIN, make_folder, read_metrics, run, write_config
+from helpers import BIN, make_folder, read_metrics, run, subcommand_pids, write_config
 
 BENCH_KEYS = {"images_per_sec", "images_per_sec_per_thread", "threads", "cpu_seconds_per_image", "peak_rss_mb"}
 
@@ -118,22 +118,6 @@ def rss_anon_mb(pid):
     return None
 
 
-def data_service_pid(launcher_pid):
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == launcher_pid and len(cmd) > 1 and cmd[1] == b"data-service":
-            return int(pid)
-    return None
-
-
 class DataServiceMemoryTest(unittest.TestCase):
     def test_data_service_rss_is_flat_across_epochs_of_a_real_run(self):
         with tempfile.TemporaryDirectory(prefix="convoy-mem-") as tmp:
@@ -148,7 +132,7 @@ class DataServiceMemoryTest(unittest.TestCase):
             def sample():
                 pid = None
                 while proc.poll() is None:
-                    pid = pid or data_service_pid(proc.pid)
+                    pid = pid or next(iter(subcommand_pids(run_dir, "data-service")), None)
                     mb = rss_anon_mb(pid) if pid else None
                     if mb is not None:
                         try:

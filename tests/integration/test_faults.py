@@ -12,7 +12,7 @@ import time
 import unittest
 
 from helpers import (BIN, TempDirMixin, make_folder, processes_mentioning, rank_pid, read_metrics, run, shm_segments,
-                     wait_for, write_config)
+                     subcommand_pids, wait_for, write_config)
 
 # 64x64 images and a wider CNN: ~20-40 ms a step, so a fault lands mid-run.
 FAULT_CONFIG = """
@@ -56,14 +56,9 @@ def latest_step(run_dir):
 def data_service_pid(run_dir, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for pid in processes_mentioning(run_dir):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmd = f.read().split(b"\0")
-            except OSError:
-                continue
-            if len(cmd) > 1 and cmd[1] == b"data-service":
-                return pid
+        pids = subcommand_pids(run_dir, "data-service")
+        if pids:
+            return pids[0]
         time.sleep(0.1)
     raise AssertionError("no data service found")
 

@@ -1,11 +1,9 @@
 """`convoy launch`: a 2-rank run on a generated JPEG folder, the run
 directory it leaves, and what happens when a worker dies or the launcher
 is interrupted. (Restarts, preemption and resume: test_faults.py.)"""
-import json
 import os
 import signal
 import subprocess
-import time
 import unittest
 
 from helpers import (BIN, SOURCE_DIR, TempDirMixin, has_train_line, make_folder, processes_mentioning,
