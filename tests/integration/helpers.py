@@ -2,7 +2,7 @@
 configs, running the binary, and checks that nothing is left behind."""
 import json
 import os
-import signal
+import re
 import subprocess
 import tempfile
 import time
@@ -78,26 +78,47 @@ def processes_mentioning(marker):
     return pids
 
 
+def subcommand_pids(run_marker, subcommand, shard=None):
+    """PIDs of the `convoy SUBCOMMAND` processes of the run named by
+    `run_marker` (its run directory); for data services with `shard`, only
+    that shard's."""
+    pids = []
+    for pid in processes_mentioning(run_marker):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(cmd) < 2 or cmd[1] != subcommand.encode():
+            continue
+        if shard is None or (b"--shard" in cmd and cmd[cmd.index(b"--shard") + 1] == str(shard).encode()):
+            pids.append(pid)
+    return pids
+
+
 def rank_pid(run_dir, rank, timeout=60):
     """The pid of worker `rank` of the run writing to `run_dir`."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for pid in processes_mentioning(run_dir):
+        for pid in subcommand_pids(run_dir, "worker"):
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:
                     env = f.read().split(b"\0")
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmd = f.read().split(b"\0")
             except OSError:
                 continue
-            if len(cmd) > 1 and cmd[1] == b"worker" and f"RANK={rank}".encode() in env:
+            if f"RANK={rank}".encode() in env:
                 return pid
         time.sleep(0.2)
     raise AssertionError(f"no worker {rank} found for {run_dir}")
 
 
+# A run's rings are /dev/shm/convoy-<12-hex run id>-[s<shard>-]r<rank>. The
+# unit tests' rings (convoy-test-*) may come and go meanwhile under ctest -j.
+RUN_SEGMENT = re.compile(r"convoy-[0-9a-f]{12}-")
+
+
 def shm_segments():
-    return {n for n in os.listdir("/dev/shm") if n.startswith("convoy-")}
+    return {n for n in os.listdir("/dev/shm") if RUN_SEGMENT.match(n)}
 
 
 def wait_for(predicate, timeout, what):
