@@ -20,25 +20,33 @@ bool is_truncated_jpeg(const uint8_t* b, size_t n) {
   return true;
 }
 
-void check_bytes(const uint8_t* data, size_t n, const std::string& what) {
-  if (n == 0) throw DecodeError("empty file " + what);
-  if (is_truncated_jpeg(data, n)) throw DecodeError("truncated JPEG " + what + " (no end-of-image marker)");
+// `what()` names the sample; called only when there is an error to report,
+// so the per-sample path builds no strings.
+template <class Name>
+void check_bytes(const uint8_t* data, size_t n, const Name& what) {
+  if (n == 0) throw DecodeError("empty file " + what());
+  if (is_truncated_jpeg(data, n)) throw DecodeError("truncated JPEG " + what() + " (no end-of-image marker)");
 }
 
-}  // namespace
-
-cv::Mat decode_full(const uint8_t* data, size_t n, int channels, const std::string& what) {
+template <class Name>
+cv::Mat decode_full_named(const uint8_t* data, size_t n, int channels, const Name& what) {
   check_bytes(data, n, what);
   cv::Mat img;
   try {
     cv::Mat raw(1, static_cast<int>(n), CV_8UC1, const_cast<uint8_t*>(data));
     img = cv::imdecode(raw, (channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR) | cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
-    throw DecodeError("cannot decode " + what + ": " + e.what());
+    throw DecodeError("cannot decode " + what() + ": " + e.what());
   }
-  if (img.empty()) throw DecodeError("cannot decode " + what + " (not a valid JPEG or PNG)");
+  if (img.empty()) throw DecodeError("cannot decode " + what() + " (not a valid JPEG or PNG)");
   if (channels == 3) cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
   return img;
+}
+
+}  // namespace
+
+cv::Mat decode_full(const uint8_t* data, size_t n, int channels, const std::string& what) {
+  return decode_full_named(data, n, channels, [&] { return what; });
 }
 
 void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
@@ -49,8 +57,9 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
     transform_image(ds.load(i, spec.out.channels), spec, rng, dst);
     return;
   }
+  auto name = [&] { return ds.describe(i); };
   if (opt.crop_aware && looks_like_jpeg(enc.data, enc.size)) {
-    check_bytes(enc.data, enc.size, ds.describe(i));
+    check_bytes(enc.data, enc.size, name);
     JpegInfo info;
     try {
       info = read_jpeg_info(enc.data, enc.size);
@@ -72,7 +81,7 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
       return;
     }
   }
-  transform_image(decode_full(enc.data, enc.size, spec.out.channels, ds.describe(i)), spec, rng, dst);
+  transform_image(decode_full_named(enc.data, enc.size, spec.out.channels, name), spec, rng, dst);
 }
 
 }  // namespace convoy
