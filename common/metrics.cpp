@@ -78,6 +78,12 @@ JsonLine& JsonLine::add_raw(const std::string& k, const std::string& json) {
   return *this;
 }
 
+JsonLine& JsonLine::add(const std::string& k, const std::vector<JsonLine>& objects) {
+  std::string list = "[";
+  for (size_t i = 0; i < objects.size(); ++i) list += (i ? "," : "") + objects[i].str();
+  return add_raw(k, list + "]");
+}
+
 JsonLine& JsonLine::add(const std::string& k, bool value) {
   key(k);
   body_ += value ? "true" : "false";

@@ -22,6 +22,8 @@ class JsonLine {
   JsonLine& add(const std::string& key, bool value);
   // `json` must already be valid JSON (an object or a list of them).
   JsonLine& add_raw(const std::string& key, const std::string& json);
+  JsonLine& add(const std::string& key, const JsonLine& object) { return add_raw(key, object.str()); }
+  JsonLine& add(const std::string& key, const std::vector<JsonLine>& objects);
   std::string str() const { return "{" + body_ + "}"; }
 
  private:

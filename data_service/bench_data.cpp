@@ -252,14 +252,13 @@ int bench_data_main(const std::vector<std::string>& argv) {
               "peak RSS %.0f MB%s; %ld images in %.1f s; %lu corrupt\n",
               ips, total_threads, ips / total_threads, 1e3 * cpu / images, peak, services > 1 ? " per process" : "",
               static_cast<long>(images), elapsed, static_cast<unsigned long>(corrupt));
-  std::string per_shard = "[";
+  std::vector<JsonLine> per_shard;
   for (size_t k = 0; services > 1 && k < shards.size(); ++k) {
     double rate = shards[k].images / std::max(shards[k].seconds, 1e-9);
     std::printf("bench data: shard %zu: %.0f images/s (%ld images, %.2f ms CPU per image)\n", k, rate,
                 static_cast<long>(shards[k].images), 1e3 * shards[k].cpu / std::max<int64_t>(shards[k].images, 1));
-    per_shard += CONVOY_STR((k ? "," : "") << "{\"shard\":" << k << ",\"images_per_sec\":" << rate << "}");
+    per_shard.push_back(JsonLine().add("shard", static_cast<int64_t>(k)).add("images_per_sec", rate));
   }
-  per_shard += "]";
   if (json) {
     JsonLine j;
     j.add("bench", "data").add("source", source).add("images_per_sec", ips).add("images_per_sec_per_thread", ips / total_threads);
@@ -268,7 +267,7 @@ int bench_data_main(const std::vector<std::string>& argv) {
     j.add("images", static_cast<int64_t>(images)).add("seconds", elapsed).add("batch", cfg.data.batch_size);
     j.add("crop", cfg.data.image.height).add("crop_aware_decode", cfg.data_service.crop_aware_decode);
     j.add("fast_idct", cfg.data_service.fast_idct).add("corrupt", static_cast<int64_t>(corrupt));
-    j.add("rss_anon_mb_by_epoch", shards[0].rss_by_epoch).add_raw("shards", per_shard);
+    j.add("rss_anon_mb_by_epoch", shards[0].rss_by_epoch).add("shards", per_shard);
     std::printf("%s\n", j.str().c_str());
   }
   return 0;

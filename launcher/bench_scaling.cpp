@@ -218,24 +218,24 @@ int bench_scaling_main(const std::vector<std::string>& argv) {
   std::printf("\n%-6s %12s %10s %11s %10s %9s %9s %9s %9s %10s\n", "ranks", "images/s", "per rank", "efficiency",
               "data ms", "fwd ms", "bwd ms", "exp.comm", "opt ms", "comm total");
   JsonLine j;
-  std::string list = "[";
+  std::vector<JsonLine> list;
   for (const auto& res : results) {
     const auto& b = res.breakdown_ms;
     std::printf("%-6d %12.1f %10.1f %10.1f%% %10.2f %9.2f %9.2f %9.2f %9.2f %10.2f\n", res.ranks, res.images_per_sec,
                 res.images_per_sec / res.ranks, 100 * res.efficiency, b.at("data_wait"), b.at("forward"),
                 b.at("backward"), b.at("exposed_comm"), b.at("optimizer"), res.allreduce_total_ms);
-    std::string bd = "{";
-    for (const auto& p : kPhases) bd += CONVOY_STR((bd.size() > 1 ? "," : "") << "\"" << p << "\":" << b.at(p));
-    bd += "}";
-    list += CONVOY_STR((list.size() > 1 ? "," : "") << "{\"ranks\":" << res.ranks << ",\"images_per_sec\":"
-                                                    << res.images_per_sec << ",\"images_per_sec_per_rank\":"
-                                                    << res.images_per_sec / res.ranks << ",\"efficiency\":"
-                                                    << res.efficiency << ",\"breakdown_ms\":" << bd
-                                                    << ",\"allreduce_total_ms\":" << res.allreduce_total_ms << "}");
+    JsonLine breakdown;
+    for (const auto& p : kPhases) breakdown.add(p, b.at(p));
+    list.push_back(JsonLine()
+                       .add("ranks", res.ranks)
+                       .add("images_per_sec", res.images_per_sec)
+                       .add("images_per_sec_per_rank", res.images_per_sec / res.ranks)
+                       .add("efficiency", res.efficiency)
+                       .add("breakdown_ms", breakdown)
+                       .add("allreduce_total_ms", res.allreduce_total_ms));
   }
-  list += "]";
   j.add("bench", "scaling").add("batch", batch).add("threads_per_rank", threads).add("steps", steps);
-  j.add("warmup", warmup).add("amp", args.get("--amp", "none")).add_raw("results", list).add("run_dir", dir);
+  j.add("warmup", warmup).add("amp", args.get("--amp", "none")).add("results", list).add("run_dir", dir);
   write_file_atomic(join_path(dir, "scaling.json"), j.str() + "\n");
   write_file_atomic(join_path(dir, "scaling.svg"), scaling_svg(results));
   std::printf("written: %s, %s\n", join_path(dir, "scaling.json").c_str(), join_path(dir, "scaling.svg").c_str());

@@ -6,8 +6,6 @@
 // across world sizes).
 #include "worker/bench_allreduce.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,22 +56,10 @@ std::string human(uint64_t bytes) {
   return buf;
 }
 
-int free_port() {
-  int fd = CONVOY_SYSCALL(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CONVOY_SYSCALL(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
-  socklen_t len = sizeof addr;
-  CONVOY_SYSCALL(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len));
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Started without ranks around it: start `ranks` copies of this command as
 // the ranks of one local group and wait for them.
 int run_local_ranks(const std::vector<std::string>& argv, int ranks) {
-  int port = free_port();
+  int port = free_local_port();
   std::vector<pid_t> pids;
   for (int r = 0; r < ranks; ++r) {
     SpawnOptions opts;
@@ -125,7 +111,7 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
     std::printf("%12s %12s %12s %12s %12s\n", "size", "count", "time (us)", "algbw GB/s", "busbw GB/s");
     std::fflush(stdout);
   }
-  std::string list = "[";
+  std::vector<JsonLine> results;
   for (uint64_t bytes = lo; bytes <= hi; bytes *= 2) {
     const int64_t count = static_cast<int64_t>(bytes / 4);
     std::vector<at::Tensor> t = {torch::ones({count}, torch::kFloat32)};
@@ -146,16 +132,19 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
       std::printf("%12s %12lld %12.1f %12.3f %12.3f\n", human(bytes).c_str(), static_cast<long long>(count),
                   seconds * 1e6, algbw, busbw);
       std::fflush(stdout);
-      list += CONVOY_STR((list.size() > 1 ? "," : "") << "{\"bytes\":" << bytes << ",\"count\":" << count
-                                                      << ",\"time_us\":" << seconds * 1e6 << ",\"algbw_gbps\":"
-                                                      << algbw << ",\"busbw_gbps\":" << busbw << "}");
+      results.push_back(JsonLine()
+                            .add("bytes", static_cast<int64_t>(bytes))
+                            .add("count", count)
+                            .add("time_us", seconds * 1e6)
+                            .add("algbw_gbps", algbw)
+                            .add("busbw_gbps", busbw));
     }
     if (bytes > hi / 2) break;  // no overflow past the largest size
   }
   if (dist->rank() == 0 && json) {
     JsonLine j;
     j.add("bench", "allreduce").add("ranks", n).add("backend", "gloo").add("algorithm", "c10d ProcessGroupGloo allreduce (Gloo's default for CPU tensors)");
-    j.add("dtype", "float32").add_raw("results", list + "]");
+    j.add("dtype", "float32").add("results", results);
     std::printf("%s\n", j.str().c_str());
   }
   dist->barrier("bench allreduce end");

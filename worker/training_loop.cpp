@@ -249,15 +249,17 @@ class TrainingLoop::Impl {
 
   // This rank's view of each data-service shard since the last train line:
   // its decode rate while filling, and how many batches wait in the ring.
-  std::string shard_stats_json(std::string* line) {
-    std::string out = "[";
+  std::vector<JsonLine> shard_stats_json(std::string* line) {
+    std::vector<JsonLine> out;
     last_shard_stats_ = data_.shard_stats();
     for (const auto& st : last_shard_stats_) {
-      out += fmt::format("{}{{\"shard\":{},\"images_per_sec\":{:.0f},\"queued\":{}}}", out.size() > 1 ? "," : "",
-                         st.shard, st.images_per_sec, st.queued);
+      out.push_back(JsonLine()
+                        .add("shard", st.shard)
+                        .add("images_per_sec", static_cast<int64_t>(std::llround(st.images_per_sec)))
+                        .add("queued", static_cast<int64_t>(st.queued)));
       *line += fmt::format(" | shard {} {:.0f} img/s, {} queued", st.shard, st.images_per_sec, st.queued);
     }
-    return out + "]";
+    return out;
   }
 
   // What a train line summarises: the batches and optimizer steps since the
@@ -276,7 +278,7 @@ class TrainingLoop::Impl {
     double loss = trainer_->mean_across_ranks(w.loss / w.batches, global_step_);
     double ips = images_per_step * w.batches / std::max(seconds_since(w.start), 1e-9);
     std::string shards_line;
-    std::string shards_json = shard_stats_json(&shards_line);
+    std::vector<JsonLine> shards_json = shard_stats_json(&shards_line);
     if (cfg_.data_service.services_per_node > 1) {
       progress_.clear();
       log_rank0("epoch {} step {}: loss {:.4f}, {:.0f} img/s; data{}", epoch + 1, step + 1, loss, ips, shards_line);
@@ -291,12 +293,11 @@ class TrainingLoop::Impl {
         {"backward", w.times.backward / n},
         {"exposed_comm", w.times.exposed_comm / n},
         {"optimizer", w.times.optimizer / n}};
-    std::string breakdown = "{";
+    JsonLine breakdown;
     for (const auto& [name, v] : phases) {
-      breakdown += fmt::format("{}\"{}\":{:.3f}", breakdown.size() > 1 ? "," : "", name, v);
+      breakdown.add(name, std::round(v * 1000) / 1000);  // microseconds are enough
       tb_.scalar(std::string("time/") + name + "_ms", global_step_, v);
     }
-    breakdown += "}";
     JsonLine line;
     line.add("event", "train")
         .add("epoch", epoch + 1)
@@ -304,9 +305,9 @@ class TrainingLoop::Impl {
         .add("loss", loss)
         .add("lr", r.lr)
         .add("images_per_sec", ips)
-        .add_raw("breakdown_ms", breakdown)
+        .add("breakdown_ms", breakdown)
         .add("allreduce_total_ms", w.times.allreduce / n)
-        .add_raw("data_shards", shards_json);
+        .add("data_shards", shards_json);
     if (trainer_->scaler().enabled())
       line.add("loss_scale", r.loss_scale).add("skipped_steps", static_cast<int64_t>(trainer_->scaler().skipped()));
     metrics_.write(line);
