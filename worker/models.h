@@ -1,8 +1,13 @@
-// The models a worker can train, built from ModelSpec: a compact CNN for
-// small inputs, ResNet-18 with torchvision's parameter names, and an MLP.
+// The models a worker can train, built from ModelSpec: the compact CNN and
+// MLP for small inputs, and torchvision's ResNet-18/34/50, VGG-11/16/19 (with
+// and without BatchNorm) and ViT (Ti/S/B, any patch size: vit_b_16, vit_s_8) with torchvision's
+// parameter names, so weights move between Convoy and Python one to one.
 #pragma once
 
 #include <torch/torch.h>
+
+#include <string>
+#include <vector>
 
 #include "common/config.h"
 
@@ -11,11 +16,27 @@ namespace convoy {
 // Any model: images (N, C, H, W) float -> logits (N, classes).
 struct ClassifierImpl : torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // The final classification layer's name prefix ("fc", "classifier.6",
+  // "heads.head"): what fine-tuning replaces when the class count differs
+  // and what stays trainable with a frozen backbone.
+  std::string head;
 };
 using Classifier = std::shared_ptr<ClassifierImpl>;
 
 // Builds `spec.arch` for `image` inputs and `num_classes` outputs. Weights are
-// drawn from torch's global generator (seed it first for reproducibility).
+// drawn from torch's global generator (seed it first for reproducibility),
+// initialised as torchvision initialises them.
 Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_classes);
+
+// Every model.arch make_model knows.
+const std::vector<std::string>& model_archs();
+
+// Architecture families (resnet.cpp, vgg.cpp, vit.cpp).
+Classifier make_resnet(int depth, const ImageSpec& image, int num_classes);
+Classifier make_vgg(int depth, bool batch_norm, float dropout, const ImageSpec& image, int num_classes);
+struct VitShape {
+  int layers, heads, hidden, mlp;
+};
+Classifier make_vit(const VitShape& shape, int patch, const ModelSpec& spec, const ImageSpec& image, int num_classes);
 
 }  // namespace convoy

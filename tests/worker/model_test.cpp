@@ -27,6 +27,42 @@ TEST(Models, OutputShapes) {
   }
 }
 
+TEST(Models, EveryArchitectureBuildsAndRuns) {
+  for (const auto& arch : model_archs()) {
+    ModelSpec spec;
+    spec.arch = arch;
+    ImageSpec img{32, 48, 3};  // not square: every side handled on its own
+    auto m = make_model(spec, img, 4);
+    m->eval();
+    torch::NoGradGuard no_grad;
+    auto out = m->forward(torch::randn({2, 3, 32, 48}));
+    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 4})) << arch;
+    EXPECT_FALSE(m->head.empty()) << arch;
+    EXPECT_TRUE(m->named_parameters().contains(m->head + ".weight")) << arch;
+  }
+}
+
+TEST(Models, ParameterCountsMatchTorchvision) {
+  // torchvision 0.14's counts at 224 px and 1000 classes.
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"resnet18", 11689512}, {"resnet34", 21797672}, {"resnet50", 25557032}, {"vgg11_bn", 132868840},
+      {"vgg16", 138357544},   {"vgg19_bn", 143678248}, {"vit_b_16", 86567656}};
+  for (const auto& [arch, count] : expected) {
+    ModelSpec spec;
+    spec.arch = arch;
+    auto m = make_model(spec, {224, 224, 3}, 1000);
+    int64_t total = 0;
+    for (const auto& p : m->parameters()) total += p.numel();
+    EXPECT_EQ(total, count) << arch;
+  }
+}
+
+TEST(Models, VitRejectsImagesThatAreNotWholePatches) {
+  ModelSpec spec;
+  spec.arch = "vit_ti_16";
+  EXPECT_THROW(make_model(spec, {40, 48, 3}, 3), UserError);
+}
+
 TEST(Models, ResNet18HasTorchvisionNames) {
   ModelSpec spec;
   spec.arch = "resnet18";

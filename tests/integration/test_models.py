@@ -1,0 +1,143 @@
+"""Parity with torchvision 0.14 (Debian's python3-torchvision): the same
+weights give the same logits in Convoy and in torchvision, whichever side
+made them. Convoy's side runs through tests/tools/model_parity.cpp.
+
+Tolerance: |convoy - torchvision| <= 1e-4 + 1e-4 * |torchvision| per logit,
+in float32 and eval mode (BatchNorm running statistics randomised so that
+they matter). Both sides run the same ATen kernels; what differs is the order
+of a few floating-point sums."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import torch
+import torchvision
+from torchvision.models.vision_transformer import VisionTransformer
+
+PARITY = os.environ.get("CONVOY_MODEL_PARITY", "build/tests/model_parity")
+CLASSES = 5
+RTOL, ATOL = 1e-4, 1e-4
+
+
+def vit(layers, heads, hidden, mlp, size, patch=16):
+    return VisionTransformer(image_size=size, patch_size=patch, num_layers=layers, num_heads=heads,
+                             hidden_dim=hidden, mlp_dim=mlp, num_classes=CLASSES)
+
+
+# Convoy arch -> (torchvision constructor, image height, width). Small
+# images keep the test fast; every layer still runs.
+MODELS = {
+    "resnet18": (lambda h: torchvision.models.resnet18(num_classes=CLASSES), 64, 64),
+    "resnet34": (lambda h: torchvision.models.resnet34(num_classes=CLASSES), 64, 48),
+    "resnet50": (lambda h: torchvision.models.resnet50(num_classes=CLASSES), 64, 64),
+    "vgg11": (lambda h: torchvision.models.vgg11(num_classes=CLASSES), 32, 32),
+    "vgg11_bn": (lambda h: torchvision.models.vgg11_bn(num_classes=CLASSES), 32, 32),
+    "vgg16": (lambda h: torchvision.models.vgg16(num_classes=CLASSES), 32, 32),
+    "vgg19_bn": (lambda h: torchvision.models.vgg19_bn(num_classes=CLASSES), 32, 32),
+    "vit_b_16": (lambda h: torchvision.models.vit_b_16(image_size=h, num_classes=CLASSES), 32, 32),
+    # torchvision 0.14 has no ViT-Ti/S constructors; its VisionTransformer
+    # class with DeiT's shapes is the reference.
+    "vit_ti_16": (lambda h: vit(12, 3, 192, 768, h), 48, 48),
+    "vit_s_8": (lambda h: vit(12, 6, 384, 1536, h, patch=8), 32, 32),
+}
+
+
+def randomise_statistics_and_head(model):
+    """BatchNorm statistics and the (zero-initialised, for ViT) head, so that
+    eval-mode logits depend on every tensor."""
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.uniform_(-0.1, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+        head = {"resnet": "fc.", "vgg": "classifier.6.", "vit": "heads.head."}
+        for name, p in model.named_parameters():
+            if any(name.startswith(h) for h in head.values()):
+                p.normal_(0, 0.02)
+
+
+class TorchvisionParity(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="convoy-parity-")
+        torch.set_num_threads(2)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def convoy(self, arch, h, w, state, x, out_state=None):
+        inp, out = os.path.join(self.tmp, "x.pt"), os.path.join(self.tmp, "logits.pt")
+        # Two entries: LibTorch's unpickler lacks SETITEM, which pickle uses
+        # for a dict of one.
+        torch.save({"x": x, "unused": torch.zeros(1)}, inp)
+        args = [PARITY, arch, str(CLASSES), str(h), str(w), state, inp, out] + ([out_state] if out_state else [])
+        r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return torch.load(out)["logits"]
+
+    def check_close(self, ours, theirs, what):
+        self.assertEqual(tuple(ours.shape), tuple(theirs.shape))
+        err = (ours - theirs).abs()
+        bound = ATOL + RTOL * theirs.abs()
+        self.assertTrue(bool((err <= bound).all()),
+                        f"{what}: max |diff| {err.max().item():.3g} over logits up to {theirs.abs().max().item():.3g}")
+        self.assertGreater(theirs.std().item(), 1e-3, f"{what}: degenerate logits prove nothing")
+
+    def test_torchvision_weights_in_convoy(self):
+        for arch, (make, h, w) in MODELS.items():
+            with self.subTest(arch=arch):
+                torch.manual_seed(1)
+                model = make(h)
+                randomise_statistics_and_head(model)
+                model.eval()
+                state = os.path.join(self.tmp, "tv.pt")
+                torch.save(dict(model.state_dict()), state)
+                x = torch.randn(2, 3, h, w)
+                with torch.no_grad():
+                    expected = model(x)
+                self.check_close(self.convoy(arch, h, w, state, x), expected, arch + " torchvision -> convoy")
+                os.remove(state)
+
+    def test_convoy_weights_in_torchvision(self):
+        for arch, (make, h, w) in MODELS.items():
+            with self.subTest(arch=arch):
+                torch.manual_seed(2)
+                x = torch.randn(2, 3, h, w)
+                state = os.path.join(self.tmp, "convoy.pt")
+                ours = self.convoy(arch, h, w, "-", x, out_state=state)
+                model = make(h)
+                model.load_state_dict(torch.load(state), strict=True)
+                model.eval()
+                with torch.no_grad():
+                    theirs = model(x)
+                self.check_close(ours, theirs, arch + " convoy -> torchvision")
+                os.remove(state)
+
+    def test_an_ordered_dict_gets_an_actionable_error(self):
+        state = os.path.join(self.tmp, "od.pt")
+        torch.save(torchvision.models.resnet18(num_classes=CLASSES).state_dict(), state)
+        x = torch.zeros(1, 3, 32, 32)
+        inp, out = os.path.join(self.tmp, "x.pt"), os.path.join(self.tmp, "o.pt")
+        torch.save({"x": x, "unused": x}, inp)
+        r = subprocess.run([PARITY, "resnet18", str(CLASSES), "32", "32", state, inp, out],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("torch.save(dict(model.state_dict()), PATH)", r.stderr)
+
+    def test_wrong_architecture_names_the_mismatch(self):
+        state = os.path.join(self.tmp, "r18.pt")
+        torch.save(dict(torchvision.models.resnet18(num_classes=CLASSES).state_dict()), state)
+        inp, out = os.path.join(self.tmp, "x.pt"), os.path.join(self.tmp, "o.pt")
+        torch.save({"x": torch.zeros(1, 3, 32, 32), "unused": torch.zeros(1)}, inp)
+        r = subprocess.run([PARITY, "resnet34", str(CLASSES), "32", "32", state, inp, out],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("missing: layer1.2.conv1.weight", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
