@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -154,6 +155,27 @@ class Validator {
   const std::vector<std::string>& overrides_;
 };
 
+// Mirrors worker/models.cpp's names (common cannot link the worker).
+bool known_arch(const std::string& a) {
+  static const std::regex archs(
+      "cnn|mlp|resnet(18|34|50)|vgg(11|16|19)(_bn)?|vit_(ti|s|b)_[1-9][0-9]{0,2}");
+  return std::regex_match(a, archs);
+}
+
+bool valid_label_pattern(const std::string& pattern, std::string* why) {
+  try {
+    std::regex re(pattern);
+    if (re.mark_count() < 1) {
+      *why = "needs a capture group: the label is what the first (...) matches";
+      return false;
+    }
+    return true;
+  } catch (const std::regex_error& e) {
+    *why = std::string("not a valid regular expression: ") + e.what();
+    return false;
+  }
+}
+
 bool one_of(const std::string& v, std::initializer_list<const char*> options) {
   for (auto o : options)
     if (v == o) return true;
@@ -175,9 +197,15 @@ void validate(const proto::Config& c, const Validator& v) {
   REQUIRE_ONE_OF(c.device(), "device", "cpu", "cuda", "auto");
   const auto& d = c.data();
   v.require(d.source_case() != proto::DataConfig::SOURCE_NOT_SET, "data",
-            "no dataset: set one of data.idx, data.image_folder, data.csv, data.shards");
+            "no dataset: set one of data.idx, data.image_folder, data.csv, data.shards, data.file_names");
   v.require(d.batch_size() > 0, "data.batch_size", "must be > 0");
   v.require(d.val_fraction() >= 0 && d.val_fraction() < 1, "data.val_fraction", "must be in [0, 1)");
+  v.require(d.test_fraction() >= 0 && d.val_fraction() + d.test_fraction() < 1, "data.test_fraction",
+            "must be >= 0, with val_fraction + test_fraction < 1");
+  if (d.has_file_names()) {
+    std::string why;
+    v.require(valid_label_pattern(d.file_names().pattern(), &why), "data.file_names.pattern", why);
+  }
   v.require(d.image().height() > 0 && d.image().height() <= 8192, "data.image.height", "must be in 1..8192");
   v.require(d.image().width() > 0 && d.image().width() <= 8192, "data.image.width", "must be in 1..8192");
   v.require(d.image().channels() == 1 || d.image().channels() == 3, "data.image.channels", "must be 1 or 3");
@@ -195,10 +223,17 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(a.random_crop_padding() >= 0, "data.train_augment.random_crop_padding", "must be >= 0");
   v.require(d.eval_resize_ratio() == 0 || d.eval_resize_ratio() >= 1, "data.eval_resize_ratio", "must be 0 (auto) or >= 1");
   const auto& m = c.model();
-  REQUIRE_ONE_OF(m.arch(), "model.arch", "cnn", "resnet18", "mlp");
+  v.require(known_arch(m.arch()), "model.arch",
+            "unknown architecture '" + m.arch() + "' (use one of: cnn, mlp, resnet18, resnet34, resnet50, vgg11, "
+            "vgg16, vgg19, vgg11_bn, vgg16_bn, vgg19_bn, vit_ti_16, vit_s_16, vit_b_16; any patch size: vit_b_32)");
   v.require(m.num_classes() >= 0, "model.num_classes", "must be >= 0");
   v.require(m.width() > 0, "model.width", "must be > 0");
-  v.require(m.dropout() >= 0 && m.dropout() < 1, "model.dropout", "must be in [0, 1)");
+  v.require(m.dropout() == -1 || (m.dropout() >= 0 && m.dropout() < 1), "model.dropout",
+            "must be in [0, 1) (or -1: the architecture's default)");
+  v.require(m.attention_dropout() >= 0 && m.attention_dropout() < 1, "model.attention_dropout", "must be in [0, 1)");
+  v.require(m.drop_path() >= 0 && m.drop_path() < 1, "model.drop_path", "must be in [0, 1)");
+  v.require(!m.freeze_backbone() || !m.init_from().empty(), "model.freeze_backbone",
+            "needs model.init_from (a frozen random backbone learns nothing)");
   const auto& o = c.optim();
   REQUIRE_ONE_OF(o.optimizer(), "optim.optimizer", "sgd", "adamw");
   v.require(o.lr() > 0, "optim.lr", "must be > 0");
@@ -216,6 +251,9 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(t.accumulation_steps() >= 1 && t.accumulation_steps() <= 1024, "train.accumulation_steps",
             "must be in 1..1024");
   v.require(t.threads_per_rank() >= 0, "train.threads_per_rank", "must be >= 0");
+  REQUIRE_ONE_OF(t.best_metric(), "train.best_metric", "accuracy", "macro_f1", "loss");
+  v.require(t.early_stopping_patience() >= 0, "train.early_stopping_patience", "must be >= 0 (0: off)");
+  v.require(t.early_stopping_min_delta() >= 0, "train.early_stopping_min_delta", "must be >= 0");
   for (const auto& s : t.eval_splits()) REQUIRE_ONE_OF(s, "train.eval_splits", "train", "val", "test", "none");
   v.require(t.checkpoint_every_steps() >= 0, "train.checkpoint_every_steps", "must be >= 0 (0: epoch ends only)");
   v.require(t.checkpoint_every_minutes() >= 0, "train.checkpoint_every_minutes", "must be >= 0 (0: off)");
@@ -295,13 +333,23 @@ Config to_struct(const proto::Config& c) {
       od.val_path = d.shards().val();
       od.test_path = d.shards().test();
       break;
+    case proto::DataConfig::kFileNames:
+      od.kind = DataSpec::Kind::kFileNames;
+      od.train_path = d.file_names().root();
+      od.val_path = d.file_names().val_root();
+      od.test_path = d.file_names().test_root();
+      od.file_name_pattern = d.file_names().pattern();
+      break;
     default:
       od.kind = DataSpec::Kind::kCsv;
       od.train_path = d.csv().train();
       od.val_path = d.csv().val();
       od.test_path = d.csv().test();
+      od.csv = {d.csv().path_column(), d.csv().label_column(), d.csv().one_hot(), d.csv().image_dir(),
+                d.csv().extension()};
   }
   od.val_fraction = d.val_fraction();
+  od.test_fraction = d.test_fraction();
   od.split_seed = d.split_seed();
   od.batch_size = d.batch_size();
   od.drop_last = d.drop_last();
@@ -323,7 +371,8 @@ Config to_struct(const proto::Config& c) {
   od.std = per_channel(d.std());
   od.strict = d.strict();
   const auto& m = c.model();
-  out.model = {m.arch(), m.num_classes(), m.width(), m.batch_norm(), m.dropout(), m.channels_last()};
+  out.model = {m.arch(),      m.num_classes(),       m.width(),     m.batch_norm(),        m.dropout(),
+               m.channels_last(), m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone()};
   const auto& o = c.optim();
   auto& oo = out.optim;
   oo.optimizer = o.optimizer();
@@ -344,7 +393,8 @@ Config to_struct(const proto::Config& c) {
   out.train = {t.epochs(), t.max_steps_per_epoch(), t.log_every_steps(), t.amp(), t.threads_per_rank(),
                {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
                t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s(),
-               t.timeline_steps(), t.timeline_start(), t.max_steps(), t.loss_scaling(), t.accumulation_steps()};
+               t.timeline_steps(), t.timeline_start(), t.max_steps(), t.loss_scaling(), t.accumulation_steps(),
+               t.best_metric(), t.early_stopping_patience(), t.early_stopping_min_delta()};
   const auto& ds = c.data_service();
   out.data_service = {ds.decode_threads(),      ds.ring_slots(),   ds.timeout_s(),
                       ds.crop_aware_decode(),   ds.fast_idct(),    ds.services_per_node(),
@@ -413,11 +463,25 @@ Config parse_config(const std::string& text, const std::string& origin,
       resolve(d->mutable_shards()->mutable_val(), "data.shards.val");
       resolve(d->mutable_shards()->mutable_test(), "data.shards.test");
       break;
+    case proto::DataConfig::kFileNames:
+      v.require(!d->file_names().root().empty(), "data.file_names.root", "must name a folder");
+      resolve(d->mutable_file_names()->mutable_root(), "data.file_names.root");
+      resolve(d->mutable_file_names()->mutable_val_root(), "data.file_names.val_root");
+      resolve(d->mutable_file_names()->mutable_test_root(), "data.file_names.test_root");
+      break;
     default:
       v.require(!d->csv().train().empty(), "data.csv.train", "must name a CSV manifest");
       resolve(d->mutable_csv()->mutable_train(), "data.csv.train");
       resolve(d->mutable_csv()->mutable_val(), "data.csv.val");
       resolve(d->mutable_csv()->mutable_test(), "data.csv.test");
+      resolve(d->mutable_csv()->mutable_image_dir(), "data.csv.image_dir");
+  }
+  // A weights file is the user's, not a dataset: relative to the working
+  // folder, made absolute so that every process reads the same file.
+  if (!cfg.model().init_from().empty()) {
+    cfg.mutable_model()->set_init_from(absolute(cfg.model().init_from()));
+    v.require(path_exists(cfg.model().init_from()), "model.init_from",
+              "file '" + cfg.model().init_from() + "' does not exist");
   }
   if (!cfg.has_name()) {
     std::string base = basename_of(origin);

@@ -21,14 +21,24 @@ struct AugmentSpec {
   bool horizontal_flip = false;
 };
 
+// How a CSV manifest lays out its columns (proto/config.proto, CsvDataset).
+struct CsvLayout {
+  std::string path_column, label_column;  // empty: the defaults
+  bool one_hot = false;
+  std::string image_dir;  // absolute; empty: each manifest's folder
+  std::string extension;
+};
+
 struct DataSpec {
-  enum class Kind { kIdx, kImageFolder, kCsv, kShards };
+  enum class Kind { kIdx, kImageFolder, kCsv, kShards, kFileNames };
   Kind kind = Kind::kIdx;
   // Absolute after loading; empty when not given.
   std::string idx_dir;
   std::vector<std::string> class_names;  // idx only
   std::string train_path, val_path, test_path;  // image folders, CSV manifests or packs
-  float val_fraction = 0.1f;
+  CsvLayout csv;
+  std::string file_name_pattern;  // file_names: the label is the first capture group
+  float val_fraction = 0.1f, test_fraction = 0.f;
   uint64_t split_seed = 0;
   int batch_size = 64;
   bool drop_last = false;
@@ -44,8 +54,11 @@ struct ModelSpec {
   int num_classes = 0;
   int width = 32;
   bool batch_norm = true;
-  float dropout = 0.f;
+  float dropout = -1.f;  // < 0: the architecture's default
   bool channels_last = false;
+  float attention_dropout = 0.f, drop_path = 0.f;
+  std::string init_from;  // absolute; empty: none
+  bool freeze_backbone = false;
 };
 
 struct OptimSpec {
@@ -76,6 +89,9 @@ struct TrainSpec {
   int64_t max_steps = 0;
   std::string loss_scaling = "auto";
   int accumulation_steps = 1;
+  std::string best_metric = "accuracy";
+  int early_stopping_patience = 0;
+  float early_stopping_min_delta = 0.f;
 };
 
 struct DataServiceSpec {

@@ -17,14 +17,16 @@ std::shared_ptr<const Dataset> DatasetSplits::find(const std::string& name) cons
   return nullptr;
 }
 
-std::pair<std::vector<size_t>, std::vector<size_t>> split_indices(size_t n, double fraction,
-                                                                  uint64_t seed) {
+SplitIndices split_indices(size_t n, double val_fraction, double test_fraction, uint64_t seed) {
   auto perm = seeded_permutation(n, mix_seed(seed, kSaltSplit));
-  size_t held = static_cast<size_t>(std::llround(n * fraction));
-  std::vector<size_t> train(perm.begin() + held, perm.end()), val(perm.begin(), perm.begin() + held);
-  std::sort(train.begin(), train.end());
-  std::sort(val.begin(), val.end());
-  return {train, val};
+  const size_t test = static_cast<size_t>(std::llround(n * test_fraction));
+  const size_t val = std::min(n - test, static_cast<size_t>(std::llround(n * val_fraction)));
+  SplitIndices out;
+  out.test.assign(perm.begin(), perm.begin() + test);
+  out.val.assign(perm.begin() + test, perm.begin() + test + val);
+  out.train.assign(perm.begin() + test + val, perm.end());
+  for (auto* v : {&out.train, &out.val, &out.test}) std::sort(v->begin(), v->end());
+  return out;
 }
 
 namespace {
@@ -38,18 +40,20 @@ std::string idx_file(const std::string& dir, const std::string& stem) {
                                           << ".gz); expected MNIST-style file names");
 }
 
-void add_split(DatasetSplits* out, const std::string& name, std::shared_ptr<const Dataset> train,
-               std::shared_ptr<const Dataset> val, const DataSpec& spec) {
-  if (val) {
-    out->splits.push_back({name, train});
-    out->splits.push_back({"val", val});
-  } else if (spec.val_fraction > 0) {
-    auto [tr, va] = split_indices(train->size(), spec.val_fraction, spec.split_seed);
-    out->splits.push_back({name, std::make_shared<SubsetDataset>(train, tr)});
-    out->splits.push_back({"val", std::make_shared<SubsetDataset>(train, va)});
-  } else {
-    out->splits.push_back({name, train});
+// Train, val and test in that order; what the dataset lacks is held out of
+// train by data.val_fraction / data.test_fraction.
+void add_splits(DatasetSplits* out, std::shared_ptr<const Dataset> train, std::shared_ptr<const Dataset> val,
+                std::shared_ptr<const Dataset> test, const DataSpec& spec) {
+  const double val_fraction = val ? 0 : spec.val_fraction, test_fraction = test ? 0 : spec.test_fraction;
+  if (val_fraction > 0 || test_fraction > 0) {
+    auto parts = split_indices(train->size(), val_fraction, test_fraction, spec.split_seed);
+    if (!val && val_fraction > 0) val = std::make_shared<SubsetDataset>(train, parts.val);
+    if (!test && test_fraction > 0) test = std::make_shared<SubsetDataset>(train, parts.test);
+    train = std::make_shared<SubsetDataset>(train, parts.train);
   }
+  out->splits.push_back({"train", train});
+  if (val) out->splits.push_back({"val", val});
+  if (test) out->splits.push_back({"test", test});
 }
 
 }  // namespace
@@ -86,17 +90,26 @@ DatasetSplits open_datasets(const DataSpec& spec) {
       break;
     }
     case DataSpec::Kind::kCsv: {
-      train = make_file_dataset(read_csv_manifest(spec.train_path, &out.class_names, true));
-      if (!spec.val_path.empty())
-        val = make_file_dataset(read_csv_manifest(spec.val_path, &out.class_names, false));
-      if (!spec.test_path.empty())
-        test = make_file_dataset(read_csv_manifest(spec.test_path, &out.class_names, false));
+      auto csv = [&](const std::string& path, bool add) {
+        return make_file_dataset(read_csv_manifest(path, spec.csv, &out.class_names, add));
+      };
+      train = csv(spec.train_path, true);
+      if (!spec.val_path.empty()) val = csv(spec.val_path, false);
+      if (!spec.test_path.empty()) test = csv(spec.test_path, false);
+      break;
+    }
+    case DataSpec::Kind::kFileNames: {
+      auto names = [&](const std::string& root, bool add) {
+        return make_file_dataset(list_by_file_name(root, spec.file_name_pattern, &out.class_names, add));
+      };
+      train = names(spec.train_path, true);
+      if (!spec.val_path.empty()) val = names(spec.val_path, false);
+      if (!spec.test_path.empty()) test = names(spec.test_path, false);
       break;
     }
   }
   if (train->size() == 0) CONVOY_USER_ERROR("the training split has no samples (check the dataset path)");
-  add_split(&out, "train", train, val, spec);
-  if (test) out.splits.push_back({"test", test});
+  add_splits(&out, train, val, test, spec);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Datasets: indexed collections of (image, label) that decode on demand.
-// Kinds: MNIST-style IDX files, an image folder, a CSV manifest. A dataset
-// without a val split of its own gets one held out of train by ratio and seed.
+// Kinds: MNIST-style IDX files, an image folder, a CSV manifest, labels from
+// file names, `convoy pack` shards. A dataset without a val (or test) split
+// of its own gets one held out of train by ratio and seed.
 #pragma once
 
 #include <opencv2/core.hpp>
@@ -75,10 +76,14 @@ struct DatasetSplits {
 // path or malformed file.
 DatasetSplits open_datasets(const DataSpec& spec);
 
-// Splits `n` samples into (train, held-out) index lists: a seeded shuffle,
-// the first round(n * fraction) are held out; both lists sorted.
-std::pair<std::vector<size_t>, std::vector<size_t>> split_indices(size_t n, double fraction,
-                                                                  uint64_t seed);
+// Splits `n` samples by ratio: a seeded shuffle; the first
+// round(n * test_fraction) are test, the next round(n * val_fraction) val,
+// the rest train. Each list sorted. With test_fraction 0 the val part is the
+// same for any test setting's absence, so older runs split as before.
+struct SplitIndices {
+  std::vector<size_t> train, val, test;
+};
+SplitIndices split_indices(size_t n, double val_fraction, double test_fraction, uint64_t seed);
 
 // Kind-specific openers (idx_dataset.cpp, file_dataset.cpp).
 std::shared_ptr<const Dataset> open_idx(const std::string& images, const std::string& labels);
@@ -89,8 +94,14 @@ struct FileList {
 // root/<class>/*.{jpg,jpeg,png}; `classes` empty: discovered (sorted) and
 // returned; else each folder must name one of them.
 FileList list_image_folder(const std::string& root, std::vector<std::string>* classes);
-// Rows path,label; labels as names (mapped through/added to `classes`) or ints.
-FileList read_csv_manifest(const std::string& path, std::vector<std::string>* classes, bool add_classes);
+// A CSV manifest laid out as `layout` says (config.proto, CsvDataset);
+// labels as names (mapped through/added to `classes`), ints or one-hot columns.
+FileList read_csv_manifest(const std::string& path, const CsvLayout& layout, std::vector<std::string>* classes,
+                           bool add_classes);
+// Every image under `root` (sub-folders too), labelled by the first capture
+// group of `pattern` on its file name; sorted by path.
+FileList list_by_file_name(const std::string& root, const std::string& pattern, std::vector<std::string>* classes,
+                           bool add_classes);
 std::shared_ptr<const Dataset> make_file_dataset(FileList files);
 // A folder written by `convoy pack` (shard_dataset.cpp). `classes` empty:
 // taken from the pack and returned; else the pack's class names are mapped

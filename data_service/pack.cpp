@@ -260,7 +260,7 @@ PackIndex read_pack_index(const std::string& dir) {
 
 PackSummary pack_dataset(const std::string& src, const std::string& out, const PackOptions& opt) {
   std::vector<std::string> classes;
-  FileList files = is_directory(src) ? list_image_folder(src, &classes) : read_csv_manifest(src, &classes, true);
+  FileList files = is_directory(src) ? list_image_folder(src, &classes) : read_csv_manifest(src, CsvLayout{}, &classes, true);
   if (files.paths.empty()) CONVOY_USER_ERROR(src << " has no images to pack");
   auto ds = make_file_dataset(files);
   make_dirs(out);

@@ -72,10 +72,123 @@ TEST(Dataset, IdxWithHeldOutValidation) {
   EXPECT_EQ(m.at<uint8_t>(0, 0), 4);
   EXPECT_EQ(test->load(4, 3).channels(), 3);
   // The split is a pure function of the seed, and train/val are disjoint.
-  auto [tr, va] = split_indices(20, 0.25, 0);
-  auto [tr2, va2] = split_indices(20, 0.25, 0);
-  EXPECT_EQ(va, va2);
-  for (size_t v : va) EXPECT_EQ(std::count(tr.begin(), tr.end(), v), 0);
+  auto a = split_indices(20, 0.25, 0, 0);
+  auto b = split_indices(20, 0.25, 0, 0);
+  EXPECT_EQ(a.val, b.val);
+  for (size_t v : a.val) EXPECT_EQ(std::count(a.train.begin(), a.train.end(), v), 0);
+}
+
+TEST(Dataset, SplitByRatiosIsSeededAndDisjoint) {
+  auto s = split_indices(100, 0.2, 0.1, 83);
+  EXPECT_EQ(s.train.size(), 70u);
+  EXPECT_EQ(s.val.size(), 20u);
+  EXPECT_EQ(s.test.size(), 10u);
+  std::vector<size_t> all;
+  for (auto* part : {&s.train, &s.val, &s.test}) all.insert(all.end(), part->begin(), part->end());
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i);  // a partition of 0..99
+  EXPECT_EQ(split_indices(100, 0.2, 0.1, 83).val, s.val);
+  EXPECT_NE(split_indices(100, 0.2, 0.1, 84).val, s.val);
+  // Without a test part, val is what it was before test_fraction existed.
+  EXPECT_EQ(split_indices(100, 0.2, 0, 83).val.size(), 20u);
+}
+
+TEST(Dataset, OneHotCsvWithImageDirAndExtension) {
+  std::string dir = temp_dir();
+  testing::ImageFolderSpec gen;
+  gen.classes = 3;
+  gen.per_class = 2;
+  gen.png_every = 0;
+  testing::make_image_folder(dir + "/imgs", gen);
+  // Plant Pathology's layout: image_id + one column per class; the images
+  // live elsewhere and the ids carry no extension.
+  write_file_atomic(dir + "/train.csv",
+                    "image_id,healthy,rust,scab\n"
+                    "class_0/img_0,1,0,0\nclass_1/img_0,0,1,0\n\"class_2/img_0\",0,0,1\nclass_2/img_1,0,0,1\n");
+  DataSpec spec;
+  spec.kind = DataSpec::Kind::kCsv;
+  spec.train_path = dir + "/train.csv";
+  spec.csv.path_column = "image_id";
+  spec.csv.one_hot = true;
+  spec.csv.image_dir = dir + "/imgs";
+  spec.csv.extension = ".jpg";
+  spec.val_fraction = 0.25f;
+  spec.test_fraction = 0.25f;
+  auto splits = open_datasets(spec);
+  EXPECT_EQ(splits.class_names, (std::vector<std::string>{"healthy", "rust", "scab"}));  // column order
+  ASSERT_EQ(splits.splits.size(), 3u);
+  EXPECT_EQ(splits.find("train")->size() + splits.find("val")->size() + splits.find("test")->size(), 4u);
+  auto all = make_file_dataset(read_csv_manifest(spec.train_path, spec.csv, &splits.class_names, false));
+  EXPECT_EQ(all->describe(2), dir + "/imgs/class_2/img_0.jpg");
+  EXPECT_EQ(all->label(2), 2);
+  EXPECT_EQ(all->load(3, 3).channels(), 3);
+
+  write_file_atomic(dir + "/two.csv", "image_id,healthy,rust,scab\nclass_0/img_0,1,1,0\n");
+  spec.train_path = dir + "/two.csv";
+  try {
+    open_datasets(spec);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("two.csv:2: a one-hot row needs exactly one 1"), std::string::npos)
+        << e.what();
+  }
+  spec.csv.path_column = "file";
+  try {
+    open_datasets(spec);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("no column 'file'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Dataset, NamedColumnsPickPathAndLabel) {
+  std::string dir = temp_dir();
+  testing::ImageFolderSpec gen;
+  gen.classes = 2;
+  gen.per_class = 2;
+  testing::make_image_folder(dir, gen);
+  write_file_atomic(dir + "/m.csv", "label_name,notes,file\ndog,\"a, b\",class_0/img_0.jpg\ncat,x,class_1/img_1.png\n");
+  CsvLayout layout;
+  layout.path_column = "file";
+  layout.label_column = "label_name";
+  std::vector<std::string> classes;
+  auto files = read_csv_manifest(dir + "/m.csv", layout, &classes, true);
+  EXPECT_EQ(classes, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(files.paths[0], dir + "/class_0/img_0.jpg");
+  EXPECT_EQ(files.labels, (std::vector<int>{1, 0}));
+}
+
+TEST(Dataset, LabelsFromFileNames) {
+  std::string dir = temp_dir();
+  testing::ImageFolderSpec gen;
+  gen.classes = 1;
+  gen.per_class = 1;
+  gen.png_every = 0;
+  testing::make_image_folder(dir + "/gen", gen);
+  std::string jpg = read_file(dir + "/gen/class_0/img_0.jpg");
+  make_dirs(dir + "/train/more");
+  for (const char* name : {"cat.1.jpg", "cat.22.jpg", "dog.3.jpg", "more/american_bulldog_10.jpg"})
+    write_file_atomic(dir + "/train/" + name, jpg);
+  DataSpec spec;
+  spec.kind = DataSpec::Kind::kFileNames;
+  spec.train_path = dir + "/train";
+  spec.file_name_pattern = "^(.*?)[._-]?[0-9]+\\.[A-Za-z]+$";  // the config's default
+  spec.val_fraction = 0;
+  auto splits = open_datasets(spec);
+  EXPECT_EQ(splits.class_names, (std::vector<std::string>{"american_bulldog", "cat", "dog"}));
+  auto train = splits.find("train");
+  ASSERT_EQ(train->size(), 4u);
+  EXPECT_EQ(train->describe(0), dir + "/train/cat.1.jpg");
+  EXPECT_EQ(train->label(0), 1);
+  EXPECT_EQ(train->label(2), 2);
+  EXPECT_EQ(train->label(3), 0);
+  spec.file_name_pattern = "^(dog)\\.";
+  try {
+    open_datasets(spec);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("do not match data.file_names.pattern"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Dataset, ImageFolderAndCsvAgree) {
