@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <fstream>
 #include <sstream>
 
@@ -89,6 +91,14 @@ std::string join_path(const std::string& a, const std::string& b) {
   if (b.empty()) return a;
   if (a.empty() || b[0] == '/') return b;
   return a.back() == '/' ? a + b : a + "/" + b;
+}
+
+std::string absolute_path(const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  char* cwd = ::getcwd(nullptr, 0);
+  std::string out = join_path(cwd ? cwd : ".", p);
+  std::free(cwd);
+  return out;
 }
 
 }  // namespace convoy

@@ -20,5 +20,6 @@ void make_dirs(const std::string& path);  // mkdir -p
 std::string dirname_of(const std::string& path);
 std::string basename_of(const std::string& path);
 std::string join_path(const std::string& a, const std::string& b);
+std::string absolute_path(const std::string& path);  // against the working folder; not normalised
 
 }  // namespace convoy

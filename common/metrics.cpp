@@ -60,6 +60,18 @@ JsonLine& JsonLine::add(const std::string& k, const std::vector<std::string>& va
   return *this;
 }
 
+JsonLine& JsonLine::add(const std::string& k, const std::vector<std::vector<int64_t>>& rows) {
+  key(k);
+  body_ += "[";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    body_ += r ? ",[" : "[";
+    for (size_t c = 0; c < rows[r].size(); ++c) body_ += (c ? "," : "") + std::to_string(rows[r][c]);
+    body_ += "]";
+  }
+  body_ += "]";
+  return *this;
+}
+
 JsonLine& JsonLine::add(const std::string& k, const std::vector<double>& values) {
   key(k);
   body_ += "[";

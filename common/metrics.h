@@ -4,6 +4,7 @@
 // per split per epoch, {"event":"start"/"end",...}.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@ class JsonLine {
   JsonLine& add(const std::string& key, const std::vector<std::string>& values);
   JsonLine& add(const std::string& key, const std::vector<double>& values);
   JsonLine& add(const std::string& key, bool value);
+  JsonLine& add(const std::string& key, const std::vector<std::vector<int64_t>>& rows);  // a matrix
   // `json` must already be valid JSON (an object or a list of them).
   JsonLine& add_raw(const std::string& key, const std::string& json);
   JsonLine& add(const std::string& key, const JsonLine& object) { return add_raw(key, object.str()); }

@@ -97,18 +97,6 @@ std::vector<std::string> service_cpu_sets(const Config& cfg, int nproc) {
   return out;
 }
 
-struct LaunchOptions {
-  std::string config_path;  // the resolved config in the run directory
-  int nproc = 1;
-  std::string run_dir;
-  int master_port = 0;      // 0: a free one per attempt
-  std::string resume;       // "", "auto" or a checkpoint path
-  int max_restarts = 0;
-  int stop_grace_s = 120;
-  int services = 1;                       // data-service shards
-  std::vector<std::string> service_cpus;  // per shard; empty: not pinned
-  int max_service_restarts = 3;           // per shard, per group
-};
 
 // How one attempt (one group of processes) ended.
 struct Outcome {
@@ -151,7 +139,9 @@ class Group {
                              {"LOCAL_WORLD_SIZE", std::to_string(opts_.nproc)},
                              {"MASTER_ADDR", "127.0.0.1"},
                              {"MASTER_PORT", std::to_string(port)}});
-      start("worker " + std::to_string(r), true, {self_path(), "worker", opts_.config_path}, env);
+      std::vector<std::string> argv = {self_path(), "worker", opts_.config_path};
+      argv.insert(argv.end(), opts_.worker_args.begin(), opts_.worker_args.end());
+      start("worker " + std::to_string(r), true, argv, env);
     }
     spdlog::info("run {}: {} and {} worker(s) started; run directory {}", run_id_,
                  opts_.services > 1 ? std::to_string(opts_.services) + " data-service shards" : "data service",
@@ -417,8 +407,17 @@ bool wait_or_interrupted(int sigfd, std::chrono::seconds delay) {
   return true;
 }
 
-// Runs groups until one ends without a failure, restarting a failed group
-// from its newest valid checkpoint up to max_restarts times.
+}  // namespace
+
+void prepare_launch(const Config& cfg, const std::string& run_dir, LaunchOptions* opts) {
+  opts->run_dir = run_dir;
+  opts->config_path = prepare_run_dir(run_dir, cfg);
+  opts->stop_grace_s = cfg.train.stop_grace_s;
+  opts->services = cfg.data_service.services_per_node;
+  opts->max_service_restarts = cfg.data_service.max_restarts;
+  opts->service_cpus = service_cpu_sets(cfg, opts->nproc);
+}
+
 int run_with_restarts(const LaunchOptions& opts) {
   sigset_t set;
   sigemptyset(&set);
@@ -470,13 +469,12 @@ int run_with_restarts(const LaunchOptions& opts) {
   return o.exit_code;
 }
 
-}  // namespace
-
 int launch_main(const std::vector<std::string>& argv) {
   CliArgs args("launch",
                "usage: convoy launch --nproc-per-node N CONFIG [--set field=value ...] [--run-dir DIR]\n"
                "                     [--resume auto|PATH] [--max-restarts R] [--checkpoint-every-steps N]\n"
                "                     [--master-port PORT] [--data-services-per-node K] [--timeline STEPS]\n"
+               "                     [--init-from WEIGHTS.pt]\n"
                "Starts this node's data service and N worker ranks, prefixes their output with\n"
                "role and rank, and stops them all if one fails; with --max-restarts, restarts\n"
                "the group from its newest valid checkpoint instead. SIGTERM/SIGUSR1: every rank\n"
@@ -485,10 +483,13 @@ int launch_main(const std::vector<std::string>& argv) {
                "shard of every batch, pinned to its own cores; one that dies is restarted alone.\n"
                "--timeline STEPS writes timeline.json (Chrome trace, every rank) of STEPS steps\n"
                "from train.timeline_start (default 10).\n"
+               "--init-from starts from a state_dict (convoy export output, or torchvision's weights\n"
+               "saved with torch.save(dict(m.state_dict()), PATH)); a head of another class count is\n"
+               "re-initialised (model.init_from; model.freeze_backbone trains the head only).\n"
                "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt --max-restarts 2\n");
   args.option("--nproc-per-node").option("--set", true).option("--run-dir").option("--master-port");
   args.option("--resume").option("--max-restarts").option("--checkpoint-every-steps");
-  args.option("--data-services-per-node").option("--timeline");
+  args.option("--data-services-per-node").option("--timeline").option("--init-from");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() != 1)
     CONVOY_USER_ERROR("convoy launch needs exactly one CONFIG (see convoy launch --help)");
@@ -501,6 +502,7 @@ int launch_main(const std::vector<std::string>& argv) {
   if (args.has("--checkpoint-every-steps"))
     sets.push_back("train.checkpoint_every_steps=" + std::to_string(args.get_int("--checkpoint-every-steps", 0)));
   if (args.has("--timeline")) sets.push_back("train.timeline_steps=" + args.get("--timeline"));
+  if (args.has("--init-from")) sets.push_back("model.init_from=" + args.get("--init-from"));
   if (args.has("--data-services-per-node"))
     sets.push_back("data_service.services_per_node=" + args.get("--data-services-per-node"));
   // Everything the user can get wrong is checked here, before any process starts.
@@ -509,13 +511,8 @@ int launch_main(const std::vector<std::string>& argv) {
   opts.resume = args.get("--resume");
   if (!opts.resume.empty() && opts.resume != "auto" && !path_exists(opts.resume))
     CONVOY_USER_ERROR("--resume " << opts.resume << ": no such checkpoint (use a path or 'auto')");
-  opts.run_dir = args.get("--run-dir", resume_run_dir(cfg, opts.resume));
-  opts.config_path = prepare_run_dir(opts.run_dir, cfg);
+  prepare_launch(cfg, args.get("--run-dir", resume_run_dir(cfg, opts.resume)), &opts);
   opts.master_port = args.get_int("--master-port", 0);
-  opts.stop_grace_s = cfg.train.stop_grace_s;
-  opts.services = cfg.data_service.services_per_node;
-  opts.max_service_restarts = cfg.data_service.max_restarts;
-  opts.service_cpus = service_cpu_sets(cfg, opts.nproc);
   return run_with_restarts(opts);
 }
 

@@ -84,31 +84,12 @@ std::string breakdown_chart(const std::vector<std::pair<std::string, double>>& p
 }
 
 std::string heat_map(const std::string& title, const json& matrix, const std::vector<std::string>& labels) {
-  size_t n = matrix.size();
-  const double cell = std::max(8.0, std::min(36.0, 420.0 / std::max<size_t>(n, 1))), L = 110, T = 40;
-  double peak = 1;
-  for (const auto& row : matrix)
-    for (const auto& v : row) peak = std::max(peak, v.get<double>());
-  std::ostringstream svg;
-  double size = L + cell * n + 20;
-  svg << "<svg class=\"chart heat\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << size << "\" height=\""
-      << T + cell * n + 30 << "\"><title>" << html_escape(title) << "</title><text x=\"" << size / 2
-      << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">" << html_escape(title) << " (rows: true, columns: predicted)</text>";
-  for (size_t r = 0; r < n; ++r) {
-    std::string label = r < labels.size() ? labels[r] : std::to_string(r);
-    svg << "<text x=\"" << L - 4 << "\" y=\"" << T + cell * r + cell / 2 + 4 << "\" text-anchor=\"end\">"
-        << html_escape(label.substr(0, 16)) << "</text>";
-    for (size_t c = 0; c < matrix[r].size(); ++c) {
-      double v = matrix[r][c].get<double>(), a = v / peak;
-      int shade = static_cast<int>(255 - 200 * a);
-      svg << "<rect x=\"" << L + cell * c << "\" y=\"" << T + cell * r << "\" width=\"" << cell << "\" height=\"" << cell
-          << "\" fill=\"rgb(" << shade << "," << shade << ",255)\"><title>" << num(v) << "</title></rect>";
-      if (cell >= 22) svg << "<text x=\"" << L + cell * c + cell / 2 << "\" y=\"" << T + cell * r + cell / 2 + 4
-                          << "\" text-anchor=\"middle\">" << num(v) << "</text>";
-    }
+  std::vector<std::vector<double>> m;
+  for (const auto& row : matrix) {
+    m.emplace_back();
+    for (const auto& v : row) m.back().push_back(v.get<double>());
   }
-  svg << "</svg>";
-  return svg.str();
+  return svg_heat_map(title, m, labels);
 }
 
 std::vector<json> read_events(const std::string& path) {
@@ -131,6 +112,35 @@ double get(const json& j, const char* key, double fallback = NAN) {
 }
 
 }  // namespace
+
+std::string svg_heat_map(const std::string& title, const std::vector<std::vector<double>>& matrix,
+                         const std::vector<std::string>& labels) {
+  size_t n = matrix.size();
+  const double cell = std::max(8.0, std::min(36.0, 420.0 / std::max<size_t>(n, 1))), L = 110, T = 40;
+  double peak = 1;
+  for (const auto& row : matrix)
+    for (double v : row) peak = std::max(peak, v);
+  std::ostringstream svg;
+  double size = L + cell * n + 20;
+  svg << "<svg class=\"chart heat\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << size << "\" height=\""
+      << T + cell * n + 30 << "\"><title>" << html_escape(title) << "</title><text x=\"" << size / 2
+      << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">" << html_escape(title) << " (rows: true, columns: predicted)</text>";
+  for (size_t r = 0; r < n; ++r) {
+    std::string label = r < labels.size() ? labels[r] : std::to_string(r);
+    svg << "<text x=\"" << L - 4 << "\" y=\"" << T + cell * r + cell / 2 + 4 << "\" text-anchor=\"end\">"
+        << html_escape(label.substr(0, 16)) << "</text>";
+    for (size_t c = 0; c < matrix[r].size(); ++c) {
+      double v = matrix[r][c], a = v / peak;
+      int shade = static_cast<int>(255 - 200 * a);
+      svg << "<rect x=\"" << L + cell * c << "\" y=\"" << T + cell * r << "\" width=\"" << cell << "\" height=\"" << cell
+          << "\" fill=\"rgb(" << shade << "," << shade << ",255)\"><title>" << num(v) << "</title></rect>";
+      if (cell >= 22) svg << "<text x=\"" << L + cell * c + cell / 2 << "\" y=\"" << T + cell * r + cell / 2 + 4
+                          << "\" text-anchor=\"middle\">" << num(v) << "</text>";
+    }
+  }
+  svg << "</svg>";
+  return svg.str();
+}
 
 std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::vector<ChartSeries>& series) {
   const double W = 560, H = 300, L = 64, R = 16, T = 34, B = 44;

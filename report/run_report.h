@@ -20,6 +20,11 @@ struct ChartSeries {
 std::string svg_line_chart(const std::string& title, const std::string& x_label,
                            const std::vector<ChartSeries>& series);
 
+// A confusion-matrix heat map (rows: true class, columns: predicted) as a
+// standalone SVG; `matrix` is square, `labels` name its rows.
+std::string svg_heat_map(const std::string& title, const std::vector<std::vector<double>>& matrix,
+                         const std::vector<std::string>& labels);
+
 // Renders the page. Throws UserError when the folder has no metrics.jsonl.
 std::string render_report(const std::string& run_dir);
 

@@ -80,6 +80,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
   archive.write("config", c10::IValue(meta.config_text));
   archive.write("loss_scale", c10::IValue(meta.loss_scale));
   archive.write("scaler_good_steps", c10::IValue(meta.scaler_good_steps));
+  archive.write("best_metric", c10::IValue(meta.best_metric));
+  archive.write("best_value", c10::IValue(meta.best_value));
+  archive.write("evals_since_best", c10::IValue(meta.evals_since_best));
   std::string payload;
   archive.save_to([&](const void* data, size_t size) {
     payload.append(static_cast<const char*>(data), size);
@@ -111,8 +114,10 @@ bool checkpoint_is_valid(const std::string& path, std::string* why) {
   return payload_of(file, &data, &size, why);
 }
 
-CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model,
-                               torch::optim::Optimizer* optimizer) {
+namespace {
+
+// `model` may be null: the metadata alone.
+CheckpointMeta read_checkpoint(const std::string& path, torch::nn::Module* model, torch::optim::Optimizer* optimizer) {
   if (!path_exists(path)) CONVOY_USER_ERROR("checkpoint " << path << " does not exist");
   std::string file = read_file(path);
   const char* data;
@@ -121,8 +126,10 @@ CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model
   if (!payload_of(file, &data, &size, &why)) CONVOY_USER_ERROR("checkpoint " << path << " is not usable: " << why);
   torch::serialize::InputArchive archive, model_archive, optim_archive;
   archive.load_from(data, size);
-  archive.read("model", model_archive);
-  model.load(model_archive);
+  if (model) {
+    archive.read("model", model_archive);
+    model->load(model_archive);
+  }
   if (optimizer) {
     archive.read("optimizer", optim_archive);
     optimizer->load(optim_archive);
@@ -150,8 +157,20 @@ CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model
   meta.config_text = v.toStringRef();
   if (archive.try_read("loss_scale", v)) meta.loss_scale = v.toDouble();
   if (archive.try_read("scaler_good_steps", v)) meta.scaler_good_steps = v.toInt();
+  if (archive.try_read("best_metric", v)) meta.best_metric = v.toStringRef();
+  if (archive.try_read("best_value", v)) meta.best_value = v.toDouble();
+  if (archive.try_read("evals_since_best", v)) meta.evals_since_best = v.toInt();
   return meta;
 }
+
+}  // namespace
+
+CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model,
+                               torch::optim::Optimizer* optimizer) {
+  return read_checkpoint(path, &model, optimizer);
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) { return read_checkpoint(path, nullptr, nullptr); }
 
 CheckpointStore::CheckpointStore(std::string dir, int keep) : dir_(std::move(dir)), keep_(std::max(1, keep)) {}
 

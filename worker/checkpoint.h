@@ -17,6 +17,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,7 +31,12 @@ struct CheckpointMeta {
   int64_t world_size = 1;
   double val_accuracy = 0;  // of the last evaluation (-1: none yet)
   double val_loss = 0;
-  double best_accuracy = -1;
+  double best_accuracy = -1;   // the highest selection-split accuracy so far
+  // train.best_metric's best value so far (NaN: none yet) and the
+  // evaluations since it last improved (early stopping); older files: none.
+  std::string best_metric = "accuracy";
+  double best_value = std::numeric_limits<double>::quiet_NaN();
+  int64_t evals_since_best = 0;
   std::vector<std::string> class_names;
   std::string config_text;
   double loss_scale = 65536;      // the loss scaler's state (older files: the defaults)
@@ -43,6 +49,8 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
 // Throws UserError when the file is missing, torn or fails its checksum.
 CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model,
                                torch::optim::Optimizer* optimizer);
+// The metadata alone (export, predict: the model is built from it).
+CheckpointMeta read_checkpoint_meta(const std::string& path);
 // Checks magic, length and checksum without loading; `why` says what is wrong.
 bool checkpoint_is_valid(const std::string& path, std::string* why = nullptr);
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <atomic>
 #include <limits>
+#include <optional>
 
 #include "common/config.h"
 #include "common/error.h"
@@ -147,7 +148,7 @@ class TrainingLoop::Impl {
         data_.request(s, static_cast<uint32_t>(epoch), 0, data_.info().find(s)->steps_per_epoch);
       EpochSummary train = train_epoch(epoch, first, end);
       if (train.stopped) return true;
-      end_epoch(epoch, train, splits);
+      if (end_epoch(epoch, train, splits)) break;  // early stopping
       // A stop asked for during evaluation is honoured here, at the boundary
       // (the epoch-end checkpoint already holds the position).
       if (trainer_->sum_across_ranks(g_stop_requested.load() ? 1 : 0, global_step_, "stop vote") > 0) {
@@ -162,6 +163,8 @@ class TrainingLoop::Impl {
                        .add("event", "end")
                        .add("seconds", total)
                        .add("best_accuracy", best_acc_)
+                       .add("best_metric", cfg_.train.best_metric)
+                       .add("best_value", best_value_)
                        .add("global_step", global_step_)
                        .add("param_checksum", checksum));
     log_rank0("done in {:.1f} s; best {} accuracy {:.4f}; parameter checksum {}; run directory {}", total,
@@ -177,6 +180,34 @@ class TrainingLoop::Impl {
     return false;
   }
 
+  void evaluate_checkpoint(const std::string& path, const std::string& split) {
+    const SplitMeta* meta = data_.info().find(split);
+    if (!meta) CONVOY_USER_ERROR("--split " << split << ": the dataset has no such split");
+    CheckpointMeta m = load_checkpoint(path, *trainer_->model(), nullptr);
+    if (m.class_names != data_.info().class_names)
+      CONVOY_USER_ERROR("checkpoint " << path << " was trained on other classes than this dataset's ("
+                                      << m.class_names.size() << " vs " << data_.info().class_names.size() << ")");
+    log_rank0("evaluating {} (epoch {}, global step {}) on {} ({} samples) with {} rank(s)", path, m.epoch,
+              m.global_step, split, meta->num_samples, dist_.world_size());
+    data_.request(split, 0, 0, meta->steps_per_epoch);
+    auto t0 = Clock::now();
+    ClassificationReport r = summarize(evaluate(split, 0), data_.info().class_names);
+    if (dist_.rank() != 0) return;
+    JsonLine line;
+    line.add("event", "eval").add("split", split).add("checkpoint", path).add("global_step", m.global_step);
+    add_report_json(&line, r);
+    line.add("seconds", seconds_since(t0));
+    metrics_.write(line);
+    write_file_atomic(join_path(run_dir_, "eval-" + split + ".json"), line.str() + "\n");
+    write_file_atomic(join_path(run_dir_, "eval-" + split + ".txt"), report_text(r, split + " split of " + path));
+    std::vector<std::vector<double>> cells;
+    for (const auto& row : r.confusion) cells.emplace_back(row.begin(), row.end());
+    std::vector<std::string> names;
+    for (const auto& c : r.per_class) names.push_back(c.name);
+    write_file_atomic(join_path(run_dir_, "confusion-" + split + ".svg"),
+                      svg_heat_map("Confusion matrix, " + split, cells, names) + "\n");
+  }
+
  private:
   void resume(const std::string& path) {
     CheckpointMeta m = load_checkpoint(path, *trainer_->model(), &trainer_->optimizer());
@@ -190,6 +221,10 @@ class TrainingLoop::Impl {
     start_step_ = m.next_step;
     global_step_ = m.global_step;
     best_acc_ = m.best_accuracy;
+    if (m.best_metric == cfg_.train.best_metric) {  // else the best so far is unknown
+      best_value_ = m.best_value;
+      evals_since_best_ = m.evals_since_best;
+    }
     last_acc_ = m.val_accuracy;
     last_loss_ = m.val_loss;
     log_rank0("resuming from {}: epoch {}, step {} (global step {})", path, start_epoch_ + 1, start_step_,
@@ -210,6 +245,9 @@ class TrainingLoop::Impl {
     m.val_accuracy = last_acc_;
     m.val_loss = last_loss_;
     m.best_accuracy = best_acc_;
+    m.best_metric = cfg_.train.best_metric;
+    m.best_value = best_value_;
+    m.evals_since_best = evals_since_best_;
     m.class_names = data_.info().class_names;
     m.config_text = cfg_.resolved_text;
     m.loss_scale = trainer_->scaler().scale();
@@ -387,26 +425,48 @@ class TrainingLoop::Impl {
     return s;
   }
 
-  void end_epoch(int epoch, const EpochSummary& train, const std::vector<std::string>& splits) {
+  // The value of train.best_metric in a report, and whether `v` beats `best`
+  // by more than early_stopping_min_delta.
+  double metric_of(const ClassificationReport& r) const {
+    const auto& m = cfg_.train.best_metric;
+    return m == "loss" ? r.loss : m == "macro_f1" ? r.macro_f1 : r.top1;
+  }
+  bool improves(double v, double best) const {
+    if (std::isnan(best)) return true;
+    const double d = cfg_.train.early_stopping_min_delta;
+    return cfg_.train.best_metric == "loss" ? v < best - d : v > best + d;
+  }
+
+  // An eval event: the headline metrics always; per-class figures and the
+  // confusion matrix while they stay small enough for one line.
+  JsonLine eval_event(int epoch, const std::string& split, const ClassificationReport& r) const {
+    JsonLine line;
+    line.add("event", "eval").add("epoch", epoch + 1).add("split", split);
+    if (num_classes_ <= 100) {
+      add_report_json(&line, r);
+    } else {
+      line.add("loss", r.loss).add("accuracy", r.top1).add("top5", r.top5).add("macro_f1", r.macro_f1)
+          .add("micro_f1", r.micro_f1).add("samples", r.samples);
+    }
+    return line;
+  }
+
+  // Evaluates, logs, checkpoints (best.ckpt by train.best_metric on the
+  // selection split: val when there is one). Returns true when early
+  // stopping ends the run; every rank decides alike from the reduced sums.
+  bool end_epoch(int epoch, const EpochSummary& train, const std::vector<std::string>& splits) {
     if (cfg_.distributed.broadcast_buffers != "none") trainer_->sync_buffers();
     std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch + 1, cfg_.train.epochs, train.train_loss);
-    double select_acc = -1, select_loss = 0;
+    std::optional<ClassificationReport> selected;
     for (const auto& s : splits) {
-      EvalSums r = evaluate(s, epoch);
-      metrics_.write(JsonLine()
-                         .add("event", "eval")
-                         .add("epoch", epoch + 1)
-                         .add("split", s)
-                         .add("loss", r.loss())
-                         .add("accuracy", r.accuracy())
-                         .add("samples", r.count));
-      tb_.scalar("eval/" + s + "/loss", global_step_, r.loss());
-      tb_.scalar("eval/" + s + "/accuracy", global_step_, r.accuracy());
-      line += fmt::format(" | {} loss {:.4f} acc {:.4f}", s, r.loss(), r.accuracy());
-      if (select_acc < 0 || s == "val") {
-        select_acc = r.accuracy();
-        select_loss = r.loss();
-      }
+      ClassificationReport r = summarize(evaluate(s, epoch), data_.info().class_names);
+      metrics_.write(eval_event(epoch, s, r));
+      tb_.scalar("eval/" + s + "/loss", global_step_, r.loss);
+      tb_.scalar("eval/" + s + "/accuracy", global_step_, r.top1);
+      tb_.scalar("eval/" + s + "/top5", global_step_, r.top5);
+      tb_.scalar("eval/" + s + "/macro_f1", global_step_, r.macro_f1);
+      line += fmt::format(" | {} loss {:.4f} acc {:.4f} f1 {:.4f}", s, r.loss, r.top1, r.macro_f1);
+      if (!selected || s == "val") selected = r;
     }
     log_rank0("{} | {:.0f} img/s, {:.1f} s", line, train.images_per_sec, train.seconds);
     int64_t errors = static_cast<int64_t>(trainer_->sum_across_ranks(static_cast<double>(errors_), global_step_,
@@ -424,17 +484,36 @@ class TrainingLoop::Impl {
     }
     errors_ = 0;
     error_examples_.clear();
-    last_acc_ = select_acc;
-    last_loss_ = select_loss;
-    if (dist_.rank() != 0) return;
-    bool best = select_acc > best_acc_;
-    if (best) best_acc_ = select_acc;
+    last_acc_ = selected ? selected->top1 : -1;
+    last_loss_ = selected ? selected->loss : 0;
+    if (selected) best_acc_ = std::max(best_acc_, selected->top1);
+    const bool best = selected && improves(metric_of(*selected), best_value_);
+    if (best) {
+      best_value_ = metric_of(*selected);
+      evals_since_best_ = 0;
+    } else if (selected) {
+      ++evals_since_best_;
+    }
+    const int patience = cfg_.train.early_stopping_patience;
+    const bool stop = selected && patience > 0 && evals_since_best_ >= patience && epoch + 1 < cfg_.train.epochs;
+    if (stop) {
+      log_rank0("early stopping after epoch {}: {} has not improved for {} evaluation(s) (best {:.4f})", epoch + 1,
+                cfg_.train.best_metric, evals_since_best_, best_value_);
+      metrics_.write(JsonLine()
+                         .add("event", "early_stop")
+                         .add("epoch", epoch + 1)
+                         .add("metric", cfg_.train.best_metric)
+                         .add("best_value", best_value_)
+                         .add("patience", patience));
+    }
+    if (dist_.rank() != 0) return stop;
     save_step_checkpoint(epoch + 1, 0);
     if (best) store_.save_best(*trainer_->model(), trainer_->optimizer(), meta(epoch + 1, 0));
+    return stop;
   }
 
   EvalSums evaluate(const std::string& split, int epoch) {
-    EvalSums sums;
+    EvalSums sums(num_classes_);
     uint64_t steps = data_.info().find(split)->steps_per_epoch;
     auto t0 = Clock::now();
     const std::string label = fmt::format("eval {} {}/{}", split, epoch + 1, cfg_.train.epochs);
@@ -480,6 +559,8 @@ class TrainingLoop::Impl {
   int64_t start_epoch_ = 0, start_step_ = 0;
   int64_t global_step_ = 0;
   double best_acc_ = -1, last_acc_ = -1, last_loss_ = 0;
+  double best_value_ = std::numeric_limits<double>::quiet_NaN();  // of train.best_metric
+  int64_t evals_since_best_ = 0;
   int64_t errors_ = 0;
   std::vector<std::string> error_examples_;
   std::vector<std::string> eval_splits_;
@@ -494,5 +575,9 @@ TrainingLoop::TrainingLoop(const Config& cfg, Distributed& dist, DataClient& dat
 TrainingLoop::~TrainingLoop() = default;
 
 bool TrainingLoop::run() { return impl_->run(); }
+
+void TrainingLoop::evaluate_checkpoint(const std::string& checkpoint, const std::string& split) {
+  impl_->evaluate_checkpoint(checkpoint, split);
+}
 
 }  // namespace convoy

@@ -24,6 +24,10 @@ class TrainingLoop {
   ~TrainingLoop();
   // Returns true when a stop request ended the run early (after a checkpoint).
   bool run();
+  // `convoy eval`: the checkpoint's weights on one split, every rank taking
+  // its share; rank 0 writes eval-<split>.json/.txt and confusion-<split>.svg
+  // into the run directory and an eval event into metrics.jsonl.
+  void evaluate_checkpoint(const std::string& checkpoint, const std::string& split);
 
  private:
   class Impl;

@@ -145,7 +145,10 @@ int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
     spdlog::info("rank {} of {} ready (local rank {}, pid {}, {} torch thread(s), device {})", dist->rank(),
                  dist->world_size(), dist->info().local_rank, ::getpid(), threads, cfg.device);
     TrainingLoop loop(cfg, *dist, data, run_dir, resume_path);
-    loop.run();
+    if (args.has("--eval-checkpoint"))
+      loop.evaluate_checkpoint(args.get("--eval-checkpoint"), args.get("--eval-split", "val"));
+    else
+      loop.run();
   }
   dist->barrier("end of training");
   return 0;
@@ -172,12 +175,15 @@ std::string torch_build_info() {
 int worker_main(const std::vector<std::string>& argv) {
   CliArgs args("worker",
                "usage: convoy worker CONFIG [--set field=value ...] [--run-dir DIR] [--resume auto|PATH]\n"
-               "                     [--timeline STEPS]\n"
+               "                     [--timeline STEPS] [--eval-checkpoint CKPT [--eval-split SPLIT]]\n"
                "Runs one training rank. Rank and rendezvous come from RANK/WORLD_SIZE/LOCAL_RANK/\n"
                "MASTER_ADDR/MASTER_PORT (set by convoy launch) or from Open MPI under mpirun.\n"
                "SIGTERM or SIGUSR1: finish the current step, checkpoint, exit 0.\n"
+               "--eval-checkpoint: evaluate CKPT on SPLIT (default val) instead of training\n"
+               "(what convoy eval runs; under mpirun every rank takes its share).\n"
                "example: mpirun -np 2 convoy worker configs/fashion_mnist.pbtxt\n");
   args.option("--set", true).option("--run-dir").option("--resume").option("--timeline");
+  args.option("--eval-checkpoint").option("--eval-split");
   if (!args.parse(argv)) return 0;
   auto sets = args.all("--set");
   if (args.has("--timeline")) sets.push_back("train.timeline_steps=" + args.get("--timeline"));

@@ -1,0 +1,124 @@
+// Classification metrics (see eval_metrics.h).
+#include "worker/eval_metrics.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+
+namespace convoy {
+
+void EvalSums::add(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& losses) {
+  auto valid = labels >= 0;
+  auto y = labels.masked_select(valid).to(torch::kCPU);
+  if (y.numel() == 0) return;
+  auto l = logits.index({valid}).to(torch::kCPU, torch::kFloat);
+  loss_sum += losses.masked_select(valid).sum().item<double>();
+  count += y.numel();
+  auto pred = l.argmax(1);
+  correct += pred.eq(y).sum().item<int64_t>();
+  const int64_t k = std::min<int64_t>(5, l.size(1));
+  top5 += std::get<1>(l.topk(k, 1)).eq(y.unsqueeze(1)).any(1).sum().item<int64_t>();
+  CONVOY_CHECK(l.size(1) == classes, "evaluation with " << l.size(1) << " logits for " << classes << " classes");
+  auto cells = torch::bincount(y * classes + pred, {}, static_cast<int64_t>(classes) * classes);
+  auto c = cells.accessor<int64_t, 1>();
+  for (size_t i = 0; i < confusion.size(); ++i) confusion[i] += c[static_cast<int64_t>(i)];
+}
+
+torch::Tensor EvalSums::pack() const {
+  std::vector<double> v = {loss_sum, static_cast<double>(correct), static_cast<double>(top5),
+                           static_cast<double>(count)};
+  for (int64_t c : confusion) v.push_back(static_cast<double>(c));
+  return torch::tensor(v, torch::kFloat64);
+}
+
+EvalSums EvalSums::unpack(const torch::Tensor& t, int classes) {
+  EvalSums s(classes);
+  auto a = t.to(torch::kCPU).contiguous();
+  const double* d = a.data_ptr<double>();
+  CONVOY_CHECK(a.numel() == 4 + static_cast<int64_t>(s.confusion.size()), "evaluation sums of the wrong size");
+  s.loss_sum = d[0];
+  s.correct = static_cast<int64_t>(d[1]);
+  s.top5 = static_cast<int64_t>(d[2]);
+  s.count = static_cast<int64_t>(d[3]);
+  for (size_t i = 0; i < s.confusion.size(); ++i) s.confusion[i] = static_cast<int64_t>(d[4 + i]);
+  return s;
+}
+
+ClassificationReport summarize(const EvalSums& sums, const std::vector<std::string>& class_names) {
+  ClassificationReport r;
+  const int n = sums.classes;
+  r.loss = sums.loss();
+  r.top1 = sums.accuracy();
+  r.top5 = sums.top5_accuracy();
+  r.samples = sums.count;
+  r.micro_f1 = r.top1;  // single-label: micro precision = micro recall = accuracy
+  r.confusion.assign(n, std::vector<int64_t>(n, 0));
+  std::vector<int64_t> predicted(n, 0);
+  for (int t = 0; t < n; ++t)
+    for (int p = 0; p < n; ++p) {
+      r.confusion[t][p] = sums.confusion[static_cast<size_t>(t) * n + p];
+      predicted[p] += r.confusion[t][p];
+    }
+  double f1_sum = 0;
+  int present = 0;
+  for (int c = 0; c < n; ++c) {
+    ClassMetrics m;
+    m.name = c < static_cast<int>(class_names.size()) ? class_names[c] : std::to_string(c);
+    for (int p = 0; p < n; ++p) m.support += r.confusion[c][p];
+    const double tp = static_cast<double>(r.confusion[c][c]);
+    m.precision = predicted[c] ? tp / predicted[c] : 0;
+    m.recall = m.support ? tp / m.support : 0;
+    m.f1 = m.precision + m.recall > 0 ? 2 * m.precision * m.recall / (m.precision + m.recall) : 0;
+    if (m.support > 0 || predicted[c] > 0) {
+      f1_sum += m.f1;
+      ++present;
+    }
+    r.per_class.push_back(m);
+  }
+  r.macro_f1 = present ? f1_sum / present : 0;
+  return r;
+}
+
+void add_report_json(JsonLine* line, const ClassificationReport& r) {
+  std::vector<JsonLine> classes;
+  for (const auto& m : r.per_class)
+    classes.push_back(JsonLine()
+                          .add("class", m.name)
+                          .add("precision", m.precision)
+                          .add("recall", m.recall)
+                          .add("f1", m.f1)
+                          .add("support", m.support));
+  line->add("loss", r.loss)
+      .add("accuracy", r.top1)
+      .add("top5", r.top5)
+      .add("macro_f1", r.macro_f1)
+      .add("micro_f1", r.micro_f1)
+      .add("samples", r.samples)
+      .add("per_class", classes)
+      .add("confusion", r.confusion);
+}
+
+std::string report_text(const ClassificationReport& r, const std::string& title) {
+  std::string out = fmt::format("{}: {} samples\n  loss {:.4f}  top-1 {:.4f}  top-5 {:.4f}  macro F1 {:.4f}  "
+                                "micro F1 {:.4f}\n",
+                                title, r.samples, r.loss, r.top1, r.top5, r.macro_f1, r.micro_f1);
+  size_t w = 5;
+  for (const auto& m : r.per_class) w = std::max(w, std::min<size_t>(m.name.size(), 32));
+  out += fmt::format("  {:<{}}  {:>9}  {:>9}  {:>9}  {:>8}\n", "class", w, "precision", "recall", "f1", "support");
+  for (const auto& m : r.per_class)
+    out += fmt::format("  {:<{}}  {:>9.4f}  {:>9.4f}  {:>9.4f}  {:>8}\n", m.name.substr(0, 32), w, m.precision,
+                       m.recall, m.f1, m.support);
+  if (r.confusion.size() <= 20) {
+    out += "  confusion matrix (rows: true, columns: predicted)\n";
+    for (const auto& row : r.confusion) {
+      out += " ";
+      for (int64_t v : row) out += fmt::format(" {:>6}", v);
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace convoy
