@@ -11,10 +11,13 @@
 #include "data_service/bench_data.h"
 #include "data_service/data_service.h"
 #include "data_service/pack.h"
+#include "inference/export.h"
+#include "inference/predict.h"
 #include "launcher/bench_scaling.h"
 #include "launcher/launcher.h"
 #include "report/run_report.h"
 #include "worker/bench_allreduce.h"
+#include "worker/bench_model.h"
 #include "worker/worker.h"
 
 namespace {
@@ -26,8 +29,11 @@ constexpr const char* kUsage =
     "  worker        one training rank (under convoy launch or mpirun)\n"
     "  data-service  the node's decode/augment process (started for you)\n"
     "  pack          pack an image folder into tar shards (convoy pack --help)\n"
+    "  eval          evaluate a checkpoint: top-1/5, F1, per-class, confusion matrix\n"
+    "  predict       top-K labels for images with a checkpoint\n"
+    "  export        a checkpoint's weights as a PyTorch state_dict (torchvision names)\n"
     "  bench         benchmarks: bench data (input pipeline), scaling (training vs ranks),\n"
-    "                allreduce (bandwidth per message size)\n"
+    "                allreduce (bandwidth per message size), model (forward+backward images/s)\n"
     "  report        write a run directory's HTML report (curves, step time, events)\n"
     "run `convoy <command> --help` for its options. Everywhere: --log-level LEVEL\n"
     "(trace|debug|info|warn|error; or CONVOY_LOG_LEVEL), --version.\n"
@@ -42,6 +48,7 @@ constexpr Command kBenchmarks[] = {
     {"data", convoy::bench_data_main},
     {"scaling", convoy::bench_scaling_main},
     {"allreduce", convoy::bench_allreduce_main},
+    {"model", convoy::bench_model_main},
 };
 
 int bench_main(const std::vector<std::string>& args) {
@@ -63,6 +70,9 @@ constexpr Command kCommands[] = {
     {"worker", convoy::worker_main},
     {"data-service", convoy::data_service_main},
     {"pack", convoy::pack_main},
+    {"eval", convoy::eval_main},
+    {"predict", convoy::predict_main},
+    {"export", convoy::export_main},
     {"bench", bench_main},
     {"report", convoy::report_main},
 };
@@ -122,7 +132,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fprintf(stderr, "convoy: error: unknown command '%s' (commands: launch, worker, data-service, pack, bench, report; see convoy --help)\n",
+  std::fprintf(stderr, "convoy: error: unknown command '%s' (commands: launch, worker, data-service, pack, eval, predict, export, bench, report; see convoy --help)\n",
                name.c_str());
   return 2;
 }

@@ -277,13 +277,6 @@ void validate(const proto::Config& c, const Validator& v) {
   REQUIRE_ONE_OF(c.log_level(), "log_level", "trace", "debug", "info", "warn", "error", "critical", "off");
 }
 
-std::string absolute(const std::string& p) {
-  if (p.empty() || p[0] == '/') return p;
-  char* cwd = ::getcwd(nullptr, 0);
-  std::string out = join_path(cwd ? cwd : ".", p);
-  std::free(cwd);
-  return out;
-}
 
 // Resolves a relative dataset path; throws UserError naming where it looked.
 std::string resolve_data_path(const std::string& p, const std::string& config_dir,
@@ -294,7 +287,7 @@ std::string resolve_data_path(const std::string& p, const std::string& config_di
     tried.push_back(p);
   } else {
     tried.push_back(join_path(config_dir, p));
-    if (absolute(p) != tried.back()) tried.push_back(absolute(p));
+    if (absolute_path(p) != tried.back()) tried.push_back(absolute_path(p));
     for (const auto& dir : dataset_search_path()) tried.push_back(join_path(dir, p));
   }
   for (const auto& candidate : tried)
@@ -417,7 +410,7 @@ std::vector<std::string> dataset_search_path() {
 }
 
 Config parse_config(const std::string& text, const std::string& origin,
-                    const std::vector<std::string>& overrides) {
+                    const std::vector<std::string>& overrides, bool resolve_paths) {
   proto::Config cfg;
   pb::TextFormat::ParseInfoTree tree;
   pb::TextFormat::Parser parser;
@@ -441,10 +434,10 @@ Config parse_config(const std::string& text, const std::string& origin,
   Validator v(cfg, tree, origin, overrides);
   validate(cfg, v);
 
-  std::string config_dir = dirname_of(absolute(origin));
+  std::string config_dir = dirname_of(absolute_path(origin));
   auto* d = cfg.mutable_data();
   auto resolve = [&](std::string* p, const char* field) {
-    *p = absolute(resolve_data_path(*p, config_dir, field, v));
+    if (resolve_paths) *p = absolute_path(resolve_data_path(*p, config_dir, field, v));
   };
   switch (d->source_case()) {
     case proto::DataConfig::kIdx:
@@ -478,8 +471,8 @@ Config parse_config(const std::string& text, const std::string& origin,
   }
   // A weights file is the user's, not a dataset: relative to the working
   // folder, made absolute so that every process reads the same file.
-  if (!cfg.model().init_from().empty()) {
-    cfg.mutable_model()->set_init_from(absolute(cfg.model().init_from()));
+  if (resolve_paths && !cfg.model().init_from().empty()) {
+    cfg.mutable_model()->set_init_from(absolute_path(cfg.model().init_from()));
     v.require(path_exists(cfg.model().init_from()), "model.init_from",
               "file '" + cfg.model().init_from() + "' does not exist");
   }

@@ -137,8 +137,10 @@ struct Config {
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 // Same, from text already in memory (`origin` names it in errors).
+// resolve_paths false: dataset and weight paths are taken as they are, not
+// looked up (a checkpoint's config, read where its dataset may not exist).
 Config parse_config(const std::string& text, const std::string& origin,
-                    const std::vector<std::string>& overrides = {});
+                    const std::vector<std::string>& overrides = {}, bool resolve_paths = true);
 
 // Where relative dataset paths are looked up after the config's own folder.
 std::vector<std::string> dataset_search_path();

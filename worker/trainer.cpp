@@ -1,8 +1,11 @@
 // Training and evaluation steps (see trainer.h).
 #include "worker/trainer.h"
 
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
 #include "common/sample_rng.h"
+#include "worker/state_dict.h"
 
 namespace convoy {
 
@@ -30,12 +33,15 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
   CONVOY_CHECK(device_.is_cpu(), "the CUDA path is not built yet; use --set device=cpu");
   torch::manual_seed(cfg.seed);
   model_ = make_model(cfg.model, cfg.data.image, num_classes);
+  if (!cfg.model.init_from.empty()) init_from(cfg.model.init_from);
   model_->to(device_);
   if (cfg.model.channels_last)
     for (auto& p : model_->parameters())
       if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-  params_ = model_->parameters();
-  std::vector<torch::Tensor> state = params_;
+  std::vector<torch::Tensor> state = model_->parameters();
+  for (auto& p : model_->named_parameters())
+    if (!cfg.model.freeze_backbone || p.key().rfind(model_->head + ".", 0) == 0) params_.push_back(p.value());
+    else p.value().set_requires_grad(false);
   for (auto& b : model_->buffers()) state.push_back(b);
   sync_.broadcast(state, "initial weights");
   overlap_wanted_ = group && world_size > 1 && cfg.distributed.overlap_grad_sync;
@@ -47,6 +53,15 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
   auto std = torch::tensor(std::vector<float>(d.std.begin(), d.std.end()));
   scale_ = (1.0 / (255.0 * std)).view({1, -1, 1, 1}).to(device_);
   shift_ = (-mean / std).view({1, -1, 1, 1}).to(device_);
+}
+
+void Trainer::init_from(const std::string& path) {
+  auto fresh = load_state_dict(*model_, read_state_dict(path), model_->head, /*new_head=*/true);
+  if (rank_ != 0) return;
+  std::string head;
+  for (const auto& n : fresh) head += (head.empty() ? "" : ", ") + n;
+  spdlog::info("weights from {}{}{}", path, fresh.empty() ? "" : "; new head (another class count): " + head,
+               cfg_.model.freeze_backbone ? "; backbone frozen" : "");
 }
 
 torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
@@ -175,7 +190,6 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
   torch::NoGradGuard no_grad;
   auto x = normalize(pixels);
   auto y = labels.to(device_);
-  auto valid = y >= 0;
   torch::Tensor logits;
   {
     compat::AutocastGuard autocast(device_.type(), bf16_ || fp16_, fp16_ ? torch::kHalf : torch::kBFloat16);
@@ -183,16 +197,13 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
   }
   namespace F = torch::nn::functional;
   auto per_sample = F::cross_entropy(logits, y.clamp_min(0), F::CrossEntropyFuncOptions().reduction(torch::kNone));
-  sums->loss_sum += per_sample.masked_select(valid).sum().item<double>();
-  sums->correct += (logits.argmax(1).eq(y) & valid).sum().item<int64_t>();
-  sums->count += valid.sum().item<int64_t>();
+  sums->add(logits, y, per_sample);
 }
 
 EvalSums Trainer::reduce(const EvalSums& local, int64_t step) {
-  auto t = torch::tensor({local.loss_sum, static_cast<double>(local.correct), static_cast<double>(local.count)},
-                         torch::kFloat64);
+  auto t = local.pack();
   sync_.sum(t, "evaluation metrics", step);
-  return {t[0].item<double>(), static_cast<int64_t>(t[1].item<double>()), static_cast<int64_t>(t[2].item<double>())};
+  return EvalSums::unpack(t, local.classes);
 }
 
 double Trainer::mean_across_ranks(double value, int64_t step) {

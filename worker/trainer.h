@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/config.h"
+#include "worker/eval_metrics.h"
 #include "worker/grad_sync.h"
 #include "worker/loss_scaler.h"
 #include "worker/models.h"
@@ -36,18 +37,13 @@ struct StepResult {
   StepTimes times;
 };
 
-struct EvalSums {
-  double loss_sum = 0;
-  int64_t correct = 0;
-  int64_t count = 0;
-  double loss() const { return count ? loss_sum / count : 0; }
-  double accuracy() const { return count ? static_cast<double>(correct) / count : 0; }
-};
 
 class Trainer {
  public:
   // `group` may be null for a single process. The model is built from the
-  // seeded generator and then broadcast from rank 0.
+  // seeded generator (or model.init_from's weights, with a fresh head when
+  // the class count differs) and then broadcast from rank 0. With
+  // model.freeze_backbone only the head's parameters train.
   Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
           int world_size, int64_t steps_per_epoch);
 
@@ -64,7 +60,7 @@ class Trainer {
   // Before the last micro-batch the result has no optimizer step.
   StepResult train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
                         bool stop_vote = false, int micro = 0, int micros = 1);
-  // Adds one eval batch to `sums` (this rank only).
+  // Adds one eval batch to `sums` (this rank only; EvalSums(num_classes)).
   void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
   // Sums across ranks; every rank gets the totals.
   EvalSums reduce(const EvalSums& local, int64_t step);
@@ -84,6 +80,7 @@ class Trainer {
 
  private:
   torch::Tensor normalize(const torch::Tensor& pixels) const;
+  void init_from(const std::string& path);
   int backward_and_reduce(const torch::Tensor& objective, int64_t global_step, bool stop_vote, StepTimes* times);
 
   Config cfg_;
