@@ -1,0 +1,89 @@
+// `convoy bench model` (see bench_model.h). Random input, cross-entropy on
+// random labels, gradients zeroed each step; no optimizer step, no data
+// pipeline: the model's own compute only. bench/torchvision_model.py does
+// exactly the same in Python.
+#include "worker/bench_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "common/cli_args.h"
+#include "common/error.h"
+#include "common/metrics.h"
+#include "worker/models.h"
+#include "worker/torch_errors.h"
+
+namespace convoy {
+
+int bench_model_main(const std::vector<std::string>& argv) {
+  CliArgs args("bench model",
+               "usage: convoy bench model [--arch resnet50] [--batch 32] [--image-size 224] [--classes 1000]\n"
+               "                          [--threads N] [--steps 10] [--warmup 3] [--amp none|bf16]\n"
+               "                          [--channels-last] [--json]\n"
+               "Forward + backward images/s of one Convoy model on random input (no optimizer, no\n"
+               "data); bench/model_vs_torchvision.sh runs torchvision's model the same way beside it.\n"
+               "example: convoy bench model --arch resnet50 --batch 32 --threads 2 --json\n");
+  args.option("--arch").option("--batch").option("--image-size").option("--classes").option("--threads");
+  args.option("--steps").option("--warmup").option("--amp").flag("--channels-last").flag("--json");
+  if (!args.parse(argv)) return 0;
+  ModelSpec spec;
+  spec.arch = args.get("--arch", "resnet50");
+  const int batch = args.get_int("--batch", 32), size = args.get_int("--image-size", 224);
+  const int classes = args.get_int("--classes", 1000), steps = args.get_int("--steps", 10);
+  const int warmup = args.get_int("--warmup", 3);
+  const std::string amp = args.get("--amp", "none");
+  const bool channels_last = args.has("--channels-last");
+  if (batch < 1 || size < 1 || classes < 1 || steps < 1 || warmup < 0)
+    CONVOY_USER_ERROR("--batch, --image-size, --classes and --steps must be >= 1, --warmup >= 0");
+  if (amp != "none" && amp != "bf16") CONVOY_USER_ERROR("--amp must be none or bf16 (this benchmark is CPU-only)");
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  torch::set_num_threads(args.get_int("--threads", cores));
+  try {
+    torch::manual_seed(0);
+    auto model = make_model(spec, {size, size, 3}, classes);
+    auto x = torch::randn({batch, 3, size, size});
+    auto y = torch::randint(classes, {batch}, torch::kLong);
+    if (channels_last) {
+      for (auto& p : model->parameters())
+        if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+      x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    }
+    model->train();
+    auto step = [&] {
+      model->zero_grad();
+      torch::Tensor loss;
+      {
+        compat::AutocastGuard autocast(torch::kCPU, amp == "bf16", torch::kBFloat16);
+        loss = torch::nn::functional::cross_entropy(model->forward(x).to(torch::kFloat), y);
+      }
+      loss.backward();
+    };
+    for (int i = 0; i < warmup; ++i) step();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) step();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double ips = batch * steps / s;
+    std::printf("convoy %s: batch %d, %dx%d, %d thread(s), amp %s%s: %.1f images/s (%.1f ms/step)\n",
+                spec.arch.c_str(), batch, size, size, torch::get_num_threads(), amp.c_str(),
+                channels_last ? ", channels_last" : "", ips, 1e3 * s / steps);
+    if (args.has("--json"))
+      std::printf("%s\n", JsonLine()
+                              .add("arch", spec.arch)
+                              .add("batch", batch)
+                              .add("image_size", size)
+                              .add("threads", torch::get_num_threads())
+                              .add("amp", amp)
+                              .add("channels_last", channels_last)
+                              .add("images_per_sec", ips)
+                              .add("ms_per_step", 1e3 * s / steps)
+                              .str()
+                              .c_str());
+    return 0;
+  } catch (const c10::Error& e) {
+    throw Error(error_text(e));
+  }
+}
+
+}  // namespace convoy
