@@ -98,6 +98,8 @@ FileList list_image_folder(const std::string& root, std::vector<std::string>* cl
 // labels as names (mapped through/added to `classes`), ints or one-hot columns.
 FileList read_csv_manifest(const std::string& path, const CsvLayout& layout, std::vector<std::string>* classes,
                            bool add_classes);
+// Every .jpg/.jpeg/.png under `root` (sub-folders too), sorted by path.
+std::vector<std::string> list_images(const std::string& root);
 // Every image under `root` (sub-folders too), labelled by the first capture
 // group of `pattern` on its file name; sorted by path.
 FileList list_by_file_name(const std::string& root, const std::string& pattern, std::vector<std::string>* classes,

@@ -254,27 +254,33 @@ FileList read_csv_manifest(const std::string& path, const CsvLayout& layout, std
   return out;
 }
 
-FileList list_by_file_name(const std::string& root, const std::string& pattern, std::vector<std::string>* classes,
-                           bool add_classes) {
+std::vector<std::string> list_images(const std::string& root) {
   if (!is_directory(root)) CONVOY_USER_ERROR("image folder " << root << " does not exist");
-  const std::regex re(pattern);
-  std::vector<std::string> files, labels;
-  std::vector<std::string> unmatched;
-  std::vector<std::string> dirs = {root};
+  std::vector<std::string> out, dirs = {root};
   while (!dirs.empty()) {
     std::string dir = dirs.back();
     dirs.pop_back();
     for (const auto& sub : list_dir(dir, true)) dirs.push_back(join_path(dir, sub));
-    for (const auto& f : list_dir(dir, false)) {
-      if (!is_image_name(f)) continue;
-      std::smatch m;
-      if (!std::regex_search(f, m, re) || m.size() < 2 || m[1].str().empty()) {
-        unmatched.push_back(join_path(dir, f));
-        continue;
-      }
-      files.push_back(join_path(dir, f));
-      labels.push_back(m[1].str());
+    for (const auto& f : list_dir(dir, false))
+      if (is_image_name(f)) out.push_back(join_path(dir, f));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+FileList list_by_file_name(const std::string& root, const std::string& pattern, std::vector<std::string>* classes,
+                           bool add_classes) {
+  const std::regex re(pattern);
+  std::vector<std::string> files, labels, unmatched;
+  for (const auto& path : list_images(root)) {
+    const std::string f = basename_of(path);
+    std::smatch m;
+    if (!std::regex_search(f, m, re) || m.size() < 2 || m[1].str().empty()) {
+      unmatched.push_back(path);
+      continue;
     }
+    files.push_back(path);
+    labels.push_back(m[1].str());
   }
   if (!unmatched.empty())
     CONVOY_USER_ERROR(unmatched.size() << " file name(s) in " << root << " do not match data.file_names.pattern '"
@@ -284,12 +290,8 @@ FileList list_by_file_name(const std::string& root, const std::string& pattern, 
     for (auto& l : labels) names[l] = 0;
     for (auto& [n, _] : names) classes->push_back(n);
   }
-  // Sorted by path, so the order does not depend on the file system's.
-  std::vector<size_t> order(files.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return files[a] < files[b]; });
-  FileList out;
-  for (size_t i : order) {
+  FileList out;  // sorted by path (list_images), whatever the file system's order
+  for (size_t i = 0; i < files.size(); ++i) {
     auto it = std::find(classes->begin(), classes->end(), labels[i]);
     if (it == classes->end())
       CONVOY_USER_ERROR(files[i] << ": label '" << labels[i] << "' is not a class of the training split");
