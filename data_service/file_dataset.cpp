@@ -153,18 +153,20 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
+// The distinct labels, sorted by name.
+void add_sorted_names(const std::vector<std::string>& labels, std::vector<std::string>* classes) {
+  std::map<std::string, int> names;
+  for (auto& l : labels) names[l] = 0;
+  for (auto& [n, _] : names) classes->push_back(n);
+}
+
 // Class names for labels seen in a training manifest: integers 0..max, or
 // the names sorted.
 void discover_classes(const std::vector<std::string>& labels, std::vector<std::string>* classes) {
-  if (std::all_of(labels.begin(), labels.end(), is_int)) {
-    int max_label = -1;
-    for (auto& l : labels) max_label = std::max(max_label, std::stoi(l));
-    for (int c = 0; c <= max_label; ++c) classes->push_back(std::to_string(c));
-  } else {
-    std::map<std::string, int> names;
-    for (auto& l : labels) names[l] = 0;
-    for (auto& [n, _] : names) classes->push_back(n);
-  }
+  if (!std::all_of(labels.begin(), labels.end(), is_int)) return add_sorted_names(labels, classes);
+  int max_label = -1;
+  for (auto& l : labels) max_label = std::max(max_label, std::stoi(l));
+  for (int c = 0; c <= max_label; ++c) classes->push_back(std::to_string(c));
 }
 
 }  // namespace
@@ -285,11 +287,7 @@ FileList list_by_file_name(const std::string& root, const std::string& pattern, 
   if (!unmatched.empty())
     CONVOY_USER_ERROR(unmatched.size() << " file name(s) in " << root << " do not match data.file_names.pattern '"
                                        << pattern << "', e.g. " << unmatched[0]);
-  if (add_classes && classes->empty()) {
-    std::map<std::string, int> names;
-    for (auto& l : labels) names[l] = 0;
-    for (auto& [n, _] : names) classes->push_back(n);
-  }
+  if (add_classes && classes->empty()) add_sorted_names(labels, classes);
   FileList out;  // sorted by path (list_images), whatever the file system's order
   for (size_t i = 0; i < files.size(); ++i) {
     auto it = std::find(classes->begin(), classes->end(), labels[i]);

@@ -81,7 +81,14 @@ ClassificationReport summarize(const EvalSums& sums, const std::vector<std::stri
   return r;
 }
 
-void add_report_json(JsonLine* line, const ClassificationReport& r) {
+void add_report_json(JsonLine* line, const ClassificationReport& r, bool details) {
+  line->add("loss", r.loss)
+      .add("accuracy", r.top1)
+      .add("top5", r.top5)
+      .add("macro_f1", r.macro_f1)
+      .add("micro_f1", r.micro_f1)
+      .add("samples", r.samples);
+  if (!details) return;
   std::vector<JsonLine> classes;
   for (const auto& m : r.per_class)
     classes.push_back(JsonLine()
@@ -90,14 +97,7 @@ void add_report_json(JsonLine* line, const ClassificationReport& r) {
                           .add("recall", m.recall)
                           .add("f1", m.f1)
                           .add("support", m.support));
-  line->add("loss", r.loss)
-      .add("accuracy", r.top1)
-      .add("top5", r.top5)
-      .add("macro_f1", r.macro_f1)
-      .add("micro_f1", r.micro_f1)
-      .add("samples", r.samples)
-      .add("per_class", classes)
-      .add("confusion", r.confusion);
+  line->add("per_class", classes).add("confusion", r.confusion);
 }
 
 std::string report_text(const ClassificationReport& r, const std::string& title) {

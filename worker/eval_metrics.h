@@ -48,8 +48,9 @@ struct ClassificationReport {
 // (scikit-learn's labels=present); a class with no predictions has
 // precision 0.
 ClassificationReport summarize(const EvalSums& sums, const std::vector<std::string>& class_names);
-// Adds loss, accuracy, top5, macro_f1, micro_f1, per_class and confusion.
-void add_report_json(JsonLine* line, const ClassificationReport& r);
+// Adds loss, accuracy, top5, macro_f1, micro_f1 and samples; with
+// `details`, per_class and confusion too.
+void add_report_json(JsonLine* line, const ClassificationReport& r, bool details = true);
 // A table for a terminal: the headline metrics, then one row per class.
 std::string report_text(const ClassificationReport& r, const std::string& title);
 

@@ -442,12 +442,7 @@ class TrainingLoop::Impl {
   JsonLine eval_event(int epoch, const std::string& split, const ClassificationReport& r) const {
     JsonLine line;
     line.add("event", "eval").add("epoch", epoch + 1).add("split", split);
-    if (num_classes_ <= 100) {
-      add_report_json(&line, r);
-    } else {
-      line.add("loss", r.loss).add("accuracy", r.top1).add("top5", r.top5).add("macro_f1", r.macro_f1)
-          .add("micro_f1", r.micro_f1).add("samples", r.samples);
-    }
+    add_report_json(&line, r, /*details=*/num_classes_ <= 100);
     return line;
   }
 
