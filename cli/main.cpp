@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/process.h"
 #include "data_service/bench_data.h"
 #include "data_service/data_service.h"
 #include "data_service/pack.h"
@@ -83,6 +84,7 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 }  // namespace
 
 int main(int argc, char** argv) {
+  convoy::tune_malloc();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

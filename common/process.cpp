@@ -2,6 +2,7 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -9,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -105,6 +107,16 @@ int free_local_port() {
   CONVOY_SYSCALL(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len));
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+void tune_malloc() {
+  for (const char* v : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"})
+    if (std::getenv(v)) return;
+  const char* opt = std::getenv("CONVOY_MALLOC_TUNING");
+  if (opt && std::strcmp(opt, "0") == 0) return;
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  ::mallopt(M_TOP_PAD, 64 << 20);
 }
 
 }  // namespace convoy
