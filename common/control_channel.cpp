@@ -1,16 +1,19 @@
-// Control channel over abstract Unix sockets (see control_channel.h).
+// Control channel over Unix sockets in a private directory (see control_channel.h).
 #include "common/control_channel.h"
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
 #include "common/error.h"
+#include "common/net.h"
 #include "proto/control.pb.h"
 
 namespace convoy {
@@ -18,12 +21,14 @@ namespace {
 
 constexpr uint32_t kMaxFrame = 64u << 20;
 
-socklen_t abstract_address(const std::string& name, sockaddr_un* addr) {
+socklen_t socket_address(const std::string& name, sockaddr_un* addr) {
   std::memset(addr, 0, sizeof *addr);
   addr->sun_family = AF_UNIX;
-  CONVOY_CHECK(name.size() + 1 < sizeof addr->sun_path, "socket name too long: " << name);
-  std::memcpy(addr->sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  std::string path = control_socket_path(name);
+  CONVOY_CHECK(path.size() < sizeof addr->sun_path,
+               "socket path too long: " << path << " (set CONVOY_SOCKET_DIR to a shorter directory)");
+  std::memcpy(addr->sun_path, path.data(), path.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
 }
 
 int poll_ms(std::chrono::steady_clock::time_point deadline) {
@@ -41,6 +46,27 @@ std::vector<std::string> shard_socket_names(const std::string& base, int shards)
   for (int k = 0; k < shards; ++k) out.push_back(base + "-s" + std::to_string(k));
   return out;
 }
+std::string socket_dir() {
+  const char* set = std::getenv("CONVOY_SOCKET_DIR");
+  if (set && *set) return set;
+  const char* tmp = std::getenv("TMPDIR");
+  std::string base = tmp && *tmp ? tmp : "/tmp";
+  return base + "/convoy-" + std::to_string(::getuid()) + "-" + host_key();
+}
+
+std::string control_socket_path(const std::string& name) { return socket_dir() + "/" + name; }
+
+void ensure_private_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw Error(CONVOY_STR("cannot create " << dir << ": " << detail::errno_text(errno)));
+  struct stat st;
+  CONVOY_SYSCALL(::lstat(dir.c_str(), &st), "lstat " << dir);
+  // Another user's directory (or a link planted in /tmp) is never used.
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 077) != 0)
+    CONVOY_USER_ERROR(dir << " is not a private directory of this user (mode 0700): remove it, or set "
+                          << "CONVOY_SOCKET_DIR to one");
+}
+
 std::string ring_name(const std::string& socket_name, int rank) {
   return "/" + socket_name + "-r" + std::to_string(rank);
 }
@@ -49,7 +75,7 @@ std::unique_ptr<ControlChannel> ControlChannel::connect(const std::string& name,
                                                         std::chrono::milliseconds timeout,
                                                         const Check& check) {
   sockaddr_un addr;
-  socklen_t len = abstract_address(name, &addr);
+  socklen_t len = socket_address(name, &addr);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     int fd = CONVOY_SYSCALL(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -58,10 +84,10 @@ std::unique_ptr<ControlChannel> ControlChannel::connect(const std::string& name,
     int err = errno;
     ::close(fd);
     CONVOY_CHECK(err == ECONNREFUSED || err == ENOENT || err == EAGAIN,
-                 "connect to data service @" << name << ": " << detail::errno_text(err));
+                 "connect to data service " << addr.sun_path << ": " << detail::errno_text(err));
     if (check) check();
     if (std::chrono::steady_clock::now() >= deadline)
-      throw TimeoutError(CONVOY_STR("no data service listening on @" << name << " after "
+      throw TimeoutError(CONVOY_STR("no data service listening on " << addr.sun_path << " after "
                                                                      << timeout.count() / 1000.0
                                                                      << " s"));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -142,20 +168,39 @@ bool ControlChannel::peer_closed() const {
   return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-ControlListener::ControlListener(const std::string& name) {
+ControlListener::ControlListener(const std::string& name) : path_(control_socket_path(name)) {
+  ensure_private_dir(socket_dir());
   sockaddr_un addr;
-  socklen_t len = abstract_address(name, &addr);
+  socklen_t len = socket_address(name, &addr);
   fd_ = CONVOY_SYSCALL(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+  int rc = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len);
+  if (rc != 0 && errno == EADDRINUSE) {
+    // A socket file left by a process that died: remove it if nobody answers.
+    int probe = CONVOY_SYSCALL(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), len) == 0;
+    ::close(probe);
+    if (!live) {
+      ::unlink(path_.c_str());
+      rc = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len);
+    } else {
+      errno = EADDRINUSE;
+    }
+  }
+  if (rc != 0) {
     int err = errno;
     ::close(fd_);
-    throw Error(CONVOY_STR("bind @" << name << ": " << detail::errno_text(err)
+    throw Error(CONVOY_STR("bind " << path_ << ": " << detail::errno_text(err)
                                     << (err == EADDRINUSE ? " (another data service of this run?)" : "")));
   }
+  CONVOY_SYSCALL(::chmod(path_.c_str(), 0600));
   CONVOY_SYSCALL(::listen(fd_, 64));
 }
 
-ControlListener::~ControlListener() { ::close(fd_); }
+ControlListener::~ControlListener() {
+  ::close(fd_);
+  ::unlink(path_.c_str());
+  ::rmdir(socket_dir().c_str());  // only when no other run of this user still has a socket there
+}
 
 std::unique_ptr<ControlChannel> ControlListener::accept(std::chrono::milliseconds timeout) {
   pollfd pfd{fd_, POLLIN, 0};

@@ -1,8 +1,11 @@
 // Framed Protobuf messages over a Unix-domain stream socket: the data
 // service's control plane (protocol in proto/control.proto).
 // Frame: 4-byte little-endian length, then a serialized convoy.proto.Envelope.
-// Sockets live in the abstract namespace ("\0convoy-<run id>"), so no file is
-// left behind on any exit path.
+// Sockets are files in a private directory (mode 0700, the socket 0600):
+// socket_dir(), per user and host, so only this user's processes can connect,
+// and the workers also present the job token in their Hello. The listener
+// removes its file on exit (and a stale one left by a killed process when it
+// starts); the launcher sweeps its run's names.
 #pragma once
 
 #include <chrono>
@@ -19,6 +22,12 @@ class Envelope;
 // Names shared by the data service and the workers: the control socket of a
 // run, and each rank's ring in /dev/shm (the launcher sweeps this prefix).
 std::string data_socket_name(const std::string& run_id);
+// Where sockets live: CONVOY_SOCKET_DIR, else $TMPDIR (or /tmp)/convoy-<uid>-<host key>.
+std::string socket_dir();
+std::string control_socket_path(const std::string& name);
+// Creates `dir` with mode 0700 unless it exists; refuses one that is not a
+// directory owned by this user with no access for others.
+void ensure_private_dir(const std::string& dir);
 // The socket of each of a node's K data-service shards: the base name when
 // K is 1, else base + "-s<k>".
 std::vector<std::string> shard_socket_names(const std::string& base, int shards);
@@ -63,6 +72,7 @@ class ControlListener {
   int fd() const { return fd_; }
 
  private:
+  std::string path_;
   int fd_;
 };
 

@@ -14,6 +14,7 @@
 #include "common/control_channel.h"
 #include "common/cpu_sets.h"
 #include "common/error.h"
+#include "common/job_token.h"
 #include "common/logging.h"
 #include "common/shm_ring.h"
 #include "data_service/batch_producer.h"
@@ -34,23 +35,26 @@ class DataService {
   DataService(const Config& cfg, std::string socket, int clients, int threads, int shard, int shards,
               std::string restart_reason)
       : cfg_(cfg), socket_(std::move(socket)), clients_(clients), shard_(shard), shards_(shards),
-        restart_reason_(std::move(restart_reason)), producer_(cfg, open_datasets(cfg.data), threads) {}
+        restart_reason_(std::move(restart_reason)), token_(job_token_from_env()),
+        producer_(cfg, open_datasets(cfg.data), threads) {
+    if (token_.empty())
+      CONVOY_USER_ERROR("the data service needs the job token in " << kJobTokenEnv
+                                                                   << " (convoy launch and convoy worker set it)");
+  }
 
   int run() {
     ControlListener listener(socket_);
     const auto& d = producer_.data();
     std::string splits;
     for (const auto& [name, ds] : d.splits) splits += " " + name + "=" + std::to_string(ds->size());
-    spdlog::info("{}serving {} rank(s) on @{} with {} decode thread(s); {} classes; splits:{}",
+    spdlog::info("{}serving {} rank(s) on {} with {} decode thread(s); {} classes; splits:{}",
                  shards_ > 1 ? "shard " + std::to_string(shard_) + " of " + std::to_string(shards_) + ": " : "",
-                 clients_, socket_, producer_.decode_threads(), d.class_names.size(), splits);
+                 clients_, control_socket_path(socket_), producer_.decode_threads(), d.class_names.size(), splits);
     std::vector<std::thread> handlers;
-    int accepted = 0;
     while (!stop_.load()) {
-      if (accepted == clients_ && active_.load() == 0) break;
+      if (joined_.load() == clients_ && active_.load() == 0) break;
       auto ch = listener.accept(milliseconds(100));
       if (!ch) continue;
-      ++accepted;
       ++active_;
       handlers.emplace_back([this, c = std::move(ch)]() mutable {
         serve(std::move(c));
@@ -81,6 +85,15 @@ class DataService {
       proto::Envelope msg;
       if (!ch->receive(&msg, seconds(60), check)) return;
       CONVOY_CHECK(msg.has_hello(), "expected Hello from a worker");
+      if (!tokens_equal(msg.hello().job_token(), token_)) {
+        // Not one of this job's ranks: refused, and it does not count.
+        spdlog::warn("refused a client claiming rank {}: wrong job token; the job goes on", msg.hello().rank());
+        proto::Envelope err;
+        err.mutable_error()->set_message("refused: wrong job token (CONVOY_JOB_TOKEN must match the job's)");
+        ch->send(err);
+        return;
+      }
+      ++joined_;
       rank = msg.hello().rank();
       int world = msg.hello().world_size();
       CONVOY_CHECK(rank >= 0 && rank < world, "bad rank " << rank << " of " << world);
@@ -185,9 +198,11 @@ class DataService {
   int clients_;
   int shard_, shards_;
   std::string restart_reason_;
+  std::string token_;
   BatchProducer producer_;
   std::atomic<bool> stop_{false};
   std::atomic<int> active_{0};
+  std::atomic<int> joined_{0};  // clients that presented the job token
   std::mutex mu_;
   std::vector<ShmRing*> rings_;
   std::string fatal_;

@@ -18,6 +18,7 @@
 #include "common/control_channel.h"
 #include "common/cpu_sets.h"
 #include "common/error.h"
+#include "common/job_token.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -121,6 +122,7 @@ class Group {
         {"CONVOY_DATA_SOCKET", socket_},
         {"CONVOY_PROGRESS", tty_ ? "1" : "0"},
         {"CONVOY_RESUME", resume_},
+        {kJobTokenEnv, opts_.job_token},
     };
     auto sockets = shard_socket_names(socket_, opts_.services);
     service_restarts_.assign(opts_.services, 0);
@@ -132,16 +134,17 @@ class Group {
       start(opts_.services > 1 ? "data " + std::to_string(k) : "data", false, argv, common, k);
     }
     for (int r = 0; r < opts_.nproc; ++r) {
+      const int rank = opts_.node_rank * opts_.nproc + r;
       auto env = common;
-      env.insert(env.end(), {{"RANK", std::to_string(r)},
-                             {"WORLD_SIZE", std::to_string(opts_.nproc)},
+      env.insert(env.end(), {{"RANK", std::to_string(rank)},
+                             {"WORLD_SIZE", std::to_string(opts_.nnodes * opts_.nproc)},
                              {"LOCAL_RANK", std::to_string(r)},
                              {"LOCAL_WORLD_SIZE", std::to_string(opts_.nproc)},
-                             {"MASTER_ADDR", "127.0.0.1"},
+                             {"MASTER_ADDR", opts_.master_addr},
                              {"MASTER_PORT", std::to_string(port)}});
       std::vector<std::string> argv = {self_path(), "worker", opts_.config_path};
       argv.insert(argv.end(), opts_.worker_args.begin(), opts_.worker_args.end());
-      start("worker " + std::to_string(r), true, argv, env);
+      start("worker " + std::to_string(rank), true, argv, env);
     }
     spdlog::info("run {}: {} and {} worker(s) started; run directory {}", run_id_,
                  opts_.services > 1 ? std::to_string(opts_.services) + " data-service shards" : "data service",
@@ -418,7 +421,10 @@ void prepare_launch(const Config& cfg, const std::string& run_dir, LaunchOptions
   opts->service_cpus = service_cpu_sets(cfg, opts->nproc);
 }
 
-int run_with_restarts(const LaunchOptions& opts) {
+int run_with_restarts(const LaunchOptions& options) {
+  LaunchOptions opts = options;
+  if (opts.job_token.empty()) opts.job_token = job_token_from_env();
+  if (opts.job_token.empty()) opts.job_token = generate_job_token();
   sigset_t set;
   sigemptyset(&set);
   for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
@@ -448,8 +454,9 @@ int run_with_restarts(const LaunchOptions& opts) {
       break;
     }
     // Rank 0 is gone by now, so the launcher's line cannot interleave with its.
-    MetricsLog(join_path(opts.run_dir, "metrics.jsonl"))
-        .write(JsonLine().add("event", "restart").add("attempt", attempt + 1).add("reason", o.reason));
+    if (opts.node_rank == 0)
+      MetricsLog(join_path(opts.run_dir, "metrics.jsonl"))
+          .write(JsonLine().add("event", "restart").add("attempt", attempt + 1).add("reason", o.reason));
     resume = "auto";
   }
   ::close(sigfd);
@@ -475,6 +482,7 @@ int launch_main(const std::vector<std::string>& argv) {
                "                     [--resume auto|PATH] [--max-restarts R] [--checkpoint-every-steps N]\n"
                "                     [--master-port PORT] [--data-services-per-node K] [--timeline STEPS]\n"
                "                     [--init-from WEIGHTS.pt]\n"
+               "                     [--nnodes N --node-rank I --master-addr HOST --master-port PORT]\n"
                "Starts this node's data service and N worker ranks, prefixes their output with\n"
                "role and rank, and stops them all if one fails; with --max-restarts, restarts\n"
                "the group from its newest valid checkpoint instead. SIGTERM/SIGUSR1: every rank\n"
@@ -486,10 +494,15 @@ int launch_main(const std::vector<std::string>& argv) {
                "--init-from starts from a state_dict (convoy export output, or torchvision's weights\n"
                "saved with torch.save(dict(m.state_dict()), PATH)); a head of another class count is\n"
                "re-initialised (model.init_from; model.freeze_backbone trains the head only).\n"
+               "Several nodes (torchrun's flags): run one launch per node with the same --nnodes,\n"
+               "--master-addr (node 0's address), --master-port, --run-dir (shared storage) and\n"
+               "CONVOY_JOB_TOKEN (the same secret on every node); node I starts ranks I*N..I*N+N-1.\n"
+               "CONVOY_SOCKET_IFNAME / GLOO_SOCKET_IFNAME pick the interface (see cluster/README.md).\n"
                "example: convoy launch --nproc-per-node 2 configs/fashion_mnist.pbtxt --max-restarts 2\n");
   args.option("--nproc-per-node").option("--set", true).option("--run-dir").option("--master-port");
   args.option("--resume").option("--max-restarts").option("--checkpoint-every-steps");
   args.option("--data-services-per-node").option("--timeline").option("--init-from");
+  args.option("--nnodes").option("--node-rank").option("--master-addr");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() != 1)
     CONVOY_USER_ERROR("convoy launch needs exactly one CONFIG (see convoy launch --help)");
@@ -511,8 +524,29 @@ int launch_main(const std::vector<std::string>& argv) {
   opts.resume = args.get("--resume");
   if (!opts.resume.empty() && opts.resume != "auto" && !path_exists(opts.resume))
     CONVOY_USER_ERROR("--resume " << opts.resume << ": no such checkpoint (use a path or 'auto')");
-  prepare_launch(cfg, args.get("--run-dir", resume_run_dir(cfg, opts.resume)), &opts);
+  opts.nnodes = args.get_int("--nnodes", 1);
+  opts.node_rank = args.get_int("--node-rank", 0);
+  opts.master_addr = args.get("--master-addr", "127.0.0.1");
   opts.master_port = args.get_int("--master-port", 0);
+  opts.job_token = job_token_from_env();
+  if (opts.nnodes < 1) CONVOY_USER_ERROR("--nnodes must be >= 1");
+  if (opts.node_rank < 0 || opts.node_rank >= opts.nnodes)
+    CONVOY_USER_ERROR("--node-rank must be between 0 and " << opts.nnodes - 1);
+  if (opts.master_port < 0 || opts.master_port > 65535) CONVOY_USER_ERROR("--master-port must be a TCP port");
+  if (opts.nnodes > 1) {
+    // Every node must agree on these without talking first.
+    if (!args.has("--master-addr") || opts.master_port == 0)
+      CONVOY_USER_ERROR("with --nnodes > 1 give --master-addr (node 0's address) and --master-port");
+    if (!args.has("--run-dir"))
+      CONVOY_USER_ERROR("with --nnodes > 1 give --run-dir: the same directory on storage every node shares "
+                        "(rank 0 writes checkpoints there; every rank reads them on resume)");
+    if (opts.job_token.empty())
+      CONVOY_USER_ERROR("with --nnodes > 1 set " << kJobTokenEnv << " to the same secret on every node, e.g. "
+                                                 << "export " << kJobTokenEnv
+                                                 << "=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')");
+  }
+  if (opts.job_token.empty()) opts.job_token = generate_job_token();
+  prepare_launch(cfg, args.get("--run-dir", resume_run_dir(cfg, opts.resume)), &opts);
   return run_with_restarts(opts);
 }
 

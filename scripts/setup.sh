@@ -14,6 +14,8 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler        # config schema, control messages
   libspdlog-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev                       # reading metrics.jsonl for the run report
+  libssl-dev                               # HMAC-SHA256 for the job-token handshake
+  iproute2                                 # tests: network namespaces as hosts (cluster/netns-testbed.sh)
   chromium tmux                            # tests: the report rendered headless; the progress bar in a terminal
   dataset-fashion-mnist                    # the default config's data set
   python3                                  # integration tests (/usr/bin/python3)

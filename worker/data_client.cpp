@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/job_token.h"
 #include "common/cpu_sets.h"
 #include "common/error.h"
 #include "proto/control.pb.h"
@@ -59,6 +60,7 @@ std::string DataClient::connect(Part& part, int shard) {
   hello->set_world_size(world_size_);
   hello->set_local_rank(local_rank_);
   hello->set_numa_node(numa_node_);
+  hello->set_job_token(job_token_from_env());
   part.channel->send(msg);
   proto::Envelope reply;
   if (!part.channel->receive(&reply, timeout_, alive_))

@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <thread>
 
 #include "common/config.h"
 #include "common/error.h"
+#include "common/job_token.h"
+#include "common/net.h"
+#include "worker/job_store.h"
 #include "worker/torch_errors.h"
 
 namespace convoy {
@@ -34,39 +38,52 @@ int env_int(const char* name, int fallback) {
     CONVOY_CHECK(rc_ == MPI_SUCCESS, #call " failed with MPI error " << rc_);  \
   } while (0)
 
-// Under mpirun without MASTER_ADDR: rank 0 starts the store's server on a
-// free port, and MPI tells everyone where it is. Returns the server store on
-// rank 0 (nullptr elsewhere).
-c10::intrusive_ptr<c10d::TCPStore> mpi_bootstrap(RankInfo* info, std::chrono::milliseconds timeout,
-                                                 const std::string& iface) {
+// Under mpirun: rank 0 tells everyone, once, through MPI whatever the
+// environment does not: the job token (made fresh when CONVOY_JOB_TOKEN is
+// unset) and, without MASTER_ADDR/MASTER_PORT, where its store listens (it
+// binds a free port first). Returns rank 0's store (nullptr elsewhere).
+c10::intrusive_ptr<JobStore> mpi_bootstrap(RankInfo* info, std::string* token, std::chrono::milliseconds timeout,
+                                           const std::string& local_addr, bool need_address) {
   MPI_CHECK(MPI_Init(nullptr, nullptr));
-  c10::intrusive_ptr<c10d::TCPStore> server;
+  c10::intrusive_ptr<JobStore> server;
   char addr[256] = {0};
+  char tok[256] = {0};
   int port = 0;
   if (info->rank == 0) {
-    c10d::TCPStoreOptions opts;
-    opts.port = 0;
-    opts.isServer = true;
-    opts.numWorkers = info->world_size;
-    opts.waitWorkers = false;
-    opts.timeout = timeout;
-    server = c10::make_intrusive<c10d::TCPStore>("0.0.0.0", opts);
-    port = server->getPort();
-    if (!iface.empty()) {
-      std::snprintf(addr, sizeof addr, "%s", iface.c_str());
-    } else if (info->world_size == info->local_world_size) {
-      std::snprintf(addr, sizeof addr, "127.0.0.1");
-    } else {
-      CONVOY_SYSCALL(::gethostname(addr, sizeof addr - 1));
+    if (token->empty()) *token = generate_job_token();
+    std::snprintf(tok, sizeof tok, "%s", token->c_str());
+    if (need_address) {
+      server = c10::make_intrusive<JobStore>(local_addr, 0, *token, timeout, /*serve=*/true);
+      port = server->port();
+      std::snprintf(addr, sizeof addr, "%s", local_addr.c_str());
     }
   }
+  MPI_CHECK(MPI_Bcast(tok, sizeof tok, MPI_CHAR, 0, MPI_COMM_WORLD));
   MPI_CHECK(MPI_Bcast(addr, sizeof addr, MPI_CHAR, 0, MPI_COMM_WORLD));
   MPI_CHECK(MPI_Bcast(&port, 1, MPI_INT, 0, MPI_COMM_WORLD));
   // MPI's only job was this broadcast; everything else goes through c10d.
   MPI_CHECK(MPI_Finalize());
-  info->master_addr = addr;
-  info->master_port = port;
+  *token = tok;
+  if (need_address) {
+    info->master_addr = addr;
+    info->master_port = port;
+  }
   return server;
+}
+
+// The address this rank binds (Gloo, and rank 0's store): the interface the
+// environment or config names; else loopback on one node; else the address
+// that routes to the master (under mpirun's bootstrap, rank 0 has no master
+// yet and takes its host name's).
+std::string choose_local_address(const RankInfo& info, const Config& cfg) {
+  std::string spec = socket_ifname_from_env();
+  if (spec.empty()) spec = cfg.distributed.interface;
+  if (!spec.empty()) return bind_address(spec);
+  if (info.world_size == info.local_world_size) return "127.0.0.1";
+  if (!info.master_addr.empty()) return local_address_towards(info.master_addr);
+  char name[256] = {0};
+  CONVOY_SYSCALL(::gethostname(name, sizeof name - 1));
+  return bind_address(name);
 }
 
 }  // namespace
@@ -105,42 +122,57 @@ c10::intrusive_ptr<compat::Backend> make_gloo_group(const c10::intrusive_ptr<c10
 std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& cfg) {
   auto d = std::unique_ptr<Distributed>(new Distributed());
   d->timeout_ = std::chrono::seconds(cfg.distributed.timeout_s);
-  c10::intrusive_ptr<c10d::TCPStore> store;
-  if (info.world_size > 1 && info.under_mpi && (info.master_addr.empty() || info.master_port == 0))
-    store = mpi_bootstrap(&info, d->timeout_, cfg.distributed.interface);
   if (info.world_size > 1) {
+    std::string token = job_token_from_env();
+    const std::string local = choose_local_address(info, cfg);
+    c10::intrusive_ptr<JobStore> store;
+    const bool need_address = info.master_addr.empty() || info.master_port == 0;
+    if (info.under_mpi && (need_address || token.empty()))
+      store = mpi_bootstrap(&info, &token, d->timeout_, local, need_address);
+    if (token.empty())
+      CONVOY_USER_ERROR("no job token: set " << kJobTokenEnv << " to the same secret for every rank (convoy launch "
+                                             << "and mpirun make one themselves), e.g. export " << kJobTokenEnv
+                                             << "=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')");
     if (info.master_addr.empty()) info.master_addr = "127.0.0.1";
     if (info.master_port == 0)
       CONVOY_USER_ERROR("MASTER_PORT is not set (set it, or start workers with convoy launch or mpirun)");
-    if (!store) {
-      c10d::TCPStoreOptions opts;
-      opts.port = static_cast<uint16_t>(info.master_port);
-      opts.isServer = info.rank == 0;
-      opts.numWorkers = info.world_size;
-      opts.waitWorkers = false;
-      opts.timeout = d->timeout_;
+    // A restarted rank may reach the store of an earlier attempt whose rank 0
+    // has not died yet (another node restarts at its own pace): that store
+    // has had world_size joins already. Such a rank waits for the new one.
+    const auto deadline = std::chrono::steady_clock::now() + d->timeout_;
+    for (bool fresh = static_cast<bool>(store); !fresh;) {
       try {
-        store = c10::make_intrusive<c10d::TCPStore>(info.master_addr, opts);
+        store = c10::make_intrusive<JobStore>(info.master_addr, info.master_port, token, d->timeout_,
+                                              /*serve=*/info.rank == 0, local);
+      } catch (const UserError&) {
+        throw;
       } catch (const std::exception& e) {
         throw Error(CONVOY_STR("rank " << info.rank << ": rendezvous with " << info.master_addr << ":"
                                        << info.master_port << " failed: " << error_text(e)));
       }
+      fresh = store->add("convoy/joined", 1) <= info.world_size;
+      if (fresh) break;
+      store.reset();
+      if (std::chrono::steady_clock::now() > deadline)
+        throw TimeoutError(CONVOY_STR("rank " << info.rank << ": the store at " << info.master_addr << ":"
+                                              << info.master_port << " belongs to an earlier attempt of this job "
+                                              << "and no new one came up within the timeout"));
+      spdlog::info("rank {}: the store at {}:{} is an earlier attempt's; waiting for the new one", info.rank,
+                   info.master_addr, info.master_port);
+      std::this_thread::sleep_for(std::chrono::seconds(1));
     }
+    // What this process starts (its node's data service under mpirun) and
+    // its data client read the token from here.
+    ::setenv(kJobTokenEnv, token.c_str(), 1);
     d->store_ = store;
-    // Gloo binds to the configured interface; by default loopback on one
-    // node, the host name across nodes.
-    std::string host = cfg.distributed.interface;
-    if (host.empty() && info.world_size == info.local_world_size) host = "127.0.0.1";
-    if (host.empty()) {
-      char name[256] = {0};
-      CONVOY_SYSCALL(::gethostname(name, sizeof name - 1));
-      host = name;
-    }
+    spdlog::debug("rank {}: rendezvous at {}:{}, Gloo on {}", info.rank, info.master_addr, info.master_port, local);
     try {
-      d->group_ = make_gloo_group(store, info.rank, info.world_size, d->timeout_, host);
+      d->group_ = make_gloo_group(store, info.rank, info.world_size, d->timeout_, local);
     } catch (const std::exception& e) {
       throw Error(CONVOY_STR("rank " << info.rank << ": creating the Gloo group failed: " << error_text(e)));
     }
+  } else if (job_token_from_env().empty()) {
+    ::setenv(kJobTokenEnv, generate_job_token().c_str(), 1);
   }
   d->info_ = info;
   return d;

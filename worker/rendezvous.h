@@ -1,14 +1,20 @@
 // Who this worker is and how it meets the others: rank information from the
 // environment (set by `convoy launch`, torchrun-style, or by Open MPI's
-// mpirun), a c10d TCPStore, and the Gloo process group.
+// mpirun), a token-checked store, and the Gloo process group.
 //
 // Sources, in order:
 //   1. RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT
 //      (convoy launch / torchrun conventions);
 //   2. OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK,LOCAL_SIZE} under mpirun; when
 //      MASTER_ADDR/PORT are not given, MPI broadcasts rank 0's host and the
-//      port its TCPStore bound, so no port has to be agreed by hand;
+//      port its store bound, so no port has to be agreed by hand;
 //   3. nothing: a single process, rank 0 of 1.
+// The store is Convoy's JobStore (token-checked, worker/job_store.h); the job
+// token comes from CONVOY_JOB_TOKEN or, under mpirun, from rank 0 through
+// MPI, and is left in CONVOY_JOB_TOKEN for the data service and its client.
+// Rank 0's store and every rank's Gloo bind one address: the interface named
+// by CONVOY_SOCKET_IFNAME / GLOO_SOCKET_IFNAME or distributed.interface;
+// else loopback on one node, else the address that routes to MASTER_ADDR.
 #pragma once
 
 #include <memory>
@@ -33,7 +39,8 @@ RankInfo rank_info_from_env();
 class Distributed {
  public:
   // Connects to the store and builds the Gloo group; every wait is bounded by
-  // distributed.timeout_s.
+  // distributed.timeout_s. A store that refuses this process's token is a
+  // UserError.
   static std::unique_ptr<Distributed> connect(RankInfo info, const Config& cfg);
 
   const RankInfo& info() const { return info_; }
