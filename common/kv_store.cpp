@@ -374,45 +374,41 @@ std::vector<std::string> KvClient::call(uint8_t op, const std::vector<std::strin
   std::vector<std::string> parts;
   CONVOY_CHECK(decode(body, &status, &parts), "malformed reply from the rendezvous store");
   if (status == kTimedOut)
-    throw TimeoutError(CONVOY_STR("timed out after " << reply_within.count() / 1000.0 << " s waiting for "
-                                                     << (parts.empty() ? "keys" : parts[0])
-                                                     << " in the rendezvous store"));
+    throw TimeoutError(CONVOY_STR("timed out waiting for " << (parts.empty() ? "keys" : parts[0])
+                                                          << " in the rendezvous store at " << peer_));
   if (status != kOk) throw Error("rendezvous store: " + (parts.empty() ? std::string("error") : parts[0]));
   return parts;
 }
 
-// Replies to everything but WAIT come at once; allow for a slow network.
-static const milliseconds kReplyWithin = std::chrono::seconds(60);
-
 void KvClient::set(const std::string& key, const std::vector<uint8_t>& value) {
-  call(kSet, {key, to_string(value)}, kReplyWithin);
+  call(kSet, {key, to_string(value)}, reply_within_);
 }
 
 std::vector<uint8_t> KvClient::get(const std::string& key, milliseconds timeout) {
   wait({key}, timeout);
-  auto r = call(kGet, {key}, kReplyWithin);
+  auto r = call(kGet, {key}, reply_within_);
   return to_bytes(r.at(0));
 }
 
 int64_t KvClient::add(const std::string& key, int64_t delta) {
-  return bytes_i64(call(kAdd, {key, i64_bytes(delta)}, kReplyWithin).at(0));
+  return bytes_i64(call(kAdd, {key, i64_bytes(delta)}, reply_within_).at(0));
 }
 
-bool KvClient::check(const std::vector<std::string>& keys) { return call(kCheck, keys, kReplyWithin).at(0) == "1"; }
+bool KvClient::check(const std::vector<std::string>& keys) { return call(kCheck, keys, reply_within_).at(0) == "1"; }
 
-bool KvClient::remove(const std::string& key) { return call(kDelete, {key}, kReplyWithin).at(0) == "1"; }
+bool KvClient::remove(const std::string& key) { return call(kDelete, {key}, reply_within_).at(0) == "1"; }
 
-int64_t KvClient::num_keys() { return bytes_i64(call(kNumKeys, {}, kReplyWithin).at(0)); }
+int64_t KvClient::num_keys() { return bytes_i64(call(kNumKeys, {}, reply_within_).at(0)); }
 
 void KvClient::wait(const std::vector<std::string>& keys, milliseconds timeout) {
   std::vector<std::string> args = {i64_bytes(timeout.count())};
   args.insert(args.end(), keys.begin(), keys.end());
-  call(kWait, args, timeout + kReplyWithin);
+  call(kWait, args, timeout + reply_within_);
 }
 
 std::vector<uint8_t> KvClient::compare_set(const std::string& key, const std::vector<uint8_t>& expected,
                                            const std::vector<uint8_t>& desired) {
-  return to_bytes(call(kCompareSet, {key, to_string(expected), to_string(desired)}, kReplyWithin).at(0));
+  return to_bytes(call(kCompareSet, {key, to_string(expected), to_string(desired)}, reply_within_).at(0));
 }
 
 }  // namespace convoy

@@ -76,6 +76,8 @@ class KvClient {
                                    const std::vector<uint8_t>& desired);
 
   const std::string& peer() const { return peer_; }
+  // How long a reply may take (default 60 s; a WAIT adds its own timeout).
+  void set_reply_timeout(std::chrono::milliseconds t) { reply_within_ = t; }
 
  private:
   std::vector<std::string> call(uint8_t op, const std::vector<std::string>& args,
@@ -83,6 +85,7 @@ class KvClient {
   std::mutex mu_;
   int fd_ = -1;
   std::string peer_;
+  std::chrono::milliseconds reply_within_{60000};
 };
 
 }  // namespace convoy

@@ -15,6 +15,7 @@
 #include "common/cli_args.h"
 #include "common/config.h"
 #include "common/error.h"
+#include "common/job_token.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/process.h"
@@ -60,6 +61,7 @@ std::string human(uint64_t bytes) {
 // the ranks of one local group and wait for them.
 int run_local_ranks(const std::vector<std::string>& argv, int ranks) {
   int port = free_local_port();
+  const std::string token = generate_job_token();
   std::vector<pid_t> pids;
   for (int r = 0; r < ranks; ++r) {
     SpawnOptions opts;
@@ -68,7 +70,8 @@ int run_local_ranks(const std::vector<std::string>& argv, int ranks) {
     opts.argv.insert(opts.argv.end(), argv.begin(), argv.end());
     opts.env = {{"RANK", std::to_string(r)},        {"WORLD_SIZE", std::to_string(ranks)},
                 {"LOCAL_RANK", std::to_string(r)},  {"LOCAL_WORLD_SIZE", std::to_string(ranks)},
-                {"MASTER_ADDR", "127.0.0.1"},       {"MASTER_PORT", std::to_string(port)}};
+                {"MASTER_ADDR", "127.0.0.1"},       {"MASTER_PORT", std::to_string(port)},
+                {kJobTokenEnv, token}};
     pids.push_back(spawn(opts).pid);
   }
   int rc = 0;

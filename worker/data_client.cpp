@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/job_token.h"
 #include "common/cpu_sets.h"
 #include "common/error.h"
+#include "common/job_token.h"
 #include "proto/control.pb.h"
 
 namespace convoy {

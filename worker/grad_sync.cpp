@@ -1,10 +1,21 @@
 // Gradient averaging and parameter broadcast (see grad_sync.h).
 #include "worker/grad_sync.h"
 
+#include <mutex>
+
 #include "common/error.h"
 #include "worker/torch_errors.h"
 
 namespace convoy {
+namespace {
+std::mutex diagnosis_mu;
+std::function<std::string()> diagnosis;
+}  // namespace
+
+void set_timeout_diagnosis(std::function<std::string()> diagnose) {
+  std::lock_guard<std::mutex> lock(diagnosis_mu);
+  diagnosis = std::move(diagnose);
+}
 
 GradSync::GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
                    std::chrono::milliseconds timeout, size_t bucket_bytes)
@@ -15,11 +26,25 @@ void GradSync::fail(const std::exception& e, const std::string& what, int64_t st
   std::string text = error_text(e);
   bool timed_out = dynamic_cast<const TimeoutError*>(&e) || text.find("timed out") != std::string::npos ||
                    text.find("Timed out") != std::string::npos;
-  throw Error(CONVOY_STR("rank " << rank_ << ": " << what << " at step " << step << " failed: " << text
-                                 << (timed_out ? CONVOY_STR(" (after " << timeout_.count() / 1000.0
-                                                                       << " s: another rank is stuck, stopped "
-                                                                          "or gone)")
-                                               : std::string())));
+  // Which rank is at fault, when the store can tell: for a timeout, and for
+  // a peer that closed its connection (it may have failed on its own
+  // timeout first, and the closing is all this rank sees).
+  std::string found;
+  if (timed_out || text.find("closed") != std::string::npos || text.find("reset") != std::string::npos) {
+    std::function<std::string()> diagnose;
+    {
+      std::lock_guard<std::mutex> lock(diagnosis_mu);
+      diagnose = diagnosis;
+    }
+    if (diagnose) found = diagnose();
+  }
+  std::string note;
+  if (timed_out)
+    note = CONVOY_STR(" (after " << timeout_.count() / 1000.0 << " s: "
+                                 << (found.empty() ? "another rank is stuck, stopped or gone" : found) << ")");
+  else if (!found.empty())
+    note = " (" + found + ")";
+  throw Error(CONVOY_STR("rank " << rank_ << ": " << what << " at step " << step << " failed: " << text << note));
 }
 
 void GradSync::run(const c10::intrusive_ptr<compat::Work>& work, const std::string& what, int64_t step) {

@@ -8,10 +8,18 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+#include <string>
+
 #include "worker/timeline.h"
 #include "worker/torch_compat.h"
 
 namespace convoy {
+
+// Called when a collective times out, to say which rank is at fault
+// (Distributed::diagnose_peers, installed by Distributed::connect); its text
+// joins the error. nullptr: none.
+void set_timeout_diagnosis(std::function<std::string()> diagnose);
 
 class GradSync {
  public:

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/job_token.h"
 #include "common/net.h"
+#include "worker/grad_sync.h"
 #include "worker/job_store.h"
 #include "worker/torch_errors.h"
 
@@ -165,6 +166,30 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
     // its data client read the token from here.
     ::setenv(kJobTokenEnv, token.c_str(), 1);
     d->store_ = store;
+    d->token_ = token;
+    d->heartbeat_ = std::thread([dp = d.get(), info, token] {
+      // Its own connection, so a beat never waits behind Gloo's store calls;
+      // reconnects after a network outage, gives up only when told to stop.
+      const std::string key = "convoy/beat/" + std::to_string(info.rank);
+      auto pause = [dp](int tenths) {
+        for (int i = 0; i < tenths && !dp->stop_beating_.load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      };
+      while (!dp->stop_beating_.load()) {
+        try {
+          KvClient c(info.master_addr, info.master_port, token, std::chrono::seconds(1));
+          c.set_reply_timeout(std::chrono::seconds(5));
+          while (!dp->stop_beating_.load()) {
+            c.add(key, 1);
+            pause(10);
+          }
+        } catch (const std::exception& e) {
+          spdlog::debug("heartbeat: {}", e.what());
+          pause(10);
+        }
+      }
+    });
+    set_timeout_diagnosis([dp = d.get()] { return dp->diagnose_peers(); });
     spdlog::debug("rank {}: rendezvous at {}:{}, Gloo on {}", info.rank, info.master_addr, info.master_port, local);
     try {
       d->group_ = make_gloo_group(store, info.rank, info.world_size, d->timeout_, local);
@@ -176,6 +201,41 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
   }
   d->info_ = info;
   return d;
+}
+
+Distributed::~Distributed() {
+  set_timeout_diagnosis(nullptr);
+  stop_beating_ = true;
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+std::string Distributed::diagnose_peers() const {
+  if (info_.world_size == 1) return "";
+  const std::string where = info_.master_addr + ":" + std::to_string(info_.master_port);
+  std::vector<int64_t> before(info_.world_size), after(info_.world_size);
+  try {
+    KvClient c(info_.master_addr, info_.master_port, token_, std::chrono::seconds(3));
+    c.set_reply_timeout(std::chrono::seconds(3));
+    auto read = [&](std::vector<int64_t>* beats) {
+      for (int r = 0; r < info_.world_size; ++r) (*beats)[r] = c.add("convoy/beat/" + std::to_string(r), 0);
+    };
+    read(&before);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    read(&after);
+  } catch (const std::exception&) {
+    return "rank 0's rendezvous store at " + where + " is unreachable from rank " + std::to_string(info_.rank) +
+           " (network down between this host and rank 0's?)";
+  }
+  std::string silent;
+  int n = 0;
+  for (int r = 0; r < info_.world_size; ++r)
+    if (r != info_.rank && after[r] == before[r]) {
+      silent += (silent.empty() ? "" : ", ") + std::to_string(r);
+      ++n;
+    }
+  if (silent.empty()) return "";
+  return (n > 1 ? "ranks " : "rank ") + silent + " stopped answering (no heartbeat at the store in 2.5 s: " +
+         "unreachable, stopped or gone)";
 }
 
 std::string Distributed::share(const std::string& key, const std::string& value_on_rank0) {

@@ -17,7 +17,9 @@
 // else loopback on one node, else the address that routes to MASTER_ADDR.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <string>
 
 #include "worker/torch_compat.h"
@@ -49,6 +51,14 @@ class Distributed {
   c10::intrusive_ptr<compat::Backend> group() const { return group_; }
   c10::intrusive_ptr<c10d::Store> store() const { return store_; }
 
+  ~Distributed();
+
+  // Why collectives may be timing out, as far as the store can tell: which
+  // ranks stopped their heartbeats (each rank bumps a counter in the store
+  // every second), or that rank 0's store is unreachable from here. Takes
+  // about 3 s; "" when every rank still beats.
+  std::string diagnose_peers() const;
+
   // Rank 0's value of `key` on every rank (rank 0 passes it in).
   std::string share(const std::string& key, const std::string& value_on_rank0);
   void barrier(const std::string& what);
@@ -58,6 +68,9 @@ class Distributed {
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<compat::Backend> group_;
   std::chrono::milliseconds timeout_{0};
+  std::string token_;
+  std::atomic<bool> stop_beating_{false};
+  std::thread heartbeat_;
 };
 
 // A Gloo group over an existing store (also used by tests with a HashStore).
