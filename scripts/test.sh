@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-ctest --test-dir build --output-on-failure -j 2 "$@"
+ctest --test-dir "${CONVOY_BUILD_DIR:-build}" --output-on-failure -j 2 "$@"

@@ -42,10 +42,8 @@ void JobStore::wait(const std::vector<std::string>& keys, const std::chrono::mil
   client_->wait(keys, timeout.count() > 0 ? timeout : timeout_);
 }
 
-#if CONVOY_TORCH_AT_LEAST(2, 5)
 c10::intrusive_ptr<c10d::Store> JobStore::clone() {
   return c10::make_intrusive<JobStore>(host_, port_, token_, timeout_);
 }
-#endif
 
 }  // namespace convoy

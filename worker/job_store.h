@@ -30,9 +30,10 @@ class JobStore : public c10d::Store {
   int64_t getNumKeys() override;
   void wait(const std::vector<std::string>& keys) override;
   void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override;
-#if CONVOY_TORCH_AT_LEAST(2, 5)
-  c10::intrusive_ptr<c10d::Store> clone() override;
-#endif
+  // A second connection to the same store. Newer LibTorch declares this
+  // pure virtual in c10d::Store (2.6 does not have it); without `override`
+  // it overrides where it exists and is a plain method elsewhere.
+  c10::intrusive_ptr<c10d::Store> clone();
 
   // The port the server bound (rank 0), else the one connected to.
   int port() const { return port_; }

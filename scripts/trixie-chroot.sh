@@ -1,0 +1,73 @@
+# Sourced by scripts/check-torch2.sh (and the CUDA build check): a Debian
+# trixie chroot, made once with debootstrap and cached outside the clone
+# (CONVOY_TRIXIE_CACHE, default ~/.cache/convoy), with packages added on
+# demand; and running a command inside it with the repository bind-mounted
+# at /src. Needs root.
+#
+#   trixie_chroot NAME [PACKAGE...] -> prints the chroot's path; creates it
+#                                      or adds the packages it lacks
+#   in_chroot DIR COMMAND           runs COMMAND (a bash -c string) in DIR with
+#                                      /proc, /sys, /dev, /dev/shm, /run/netns
+#                                      and /src mounted, unmounting after
+
+TRIXIE_CACHE=${CONVOY_TRIXIE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/convoy}
+TRIXIE_MIRROR=${CONVOY_TRIXIE_MIRROR:-http://deb.debian.org/debian}
+
+trixie_chroot() {
+  local name=$1
+  shift
+  local dir=$TRIXIE_CACHE/$name
+  if ! command -v debootstrap >/dev/null; then
+    echo "trixie-chroot: installing debootstrap" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2
+  fi
+  if [ ! -f "$dir/.convoy-bootstrapped" ]; then
+    echo "trixie-chroot: debootstrap trixie into $dir (once; cached)" >&2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    debootstrap --variant=minbase --components=main,contrib,non-free trixie "$dir" "$TRIXIE_MIRROR" >&2
+    touch "$dir/.convoy-bootstrapped"
+  fi
+  # Only what is missing, so a warm cache costs a dpkg query.
+  local missing=()
+  for p in "$@"; do
+    chroot "$dir" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "trixie-chroot: installing ${missing[*]}" >&2
+    chroot "$dir" apt-get update >&2
+    chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  fi
+  echo "$dir"
+}
+
+in_chroot() {
+  local dir=$1 cmd=$2 src
+  src=$(pwd)
+  local mounts=()
+  _mount() {  # _mount SOURCE TARGET [mount options...]
+    local target=$dir$2
+    mkdir -p "$target"
+    mount "${@:3}" "$1" "$target"
+    mounts=("$target" "${mounts[@]}")
+  }
+  _umount_all() {
+    local m
+    for m in "${mounts[@]}"; do umount -l "$m" 2>/dev/null || true; done
+  }
+  trap _umount_all EXIT
+  _mount proc /proc -t proc
+  _mount /sys /sys --rbind
+  _mount /dev /dev --rbind
+  _mount tmpfs /dev/shm -t tmpfs
+  mkdir -p /run/netns
+  _mount /run/netns /run/netns --rbind
+  _mount "$src" /src --bind
+  cp /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
+  local rc=0
+  chroot "$dir" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb LANG=C.UTF-8 \
+    CI="${CI:-}" bash -c "cd /src && $cmd" || rc=$?
+  _umount_all
+  trap - EXIT
+  return $rc
+}
