@@ -24,12 +24,23 @@ SUBNET=10.77.0
 BRIDGE=$PREFIX-br
 
 ns() { echo "$PREFIX-$1"; }          # h0 -> cvtb-h0
+# Configures HOST's network: nsenter rather than `ip -n`, which also makes a
+# mount namespace. Commands run on a host go through `ip netns exec`, which
+# remounts /sys for the namespace (Open MPI's daemons need that); it cannot
+# inside a chroot, so the test bed does not run there.
+on() { local h=$1; shift; nsenter --net="/run/netns/$(ns "$h")" "$@"; }
 index() { echo "${1#h}"; }           # h0 -> 0
 addr() { echo "$SUBNET.$(($(index "$1") + 1))"; }
 
 up() {
   local n=$1
   [ "${#BRIDGE}" -le 15 ] || { echo "netns-testbed: prefix '$PREFIX' too long" >&2; exit 2; }
+  if ip -o addr show | grep -q " $SUBNET.254/"; then
+    echo "netns-testbed: $SUBNET.254 is taken (another test bed is up: remove it with its" \
+         "CONVOY_TESTBED_PREFIX and 'down')" >&2
+    exit 1
+  fi
+  trap 'down' ERR   # half a test bed is removed, not left behind
   ip link add "$BRIDGE" type bridge
   ip addr add "$SUBNET.254/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
@@ -39,10 +50,10 @@ up() {
     ip link add "$veth" type veth peer name "$veth-p"
     ip link set "$veth" master "$BRIDGE" up
     ip link set "$veth-p" netns "$(ns $h)"
-    ip -n "$(ns $h)" link set "$veth-p" name eth0
-    ip -n "$(ns $h)" addr add "$(addr $h)/24" dev eth0
-    ip -n "$(ns $h)" link set eth0 up
-    ip -n "$(ns $h)" link set lo up
+    on $h ip link set "$veth-p" name eth0
+    on $h ip addr add "$(addr $h)/24" dev eth0
+    on $h ip link set eth0 up
+    on $h ip link set lo up
     echo "$h $(addr $h)"
   done
 }

@@ -242,6 +242,10 @@ int data_service_main(const std::vector<std::string>& argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // SIGUSR1 is the ranks' "checkpoint and stop" (Slurm's --signal); some
+  // launchers (Open MPI 5's prterun, srun) send it to the whole process
+  // group, this service included. The ranks stop it when they are done.
+  ::signal(SIGUSR1, SIG_IGN);
 
   const int shards = args.get_int("--shards", 1), shard = args.get_int("--shard", 0);
   if (shards < 1 || shard < 0 || shard >= shards) CONVOY_USER_ERROR("--shard must be in 0..--shards-1");

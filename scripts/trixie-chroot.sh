@@ -7,8 +7,8 @@
 #   trixie_chroot NAME [PACKAGE...] -> prints the chroot's path; creates it
 #                                      or adds the packages it lacks
 #   in_chroot DIR COMMAND           runs COMMAND (a bash -c string) in DIR with
-#                                      /proc, /sys, /dev, /dev/shm, /run/netns
-#                                      and /src mounted, unmounting after
+#                                      /proc, /sys, /dev, a fresh /dev/shm and
+#                                      /src mounted, unmounting after
 
 TRIXIE_CACHE=${CONVOY_TRIXIE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/convoy}
 TRIXIE_MIRROR=${CONVOY_TRIXIE_MIRROR:-http://deb.debian.org/debian}
@@ -43,6 +43,7 @@ trixie_chroot() {
 
 in_chroot() {
   local dir=$1 cmd=$2 src
+  [ -d "$dir/usr" ] || { echo "in_chroot: $dir is not a chroot" >&2; return 2; }
   src=$(pwd)
   local mounts=()
   _mount() {  # _mount SOURCE TARGET [mount options...]
@@ -60,8 +61,6 @@ in_chroot() {
   _mount /sys /sys --rbind
   _mount /dev /dev --rbind
   _mount tmpfs /dev/shm -t tmpfs
-  mkdir -p /run/netns
-  _mount /run/netns /run/netns --rbind
   _mount "$src" /src --bind
   cp /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
   local rc=0

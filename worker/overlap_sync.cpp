@@ -71,7 +71,8 @@ OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusiv
   std::reverse(indices.begin(), indices.end());
   std::reverse(limits.begin(), limits.end());
   std::unordered_map<size_t, std::string> names;
-  reducer_ = std::make_unique<c10d::Reducer>(params, indices, limits, group, std::vector<bool>(params.size(), false),
+  reducer_ = std::make_unique<c10d::Reducer>(params, indices, limits, compat::reducer_group(group),
+                                             std::vector<bool>(params.size(), false),
                                              static_cast<int64_t>(bucket_bytes), /*find_unused_parameters=*/false,
                                              /*gradient_as_bucket_view=*/true, names,
                                              static_cast<int64_t>(first_bucket_bytes));

@@ -1,6 +1,10 @@
 // state_dict files (see state_dict.h).
 #include "worker/state_dict.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+
 #include "common/error.h"
 #include "common/files.h"
 #include "worker/torch_errors.h"
@@ -21,8 +25,29 @@ void save_state_dict(const std::string& path, const StateDict& sd) {
     if (cpu.is_floating_point()) cpu = cpu.to(torch::kFloat);
     dict.insert(name, cpu.clone());  // its own storage: pickling a view would write the whole base
   }
-  std::vector<char> bytes = torch::pickle_save(dict);
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  write_file_atomic(path, torch_save_bytes(dict));
+}
+
+// torch::pickle_save, less one thing: it tags the dict with its key and
+// value types (a torch.jit._pickle.restore_type_tag global), which
+// torch.load(weights_only=True), the default from PyTorch 2.6, refuses.
+// The same Pickler without tags writes what Python's torch.save would.
+std::string torch_save_bytes(const c10::Dict<std::string, torch::Tensor>& dict) {
+  std::vector<char> pickle_data;
+  torch::jit::Pickler pickler([&](const char* buf, size_t size) { pickle_data.insert(pickle_data.end(), buf, buf + size); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
+  std::string out;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t len) {
+    out.append(static_cast<const char*>(bytes), len);
+    return len;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickle_data.data(), pickle_data.size(), pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  return out;
 }
 
 std::map<std::string, torch::Tensor> read_state_dict(const std::string& path) {

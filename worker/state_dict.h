@@ -2,7 +2,8 @@
 // buffers by dotted name), as a file torch.load reads and torch.save writes.
 //
 // Wire format: torch.save's zip format (data.pkl + one file per storage) of
-// a plain dict {name: tensor}. LibTorch's unpickler reads plain dicts only,
+// a plain dict {name: tensor}, with no TorchScript type tags, so that
+// torch.load's safe default (weights_only) reads it. LibTorch's unpickler reads plain dicts only,
 // so a Python state_dict (an OrderedDict) must be saved as
 // torch.save(dict(model.state_dict()), path); the error says so.
 #pragma once
@@ -21,6 +22,9 @@ using StateDict = std::vector<std::pair<std::string, torch::Tensor>>;
 StateDict state_dict(const torch::nn::Module& model);
 // Writes `sd` (as CPU fp32/int64 tensors) atomically.
 void save_state_dict(const std::string& path, const StateDict& sd);
+// The bytes of torch.save(dict) for `dict`, untagged, so that
+// torch.load(weights_only=True) (PyTorch >= 2.6's default) accepts them.
+std::string torch_save_bytes(const c10::Dict<std::string, torch::Tensor>& dict);
 // Throws UserError naming the path when it is not such a file. A DDP-style
 // "module." prefix on every name is dropped.
 std::map<std::string, torch::Tensor> read_state_dict(const std::string& path);

@@ -3,11 +3,13 @@
 //  - 1.13: process groups derive from c10d::ProcessGroup.
 //    2.x:  backends (ProcessGroupGloo, ProcessGroupNCCL) derive from
 //          c10d::Backend; c10d::ProcessGroup dispatches to them.
+//  - the Reducer takes a ProcessGroup: 1.13's is the backend, 2.x wraps one.
 //  - autocast: per-device setters (set_cpu_enabled, set_autocast_cpu_dtype)
 //    became device-generic (set_autocast_enabled(device, ...)) in 2.4.
 #pragma once
 
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
@@ -20,6 +22,21 @@ using Backend = ::c10d::Backend;
 using Backend = ::c10d::ProcessGroup;
 #endif
 using Work = ::c10d::Work;
+
+// What c10d's Reducer takes as its group: in 1.13 the backend itself; in 2.x
+// a dispatching ProcessGroup, here one that sends CPU tensors to `backend`.
+#if TORCH_VERSION_MAJOR >= 2
+using ReducerGroup = ::c10d::ProcessGroup;
+inline c10::intrusive_ptr<ReducerGroup> reducer_group(const c10::intrusive_ptr<Backend>& backend) {
+  auto pg = c10::make_intrusive<::c10d::ProcessGroup>(backend->getRank(), backend->getSize());
+  pg->setBackend(c10::DeviceType::CPU, ::c10d::ProcessGroup::BackendType::GLOO, backend);
+  pg->setDefaultBackend(::c10d::ProcessGroup::BackendType::GLOO);
+  return pg;
+}
+#else
+using ReducerGroup = Backend;
+inline c10::intrusive_ptr<ReducerGroup> reducer_group(const c10::intrusive_ptr<Backend>& backend) { return backend; }
+#endif
 
 #define CONVOY_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))

@@ -77,7 +77,7 @@ class TorchvisionParity(unittest.TestCase):
         args = [PARITY, arch, str(CLASSES), str(h), str(w), state, inp, out] + ([out_state] if out_state else [])
         r = subprocess.run(args, capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stderr)
-        return torch.load(out)["logits"]
+        return torch.load(out, weights_only=True)["logits"]
 
     def check_close(self, ours, theirs, what):
         self.assertEqual(tuple(ours.shape), tuple(theirs.shape))
@@ -110,7 +110,7 @@ class TorchvisionParity(unittest.TestCase):
                 state = os.path.join(self.tmp, "convoy.pt")
                 ours = self.convoy(arch, h, w, "-", x, out_state=state)
                 model = make(h)
-                model.load_state_dict(torch.load(state), strict=True)
+                model.load_state_dict(torch.load(state, weights_only=True), strict=True)
                 model.eval()
                 with torch.no_grad():
                     theirs = model(x)

@@ -31,6 +31,8 @@ def namespaces_usable():
         return False
     probe = f"{PREFIX}-probe"
     ok = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
+    # `ip netns exec` also needs a mount namespace on a real root (not a chroot).
+    ok = ok and subprocess.run(["ip", "netns", "exec", probe, "true"], capture_output=True).returncode == 0
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return ok
 
@@ -39,7 +41,7 @@ def checksum(run_dir):
     return [m for m in read_metrics(run_dir) if m.get("event") == "end"][-1]["param_checksum"]
 
 
-@unittest.skipUnless(namespaces_usable(), "needs root and network namespaces (ip netns)")
+@unittest.skipUnless(namespaces_usable(), "needs root, network namespaces and `ip netns exec` (not in a chroot)")
 class MultiHostTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -47,14 +49,19 @@ class MultiHostTest(unittest.TestCase):
         cls.tmp = cls._tmp.name
         root = make_folder(os.path.join(cls.tmp, "images"), classes=3, per_class=40)
         cls.config = write_config(cls.tmp, root, epochs=3)
-        cls.shm_before = shm_segments()
-        testbed("up", "2")
         # The reference: the same config on one host with 4 ranks.
         base = os.path.join(cls.tmp, "one-host")
         r = subprocess.run([BIN, "launch", "--nproc-per-node", "4", cls.config, "--run-dir", base],
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         cls.expected = checksum(base)
+        cls.shm_before = shm_segments()
+        try:
+            testbed("up", "2")
+        except subprocess.CalledProcessError as e:
+            testbed("down", check=False)  # tearDownClass does not run after a failed setUpClass
+            cls._tmp.cleanup()
+            raise AssertionError(f"netns-testbed.sh up failed: {e.stderr}") from e
 
     @classmethod
     def tearDownClass(cls):

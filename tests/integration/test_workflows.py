@@ -90,7 +90,7 @@ class Workflows(unittest.TestCase):
         self.assertEqual(info["classes"], ["kind_0", "kind_1", "kind_2"])
         self.assertEqual(info["arch"], "resnet18")
         model = torchvision.models.resnet18(num_classes=3)
-        model.load_state_dict(torch.load(weights), strict=True)
+        model.load_state_dict(torch.load(weights, weights_only=True), strict=True)
         model.eval()
 
         r = run(["predict", "--checkpoint", self.best, "--json", "--topk", "2", "--batch", "5", self.images])
@@ -152,9 +152,9 @@ class Workflows(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("new head (another class count): fc.weight, fc.bias", r.stdout + r.stderr)
         self.assertIn("backbone frozen", r.stdout + r.stderr)
-        tuned = torch.load(self.export(os.path.join(run_dir_of(r.stdout + r.stderr), "checkpoints", "best.ckpt"),
-                                       "tuned.pt"))
-        start = torch.load(weights)
+        tuned_path = self.export(os.path.join(run_dir_of(r.stdout + r.stderr), "checkpoints", "best.ckpt"), "tuned.pt")
+        tuned = torch.load(tuned_path, weights_only=True)
+        start = torch.load(weights, weights_only=True)
         self.assertEqual(tuple(tuned["fc.weight"].shape), (2, 512))
         model = torchvision.models.resnet18(num_classes=2)
         model.load_state_dict(tuned, strict=True)
@@ -203,7 +203,7 @@ class ReadyConfigs(unittest.TestCase):
         return events
 
     def jpeg(self, path, shade):
-        img = np.full((40, 48, 3), shade, dtype=np.uint8)
+        img = np.full((40, 48, 3), shade % 256, dtype=np.uint8)
         Image.fromarray(img).save(path, quality=90)
 
     def test_plant_pathology_one_hot_csv_resnet50(self):
