@@ -154,6 +154,9 @@ class Group {
     if (!failed_.empty() && failure_.empty()) decide_failure();
     int swept = sweep_shared_memory(socket_);
     if (swept > 0) spdlog::warn("removed {} leftover shared-memory segment(s)", swept);
+    // A service killed by a signal leaves its socket file behind.
+    for (const auto& name : shard_socket_names(socket_, opts_.services)) ::unlink(control_socket_path(name).c_str());
+    ::rmdir(socket_dir().c_str());  // only when no other run still has a socket there
 
     Outcome o;
     if (interrupt_signal_) {

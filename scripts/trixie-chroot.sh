@@ -55,6 +55,8 @@ in_chroot() {
   _umount_all() {
     local m
     for m in "${mounts[@]}"; do umount -l "$m" 2>/dev/null || true; done
+    # And whatever the command mounted inside (ip netns add binds run/netns).
+    findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   }
   trap _umount_all EXIT
   _mount proc /proc -t proc

@@ -54,6 +54,7 @@ class OwnedDataServices {
         opts.argv.push_back(s);
       }
       procs_.push_back({spawn(opts).pid, 0, false});
+      sockets_.push_back(sockets[k]);
       spdlog::info("started the node's data service{} (pid {})",
                    sockets.size() > 1 ? " shard " + std::to_string(k) : "", procs_.back().pid);
     }
@@ -67,6 +68,9 @@ class OwnedDataServices {
         ::waitpid(p.pid, &p.status, 0);
       }
     }
+    // A service that died by a signal leaves its socket file behind.
+    for (const auto& s : sockets_) ::unlink(control_socket_path(s).c_str());
+    ::rmdir(socket_dir().c_str());
   }
   // Throws if a service has died.
   void check() {
@@ -85,6 +89,7 @@ class OwnedDataServices {
     return p.done;
   }
   std::vector<Proc> procs_;
+  std::vector<std::string> sockets_;
 };
 
 // The checkpoint to resume from, decided by rank 0: `auto` is the newest
