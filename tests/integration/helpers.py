@@ -1,5 +1,6 @@
 """Shared helpers for Convoy's multi-process tests: a generated JPEG folder,
 configs, running the binary, and checks that nothing is left behind."""
+import glob
 import json
 import os
 import re
@@ -119,6 +120,12 @@ RUN_SEGMENT = re.compile(r"convoy-[0-9a-f]{12}-")
 
 def shm_segments():
     return {n for n in os.listdir("/dev/shm") if RUN_SEGMENT.match(n)}
+
+
+def socket_files():
+    """Data-service socket files in this user's socket directories (a run
+    removes its own, even when its service was killed)."""
+    return set(glob.glob(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"convoy-{os.getuid()}-*", "convoy-*")))
 
 
 def wait_for(predicate, timeout, what):

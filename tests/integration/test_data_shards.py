@@ -3,13 +3,14 @@ batches, hence the trained weights, are the same for K = 1, 2 and 3; a shard
 killed mid-epoch is restarted alone and training ends with the undisturbed
 run's weights; a shard that keeps dying fails the run with a clear reason."""
 import os
+import re
 import signal
 import subprocess
 import tempfile
 import time
 import unittest
 
-from helpers import BIN, make_folder, read_metrics, run, subcommand_pids, write_config
+from helpers import BIN, make_folder, read_metrics, run, socket_files, subcommand_pids, write_config
 
 CONFIG = """
 seed: 9
@@ -149,6 +150,9 @@ class DataShardsTest(unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("data 0", out)
         self.assertIn("signal 9", out.splitlines()[-1])
+        # The killed shard could not remove its socket file; the launcher did.
+        run_id = re.search(r"run ([0-9a-f]{12}):", out).group(1)
+        self.assertEqual([f for f in socket_files() if os.path.basename(f).startswith(f"convoy-{run_id}")], [])
 
     def test_a_shard_that_does_not_come_back_fails_the_workers_within_the_timeout(self):
         cfg = self.config("stuck.pbtxt", epochs=50, timeout_s=5)

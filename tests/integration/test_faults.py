@@ -12,7 +12,7 @@ import time
 import unittest
 
 from helpers import (BIN, TempDirMixin, make_folder, processes_mentioning, rank_pid, read_metrics, run, shm_segments,
-                     subcommand_pids, wait_for, write_config)
+                     socket_files, subcommand_pids, wait_for, write_config)
 
 # 64x64 images and a wider CNN: ~20-40 ms a step, so a fault lands mid-run.
 FAULT_CONFIG = """
@@ -88,10 +88,12 @@ class FaultTest(TempDirMixin, unittest.TestCase):
     def setUp(self):
         self.tmp = self.make_tmp()
         self.shm_before = shm_segments()
+        self.sockets_before = socket_files()
 
     def assert_clean(self, run_dir):
         wait_for(lambda: not processes_mentioning(run_dir), 20, "no process of the run left")
         self.assertEqual(shm_segments() - self.shm_before, set(), "leftover /dev/shm segments")
+        self.assertEqual(socket_files() - self.sockets_before, set(), "leftover data-service sockets")
 
     def launch(self, run_dir, *extra):
         proc = subprocess.Popen([BIN, "launch", "--nproc-per-node", "2", self.config, "--run-dir", run_dir, *extra],
