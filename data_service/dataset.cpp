@@ -61,6 +61,13 @@ void add_splits(DatasetSplits* out, std::shared_ptr<const Dataset> train, std::s
 DatasetSplits open_datasets(const DataSpec& spec) {
   DatasetSplits out;
   std::shared_ptr<const Dataset> train, val, test;
+  // Train, and val/test where given, through one opener; only train may add
+  // class names (`is_train`).
+  auto open_splits = [&](const auto& open) {
+    train = open(spec.train_path, true);
+    if (!spec.val_path.empty()) val = open(spec.val_path, false);
+    if (!spec.test_path.empty()) test = open(spec.test_path, false);
+  };
   switch (spec.kind) {
     case DataSpec::Kind::kIdx: {
       const auto& d = spec.idx_dir;
@@ -77,36 +84,24 @@ DatasetSplits open_datasets(const DataSpec& spec) {
                                                      << " names but labels go up to " << max_label);
       break;
     }
-    case DataSpec::Kind::kImageFolder: {
-      train = make_file_dataset(list_image_folder(spec.train_path, &out.class_names));
-      if (!spec.val_path.empty()) val = make_file_dataset(list_image_folder(spec.val_path, &out.class_names));
-      if (!spec.test_path.empty()) test = make_file_dataset(list_image_folder(spec.test_path, &out.class_names));
+    case DataSpec::Kind::kImageFolder:
+      open_splits([&](const std::string& path, bool) {
+        return make_file_dataset(list_image_folder(path, &out.class_names));
+      });
       break;
-    }
-    case DataSpec::Kind::kShards: {
-      train = open_shards(spec.train_path, &out.class_names);
-      if (!spec.val_path.empty()) val = open_shards(spec.val_path, &out.class_names);
-      if (!spec.test_path.empty()) test = open_shards(spec.test_path, &out.class_names);
+    case DataSpec::Kind::kShards:
+      open_splits([&](const std::string& path, bool) { return open_shards(path, &out.class_names); });
       break;
-    }
-    case DataSpec::Kind::kCsv: {
-      auto csv = [&](const std::string& path, bool add) {
-        return make_file_dataset(read_csv_manifest(path, spec.csv, &out.class_names, add));
-      };
-      train = csv(spec.train_path, true);
-      if (!spec.val_path.empty()) val = csv(spec.val_path, false);
-      if (!spec.test_path.empty()) test = csv(spec.test_path, false);
+    case DataSpec::Kind::kCsv:
+      open_splits([&](const std::string& path, bool is_train) {
+        return make_file_dataset(read_csv_manifest(path, spec.csv, &out.class_names, is_train));
+      });
       break;
-    }
-    case DataSpec::Kind::kFileNames: {
-      auto names = [&](const std::string& root, bool add) {
-        return make_file_dataset(list_by_file_name(root, spec.file_name_pattern, &out.class_names, add));
-      };
-      train = names(spec.train_path, true);
-      if (!spec.val_path.empty()) val = names(spec.val_path, false);
-      if (!spec.test_path.empty()) test = names(spec.test_path, false);
+    case DataSpec::Kind::kFileNames:
+      open_splits([&](const std::string& path, bool is_train) {
+        return make_file_dataset(list_by_file_name(path, spec.file_name_pattern, &out.class_names, is_train));
+      });
       break;
-    }
   }
   if (train->size() == 0) CONVOY_USER_ERROR("the training split has no samples (check the dataset path)");
   add_splits(&out, train, val, test, spec);

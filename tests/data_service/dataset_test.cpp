@@ -1,5 +1,6 @@
 // Datasets: IDX (gzipped and raw), image folder, CSV manifest, splits and
 // the errors for missing or malformed input.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -14,6 +15,17 @@
 
 namespace convoy {
 namespace {
+
+// What open_datasets throws for `spec` as a UserError; "" when it opens (so
+// a HasSubstr expectation on it fails).
+std::string open_error(const DataSpec& spec) {
+  try {
+    open_datasets(spec);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
 
 std::string temp_dir() {
   return testing::make_temp_dir("convoy-test");
@@ -125,20 +137,9 @@ TEST(Dataset, OneHotCsvWithImageDirAndExtension) {
 
   write_file_atomic(dir + "/two.csv", "image_id,healthy,rust,scab\nclass_0/img_0,1,1,0\n");
   spec.train_path = dir + "/two.csv";
-  try {
-    open_datasets(spec);
-    FAIL();
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("two.csv:2: a one-hot row needs exactly one 1"), std::string::npos)
-        << e.what();
-  }
+  EXPECT_THAT(open_error(spec), ::testing::HasSubstr("two.csv:2: a one-hot row needs exactly one 1"));
   spec.csv.path_column = "file";
-  try {
-    open_datasets(spec);
-    FAIL();
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("no column 'file'"), std::string::npos) << e.what();
-  }
+  EXPECT_THAT(open_error(spec), ::testing::HasSubstr("no column 'file'"));
 }
 
 TEST(Dataset, NamedColumnsPickPathAndLabel) {
@@ -183,12 +184,7 @@ TEST(Dataset, LabelsFromFileNames) {
   EXPECT_EQ(train->label(2), 2);
   EXPECT_EQ(train->label(3), 0);
   spec.file_name_pattern = "^(dog)\\.";
-  try {
-    open_datasets(spec);
-    FAIL();
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("do not match data.file_names.pattern"), std::string::npos) << e.what();
-  }
+  EXPECT_THAT(open_error(spec), ::testing::HasSubstr("do not match data.file_names.pattern"));
 }
 
 TEST(Dataset, ImageFolderAndCsvAgree) {
@@ -233,23 +229,13 @@ TEST(Dataset, ErrorsNameThePath) {
   DataSpec spec;
   spec.kind = DataSpec::Kind::kImageFolder;
   spec.train_path = "/nonexistent/convoy/folder";
-  try {
-    open_datasets(spec);
-    FAIL();
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/convoy/folder"), std::string::npos);
-  }
+  EXPECT_THAT(open_error(spec), ::testing::HasSubstr("/nonexistent/convoy/folder"));
   std::string dir = temp_dir();
   write_file_atomic(dir + "/bad.csv", "a.jpg,cat\nthis line has no comma\n");
   DataSpec c;
   c.kind = DataSpec::Kind::kCsv;
   c.train_path = dir + "/bad.csv";
-  try {
-    open_datasets(c);
-    FAIL();
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.csv:2"), std::string::npos) << e.what();
-  }
+  EXPECT_THAT(open_error(c), ::testing::HasSubstr("bad.csv:2"));
 }
 
 TEST(Dataset, CorruptFileIsADecodeError) {
