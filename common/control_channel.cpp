@@ -56,6 +56,11 @@ std::string socket_dir() {
 
 std::string control_socket_path(const std::string& name) { return socket_dir() + "/" + name; }
 
+void remove_socket_files(const std::vector<std::string>& names) {
+  for (const auto& name : names) ::unlink(control_socket_path(name).c_str());
+  ::rmdir(socket_dir().c_str());  // fails, harmlessly, while another run has a socket there
+}
+
 void ensure_private_dir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     throw Error(CONVOY_STR("cannot create " << dir << ": " << detail::errno_text(errno)));
@@ -168,7 +173,7 @@ bool ControlChannel::peer_closed() const {
   return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-ControlListener::ControlListener(const std::string& name) : path_(control_socket_path(name)) {
+ControlListener::ControlListener(const std::string& name) : name_(name) {
   ensure_private_dir(socket_dir());
   sockaddr_un addr;
   socklen_t len = socket_address(name, &addr);
@@ -180,7 +185,7 @@ ControlListener::ControlListener(const std::string& name) : path_(control_socket
     bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), len) == 0;
     ::close(probe);
     if (!live) {
-      ::unlink(path_.c_str());
+      ::unlink(addr.sun_path);
       rc = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len);
     } else {
       errno = EADDRINUSE;
@@ -189,17 +194,16 @@ ControlListener::ControlListener(const std::string& name) : path_(control_socket
   if (rc != 0) {
     int err = errno;
     ::close(fd_);
-    throw Error(CONVOY_STR("bind " << path_ << ": " << detail::errno_text(err)
+    throw Error(CONVOY_STR("bind " << addr.sun_path << ": " << detail::errno_text(err)
                                     << (err == EADDRINUSE ? " (another data service of this run?)" : "")));
   }
-  CONVOY_SYSCALL(::chmod(path_.c_str(), 0600));
+  CONVOY_SYSCALL(::chmod(addr.sun_path, 0600));
   CONVOY_SYSCALL(::listen(fd_, 64));
 }
 
 ControlListener::~ControlListener() {
   ::close(fd_);
-  ::unlink(path_.c_str());
-  ::rmdir(socket_dir().c_str());  // only when no other run of this user still has a socket there
+  remove_socket_files({name_});
 }
 
 std::unique_ptr<ControlChannel> ControlListener::accept(std::chrono::milliseconds timeout) {

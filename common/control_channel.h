@@ -25,6 +25,9 @@ std::string data_socket_name(const std::string& run_id);
 // Where sockets live: CONVOY_SOCKET_DIR, else $TMPDIR (or /tmp)/convoy-<uid>-<host key>.
 std::string socket_dir();
 std::string control_socket_path(const std::string& name);
+// Removes the socket files of `names` (a listener killed by a signal cannot)
+// and socket_dir() when nothing else is left in it.
+void remove_socket_files(const std::vector<std::string>& names);
 // Creates `dir` with mode 0700 unless it exists; refuses one that is not a
 // directory owned by this user with no access for others.
 void ensure_private_dir(const std::string& dir);
@@ -72,7 +75,7 @@ class ControlListener {
   int fd() const { return fd_; }
 
  private:
-  std::string path_;
+  std::string name_;
   int fd_;
 };
 

@@ -26,6 +26,13 @@ std::string env(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+// An IPv4 socket address's address, without the port.
+std::string ipv4_text(const sockaddr* sa) {
+  char buf[INET_ADDRSTRLEN] = {0};
+  ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  return buf;
+}
+
 // IPv4 addresses of `host` (numeric or a name).
 std::string resolve_ipv4(const std::string& host) {
   addrinfo hints{};
@@ -34,9 +41,9 @@ std::string resolve_ipv4(const std::string& host) {
   addrinfo* res = nullptr;
   int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
   if (rc != 0 || !res) return "";
-  std::string out = sockaddr_text(res->ai_addr);
+  std::string out = ipv4_text(res->ai_addr);
   ::freeaddrinfo(res);
-  return out.substr(0, out.rfind(':'));
+  return out;
 }
 
 sockaddr_in ipv4_sockaddr(const std::string& addr, int port) {
@@ -64,8 +71,7 @@ std::string interface_address(const std::string& ifname) {
   std::string out;
   for (ifaddrs* i = list; i; i = i->ifa_next)
     if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && ifname == i->ifa_name) {
-      out = sockaddr_text(i->ifa_addr);
-      out = out.substr(0, out.rfind(':'));
+      out = ipv4_text(i->ifa_addr);
       break;
     }
   ::freeifaddrs(list);
@@ -92,10 +98,8 @@ std::string local_address_towards(const std::string& host) {
   if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
     sockaddr_in me{};
     socklen_t len = sizeof me;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len) == 0) {
-      out = sockaddr_text(reinterpret_cast<sockaddr*>(&me));
-      out = out.substr(0, out.rfind(':'));
-    }
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len) == 0)
+      out = ipv4_text(reinterpret_cast<sockaddr*>(&me));
   }
   ::close(fd);
   if (out.empty()) CONVOY_USER_ERROR("no route from this host to " << host);
@@ -152,12 +156,9 @@ int connect_tcp(const std::string& host, int port, std::chrono::steady_clock::ti
 }
 
 std::string sockaddr_text(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET)
+    return ipv4_text(sa) + ":" + std::to_string(ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port));
   char buf[INET6_ADDRSTRLEN] = {0};
-  if (sa->sa_family == AF_INET) {
-    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
-    return std::string(buf) + ":" + std::to_string(ntohs(in->sin_port));
-  }
   if (sa->sa_family == AF_INET6) {
     auto* in = reinterpret_cast<const sockaddr_in6*>(sa);
     ::inet_ntop(AF_INET6, &in->sin6_addr, buf, sizeof buf);

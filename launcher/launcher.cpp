@@ -154,9 +154,7 @@ class Group {
     if (!failed_.empty() && failure_.empty()) decide_failure();
     int swept = sweep_shared_memory(socket_);
     if (swept > 0) spdlog::warn("removed {} leftover shared-memory segment(s)", swept);
-    // A service killed by a signal leaves its socket file behind.
-    for (const auto& name : shard_socket_names(socket_, opts_.services)) ::unlink(control_socket_path(name).c_str());
-    ::rmdir(socket_dir().c_str());  // only when no other run still has a socket there
+    remove_socket_files(shard_socket_names(socket_, opts_.services));  // a killed service's are left
 
     Outcome o;
     if (interrupt_signal_) {
@@ -427,6 +425,7 @@ void prepare_launch(const Config& cfg, const std::string& run_dir, LaunchOptions
 
 int run_with_restarts(const LaunchOptions& options) {
   LaunchOptions opts = options;
+  // One token for every attempt: CONVOY_JOB_TOKEN, else a fresh one.
   if (opts.job_token.empty()) opts.job_token = job_token_from_env();
   if (opts.job_token.empty()) opts.job_token = generate_job_token();
   sigset_t set;
@@ -549,7 +548,6 @@ int launch_main(const std::vector<std::string>& argv) {
                                                  << "export " << kJobTokenEnv
                                                  << "=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')");
   }
-  if (opts.job_token.empty()) opts.job_token = generate_job_token();
   prepare_launch(cfg, args.get("--run-dir", resume_run_dir(cfg, opts.resume)), &opts);
   return run_with_restarts(opts);
 }

@@ -18,7 +18,7 @@ struct LaunchOptions {
   int master_port = 0;      // 0: a free one per attempt (one node only)
   std::string master_addr = "127.0.0.1";  // rank 0's host (torchrun's --master-addr)
   int nnodes = 1, node_rank = 0;          // this launcher starts ranks node_rank*nproc ...
-  std::string job_token;                  // CONVOY_JOB_TOKEN for every child
+  std::string job_token;                  // for every child; empty: CONVOY_JOB_TOKEN, else a fresh one
   std::string resume;       // "", "auto" or a checkpoint path
   int max_restarts = 0;
   int stop_grace_s = 120;

@@ -45,18 +45,16 @@ in_chroot() {
   local dir=$1 cmd=$2 src
   [ -d "$dir/usr" ] || { echo "in_chroot: $dir is not a chroot" >&2; return 2; }
   src=$(pwd)
-  local mounts=()
   _mount() {  # _mount SOURCE TARGET [mount options...]
-    local target=$dir$2
-    mkdir -p "$target"
-    mount "${@:3}" "$1" "$target"
-    mounts=("$target" "${mounts[@]}")
+    mkdir -p "$dir$2"
+    mount "${@:3}" "$1" "$dir$2"
   }
   _umount_all() {
-    local m
-    for m in "${mounts[@]}"; do umount -l "$m" 2>/dev/null || true; done
-    # And whatever the command mounted inside (ip netns add binds run/netns).
-    findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    # Everything mounted under the chroot, deepest first: ours, and what the
+    # command mounted inside (ip netns add binds run/netns).
+    findmnt -rn -o TARGET | awk -v d="$dir/" 'index($0, d) == 1' | sort -r | while read -r m; do
+      umount -l "$m" 2>/dev/null || true
+    done
   }
   trap _umount_all EXIT
   _mount proc /proc -t proc

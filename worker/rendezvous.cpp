@@ -141,7 +141,7 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
     // has not died yet (another node restarts at its own pace): that store
     // has had world_size joins already. Such a rank waits for the new one.
     const auto deadline = std::chrono::steady_clock::now() + d->timeout_;
-    for (bool fresh = static_cast<bool>(store); !fresh;) {
+    while (!store) {
       try {
         store = c10::make_intrusive<JobStore>(info.master_addr, info.master_port, token, d->timeout_,
                                               /*serve=*/info.rank == 0, local);
@@ -151,8 +151,7 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
         throw Error(CONVOY_STR("rank " << info.rank << ": rendezvous with " << info.master_addr << ":"
                                        << info.master_port << " failed: " << error_text(e)));
       }
-      fresh = store->add("convoy/joined", 1) <= info.world_size;
-      if (fresh) break;
+      if (store->add("convoy/joined", 1) <= info.world_size) break;
       store.reset();
       if (std::chrono::steady_clock::now() > deadline)
         throw TimeoutError(CONVOY_STR("rank " << info.rank << ": the store at " << info.master_addr << ":"

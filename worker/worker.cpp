@@ -68,9 +68,7 @@ class OwnedDataServices {
         ::waitpid(p.pid, &p.status, 0);
       }
     }
-    // A service that died by a signal leaves its socket file behind.
-    for (const auto& s : sockets_) ::unlink(control_socket_path(s).c_str());
-    ::rmdir(socket_dir().c_str());
+    remove_socket_files(sockets_);  // a killed service's are left
   }
   // Throws if a service has died.
   void check() {
