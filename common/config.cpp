@@ -387,7 +387,7 @@ Config to_struct(const proto::Config& c) {
                {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
                t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s(),
                t.timeline_steps(), t.timeline_start(), t.max_steps(), t.loss_scaling(), t.accumulation_steps(),
-               t.best_metric(), t.early_stopping_patience(), t.early_stopping_min_delta()};
+               t.best_metric(), t.early_stopping_patience(), t.early_stopping_min_delta(), t.cudnn_benchmark()};
   const auto& ds = c.data_service();
   out.data_service = {ds.decode_threads(),      ds.ring_slots(),   ds.timeout_s(),
                       ds.crop_aware_decode(),   ds.fast_idct(),    ds.services_per_node(),

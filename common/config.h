@@ -92,6 +92,7 @@ struct TrainSpec {
   std::string best_metric = "accuracy";
   int early_stopping_patience = 0;
   float early_stopping_min_delta = 0.f;
+  bool cudnn_benchmark = true;
 };
 
 struct DataServiceSpec {

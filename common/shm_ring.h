@@ -84,6 +84,9 @@ class ShmRing {
   const std::string& name() const { return name_; }
   uint32_t slots() const;
   uint64_t slot_bytes() const;
+  // Every slot, contiguous (for registering with CUDA as pinned memory).
+  uint8_t* slots_begin() const { return slot(0); }
+  uint64_t slots_size() const { return slots() * slot_bytes(); }
 
  private:
   ShmRing(std::string name, bool owner, void* base, size_t size);

@@ -52,6 +52,23 @@ DataClient::DataClient(const std::vector<std::string>& sockets, int rank, int wo
   }
 }
 
+void DataClient::pin_rings(Pinner pinner) {
+  pinner_ = std::move(pinner);
+  for (auto& part : parts_)
+    if (part.ring && !part.pin) part.pin = pin(part.ring);
+}
+
+std::shared_ptr<void> DataClient::pin(const std::shared_ptr<ShmRing>& ring) {
+  auto handle = pinner_(ring->slots_begin(), ring->slots_size());
+  if (!handle) return nullptr;
+  // The mapping outlives the pinning: unpin, then let the ring go.
+  auto held = std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<ShmRing>>>(handle, ring);
+  return std::shared_ptr<void>(ring.get(), [held](void*) {
+    held->first.reset();
+    held->second.reset();
+  });
+}
+
 std::string DataClient::connect(Part& part, int shard) {
   part.channel = ControlChannel::connect(part.socket, timeout_, alive_);
   proto::Envelope msg;
@@ -73,6 +90,7 @@ std::string DataClient::connect(Part& part, int shard) {
                "rank " << rank_ << ": @" << part.socket << " serves shard " << r.shard() << " of " << r.shards()
                        << ", expected shard " << shard << " of " << parts_.size());
   part.ring = ShmRing::open(r.ring_name());
+  if (pinner_) part.pin = pin(part.ring);
   DataInfo info;
   info.layout = {r.batch_size(), r.channels(), r.height(), r.width()};
   info.class_names.assign(r.class_names().begin(), r.class_names().end());
@@ -163,6 +181,7 @@ void DataClient::reconnect(int shard, const std::string& split, uint32_t epoch, 
                "for it to come back",
                rank_, shard, split, step, epoch + 1, timeout_.count() / 1000);
   part.channel.reset();
+  if (part.pin) retired_pins_.push_back(std::move(part.pin));
   part.ring.reset();  // tensors still over its slots keep their own reference
   std::string reason;
   try {

@@ -76,12 +76,18 @@ class DataClient {
   // Shards that were reconnected since the last call.
   std::vector<DataRestart> take_restarts();
   std::vector<DataShardStats> shard_stats();
+  // Pins every ring with `pin` (DeviceRuntime::pin_host), now and after a
+  // shard restart maps a new one, so batches copy to a GPU asynchronously.
+  // A replaced ring stays pinned (and mapped) until the client goes.
+  using Pinner = std::function<std::shared_ptr<void>(void*, size_t)>;
+  void pin_rings(Pinner pin);
 
  private:
   struct Part {
     std::string socket;
     std::unique_ptr<ControlChannel> channel;
     std::shared_ptr<ShmRing> ring;
+    std::shared_ptr<void> pin;  // before `ring` goes: unpinned first
     uint64_t filled = 0, fill_us = 0;  // since the last shard_stats()
   };
   struct Request {
@@ -93,6 +99,7 @@ class DataClient {
   void send_stream(Part& part, const Request& r);
   ShmRing::ReadSlot acquire(int shard, const std::string& split, uint32_t epoch, uint64_t step);
   void reconnect(int shard, const std::string& split, uint32_t epoch, uint64_t step);
+  std::shared_ptr<void> pin(const std::shared_ptr<ShmRing>& ring);
 
   int rank_, world_size_, local_rank_;
   int numa_node_ = -1;
@@ -100,6 +107,8 @@ class DataClient {
   std::function<void()> alive_;
   bool await_restarts_;
   std::vector<Part> parts_;
+  Pinner pinner_;
+  std::vector<std::shared_ptr<void>> retired_pins_;  // replaced rings' (copies may still read them)
   std::deque<Request> pending_;  // requested and not yet fully taken, in order
   std::vector<DataRestart> restarts_;
   DataInfo info_;

@@ -18,9 +18,9 @@ void set_timeout_diagnosis(std::function<std::string()> diagnose) {
 }
 
 GradSync::GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
-                   std::chrono::milliseconds timeout, size_t bucket_bytes)
+                   std::chrono::milliseconds timeout, size_t bucket_bytes, torch::Device comm_device)
     : group_(std::move(group)), rank_(rank), world_size_(world_size), timeout_(timeout),
-      bucket_bytes_(bucket_bytes) {}
+      bucket_bytes_(bucket_bytes), comm_device_(comm_device) {}
 
 void GradSync::fail(const std::exception& e, const std::string& what, int64_t step) const {
   std::string text = error_text(e);
@@ -123,8 +123,9 @@ int GradSync::vote(bool vote, int64_t step) {
 
 void GradSync::sum(torch::Tensor values, const std::string& what, int64_t step) {
   if (!group_ || world_size_ == 1) return;
-  std::vector<torch::Tensor> buf{values};
+  std::vector<torch::Tensor> buf{values.to(comm_device_)};
   run(group_->allreduce(buf), "all-reduce of " + what, step);
+  if (!buf[0].is_same(values)) values.copy_(buf[0]);
 }
 
 }  // namespace convoy

@@ -24,8 +24,11 @@ void set_timeout_diagnosis(std::function<std::string()> diagnose);
 class GradSync {
  public:
   // `group` may be null (a single process: every call is a no-op).
+  // `comm_device`: where the group's tensors must be (CUDA for NCCL); small
+  // CPU values (sums, votes) travel through it.
   GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
-           std::chrono::milliseconds timeout, size_t bucket_bytes = 25u << 20);
+           std::chrono::milliseconds timeout, size_t bucket_bytes = 25u << 20,
+           torch::Device comm_device = torch::kCPU);
 
   // Copies rank 0's values of `tensors` to every rank.
   void broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what);
@@ -50,6 +53,7 @@ class GradSync {
   int rank_, world_size_;
   std::chrono::milliseconds timeout_;
   size_t bucket_bytes_;
+  torch::Device comm_device_;
 };
 
 }  // namespace convoy

@@ -14,13 +14,15 @@ namespace convoy {
 struct OverlapSync::HookState {
   std::mutex mu;
   std::vector<BucketTimes> times;
-  Timeline* timeline = nullptr;
+  StepClock* clock = nullptr;
 };
 
 namespace {
 
 // Averages a bucket: divide first (as DDP's hook does), then all-reduce the
-// sum; records when it was launched and when it completed.
+// sum; marks when it was launched and when it completed. On CUDA the
+// completion callback runs on a stream that waits for NCCL's work, so its
+// mark falls where the all-reduce ends.
 class TimedAllreduceHook : public c10d::CommHookInterface {
  public:
   TimedAllreduceHook(std::shared_ptr<OverlapSync::HookState> state, c10::intrusive_ptr<compat::Backend> group,
@@ -37,20 +39,21 @@ class TimedAllreduceHook : public c10d::CommHookInterface {
     tensors[0].div_(world_size_);
     const size_t index = bucket.getIndex();
     const int64_t bytes = tensors[0].numel() * tensors[0].element_size();
-    const int64_t launch = Timeline::now_us();
+    const int launch = st->clock->mark();
     auto fut = group_->allreduce(tensors)->getFuture();
-    Timeline* timeline = st->timeline;
-    fut->addCallback([st, index, launch, bytes, timeline](c10::ivalue::Future&) {
-      const int64_t done = Timeline::now_us();
-      {
-        std::lock_guard<std::mutex> lock(st->mu);
-        st->times.push_back({index, launch, done});
-      }
-      if (timeline)
-        timeline->span("all-reduce bucket " + std::to_string(index), "comm", launch, done,
-                       "\"bucket\":" + std::to_string(index) + ",\"bytes\":" + std::to_string(bytes));
-    });
-    return fut;
+    // The Reducer waits for the future returned here, so the completion is
+    // marked before backward returns (a plain callback could run after it,
+    // on Gloo's thread, in the next step).
+    return fut->then(
+        [st, index, launch, bytes](c10::ivalue::Future& done_fut) {
+          const int done = st->clock->mark();
+          {
+            std::lock_guard<std::mutex> lock(st->mu);
+            st->times.push_back({index, launch, done, bytes});
+          }
+          return done_fut.value();
+        },
+        fut->elementType());
   }
 
  private:
@@ -62,8 +65,9 @@ class TimedAllreduceHook : public c10d::CommHookInterface {
 }  // namespace
 
 OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusive_ptr<compat::Backend> group,
-                         int world_size, size_t first_bucket_bytes, size_t bucket_bytes)
+                         int world_size, size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock)
     : state_(std::make_shared<HookState>()) {
+  state_->clock = clock;
   // As DistributedDataParallel does: buckets by size in parameter order,
   // then reversed, since backward produces gradients last layer first.
   auto [indices, limits] =
@@ -81,8 +85,7 @@ OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusiv
 
 OverlapSync::~OverlapSync() = default;
 
-void OverlapSync::expect_backward(Timeline* timeline) {
-  state_->timeline = timeline && timeline->active() ? timeline : nullptr;
+void OverlapSync::expect_backward() {
   // As DDP's forward does: after the first backward, the buckets are rebuilt
   // in the order the gradients actually became ready (rank 0's order,
   // broadcast). Until then the Reducer records that order on every

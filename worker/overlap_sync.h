@@ -8,9 +8,10 @@
 // Build it after any checkpoint was loaded into the parameters (LibTorch's
 // load replaces their storage with set_): built before, a resumed run
 // diverged from the uninterrupted one (Trainer builds it at the first step).
-// A comm hook of ours launches each bucket's all-reduce, so its launch and
-// completion times are known: the step breakdown's exposed communication,
-// and one timeline span per bucket.
+// A comm hook of ours launches each bucket's all-reduce and marks its launch
+// and completion on the step's clock (CUDA events in stream order on a GPU),
+// so the step breakdown's exposed communication and one timeline span per
+// bucket are known.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,7 +20,7 @@
 #include <mutex>
 #include <vector>
 
-#include "worker/timeline.h"
+#include "worker/device.h"
 #include "worker/torch_compat.h"
 
 namespace c10d {
@@ -28,20 +29,23 @@ class Reducer;
 
 namespace convoy {
 
+// Marks on the step's clock (StepClock::us turns them into times).
 struct BucketTimes {
   size_t bucket = 0;
-  int64_t launch_us = 0, done_us = 0;
+  int launch_mark = 0, done_mark = 0;
+  int64_t bytes = 0;
 };
 
 class OverlapSync {
  public:
+  // `clock` (the trainer's) must outlive this object.
   OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusive_ptr<compat::Backend> group, int world_size,
-              size_t first_bucket_bytes, size_t bucket_bytes);
+              size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock);
   ~OverlapSync();
 
   // Before backward: this step's gradients are to be reduced (skip it for
   // the micro-batches of an accumulation, DDP's no_sync).
-  void expect_backward(Timeline* timeline);
+  void expect_backward();
   // After backward returned: each bucket's launch/completion this step.
   std::vector<BucketTimes> take_bucket_times();
 

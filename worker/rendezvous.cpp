@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/job_token.h"
 #include "common/net.h"
+#include "worker/device.h"
 #include "worker/grad_sync.h"
 #include "worker/job_store.h"
 #include "worker/torch_errors.h"
@@ -120,7 +121,7 @@ c10::intrusive_ptr<compat::Backend> make_gloo_group(const c10::intrusive_ptr<c10
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, opts);
 }
 
-std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& cfg) {
+std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& cfg, DeviceRuntime& runtime) {
   auto d = std::unique_ptr<Distributed>(new Distributed());
   d->timeout_ = std::chrono::seconds(cfg.distributed.timeout_s);
   if (info.world_size > 1) {
@@ -189,11 +190,13 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
       }
     });
     set_timeout_diagnosis([dp = d.get()] { return dp->diagnose_peers(); });
-    spdlog::debug("rank {}: rendezvous at {}:{}, Gloo on {}", info.rank, info.master_addr, info.master_port, local);
+    spdlog::debug("rank {}: rendezvous at {}:{}, store and Gloo on {}, device {}", info.rank, info.master_addr,
+                  info.master_port, local, runtime.describe());
     try {
-      d->group_ = make_gloo_group(store, info.rank, info.world_size, d->timeout_, local);
+      d->group_ = runtime.make_group(store, info.rank, info.world_size, d->timeout_, local);
     } catch (const std::exception& e) {
-      throw Error(CONVOY_STR("rank " << info.rank << ": creating the Gloo group failed: " << error_text(e)));
+      throw Error(CONVOY_STR("rank " << info.rank << ": creating the process group ("
+                                     << (runtime.device().is_cuda() ? "NCCL" : "Gloo") << ") failed: " << error_text(e)));
     }
   } else if (job_token_from_env().empty()) {
     ::setenv(kJobTokenEnv, generate_job_token().c_str(), 1);

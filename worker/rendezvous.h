@@ -27,6 +27,7 @@
 namespace convoy {
 
 struct Config;
+class DeviceRuntime;
 
 struct RankInfo {
   int rank = 0, world_size = 1;
@@ -40,10 +41,10 @@ RankInfo rank_info_from_env();
 
 class Distributed {
  public:
-  // Connects to the store and builds the Gloo group; every wait is bounded by
-  // distributed.timeout_s. A store that refuses this process's token is a
-  // UserError.
-  static std::unique_ptr<Distributed> connect(RankInfo info, const Config& cfg);
+  // Connects to the store and builds the runtime's group (Gloo, or NCCL on
+  // CUDA); every wait is bounded by distributed.timeout_s. A store that
+  // refuses this process's token is a UserError.
+  static std::unique_ptr<Distributed> connect(RankInfo info, const Config& cfg, DeviceRuntime& runtime);
 
   const RankInfo& info() const { return info_; }
   int rank() const { return info_.rank; }

@@ -24,13 +24,16 @@ using Backend = ::c10d::ProcessGroup;
 using Work = ::c10d::Work;
 
 // What c10d's Reducer takes as its group: in 1.13 the backend itself; in 2.x
-// a dispatching ProcessGroup, here one that sends CPU tensors to `backend`.
+// a dispatching ProcessGroup, here one that sends the backend's device's
+// tensors (CPU for Gloo, CUDA for NCCL) to `backend`.
 #if TORCH_VERSION_MAJOR >= 2
 using ReducerGroup = ::c10d::ProcessGroup;
 inline c10::intrusive_ptr<ReducerGroup> reducer_group(const c10::intrusive_ptr<Backend>& backend) {
+  using Type = ::c10d::ProcessGroup::BackendType;
+  const bool nccl = backend->getBackendName() == "nccl";
   auto pg = c10::make_intrusive<::c10d::ProcessGroup>(backend->getRank(), backend->getSize());
-  pg->setBackend(c10::DeviceType::CPU, ::c10d::ProcessGroup::BackendType::GLOO, backend);
-  pg->setDefaultBackend(::c10d::ProcessGroup::BackendType::GLOO);
+  pg->setBackend(nccl ? c10::DeviceType::CUDA : c10::DeviceType::CPU, nccl ? Type::NCCL : Type::GLOO, backend);
+  pg->setDefaultBackend(nccl ? Type::NCCL : Type::GLOO);
   return pg;
 }
 #else

@@ -9,28 +9,18 @@
 
 namespace convoy {
 
-torch::Device resolve_device(const std::string& device) {
-  if (device == "cpu") return torch::kCPU;
-  if (device == "cuda") {
-    if (!torch::cuda::is_available())
-      CONVOY_USER_ERROR("device: 'cuda' asked for, but this build of LibTorch has no CUDA or no GPU is visible; "
-                        "use --set device=cpu");
-    return torch::kCUDA;
-  }
-  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
-
 Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
-                 int world_size, int64_t steps_per_epoch)
-    : cfg_(cfg), rank_(rank), world_size_(world_size), device_(resolve_device(cfg.device)),
+                 int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime)
+    : cfg_(cfg), rank_(rank), world_size_(world_size),
+      runtime_(runtime ? std::move(runtime) : make_device_runtime(cfg.device, 0, cfg.train.cudnn_benchmark)),
+      clock_(runtime_->make_clock()), device_(runtime_->device()),
       schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
       sync_(group, rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s),
-            static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20))),
+            static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20)), device_),
       bf16_(cfg.train.amp == "bf16"), fp16_(cfg.train.amp == "fp16"),
       scaler_(cfg.train.loss_scaling == "dynamic" || (cfg.train.loss_scaling == "auto" && cfg.train.amp == "fp16")) {
   if (fp16_ && !device_.is_cuda())
     CONVOY_USER_ERROR("train.amp: fp16 needs a CUDA device (this run is on the CPU); use bf16");
-  CONVOY_CHECK(device_.is_cpu(), "the CUDA path is not built yet; use --set device=cpu");
   torch::manual_seed(cfg.seed);
   model_ = make_model(cfg.model, cfg.data.image, num_classes);
   if (!cfg.model.init_from.empty()) init_from(cfg.model.init_from);
@@ -65,24 +55,26 @@ void Trainer::init_from(const std::string& path) {
 }
 
 torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
-  auto x = pixels.to(device_, torch::kFloat).mul_(scale_).add_(shift_);
-  return cfg_.model.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+  auto u8 = pixels.to(device_);  // no copy when the batch is already there
+  auto x = torch::empty(u8.sizes(), u8.options().dtype(torch::kFloat).memory_format(
+                                        cfg_.model.channels_last ? torch::MemoryFormat::ChannelsLast
+                                                                 : torch::MemoryFormat::Contiguous));
+  // shift + u8 * scale: one kernel on a GPU, reading bytes, writing floats.
+  return torch::addcmul_out(x, shift_, u8, scale_);
 }
 
 StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
                                bool stop_vote, int micro, int micros) {
-  using Clock = std::chrono::steady_clock;
-  auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   if (timeline_) timeline_->set_step(global_step);
   model_->train();
   if (micro == 0 && cfg_.distributed.broadcast_buffers == "step") sync_buffers();
   torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)) +
                      static_cast<uint64_t>(micro));
-  const auto t0 = Clock::now();
+  clock_->reset();
+  const int m0 = clock_->mark();
   torch::Tensor loss;
   int64_t valid = 0;
   {
-    TimelineSpan span(timeline_, "forward", "compute");
     auto x = normalize(pixels);
     auto y = labels.to(device_);
     valid = (y >= 0).sum().item<int64_t>();
@@ -96,11 +88,12 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
       loss = logits.sum() * 0;  // still take part in the all-reduce
     }
   }
-  const auto t1 = Clock::now();
+  const int m1 = clock_->mark();
   if (overlap_wanted_ && !overlap_)
     overlap_ = std::make_unique<OverlapSync>(params_, group_, world_size_,
                                              static_cast<size_t>(cfg_.distributed.first_bucket_mb * (1 << 20)),
-                                             static_cast<size_t>(cfg_.distributed.bucket_mb * (1 << 20)));
+                                             static_cast<size_t>(cfg_.distributed.bucket_mb * (1 << 20)),
+                                             clock_.get());
   const bool last = micro + 1 >= micros;
   // One batch: the mean over its valid samples. Micro-batches: their share of
   // the accumulated batch (see trainer.h).
@@ -119,69 +112,75 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     }
   }
   if (!last) {
-    TimelineSpan span(timeline_, "backward (accumulating)", "compute");
     objective.backward();  // no all-reduce: DDP's no_sync
-    times.backward = ms(t1, Clock::now());
-    StepResult partial{loss.item<double>(), valid, schedule_.at(global_step), false, false, 1.0, times};
-    partial.times.forward = ms(t0, t1);
-    return partial;
+    const int m2 = clock_->mark();
+    span("forward", "compute", m0, m1);
+    span("backward (accumulating)", "compute", m1, m2);
+    times.forward = clock_->ms(m0, m1);
+    times.backward = clock_->ms(m1, m2);
+    return StepResult{loss.item<double>(), valid, schedule_.at(global_step), false, false, 1.0, times};
   }
-  int votes = backward_and_reduce(objective, global_step, stop_vote, &times);
-  const auto t3 = Clock::now();
+  int votes = backward_and_reduce(objective, global_step, stop_vote, m1, &times);
+  const int m3 = clock_->mark();
   const double scale_used = scaler_.enabled() ? scaler_.scale() : 1.0;
   // On the averaged gradients, so every rank decides the same.
   const bool finite = scaler_.unscale_and_update(params_);
-  {
-    TimelineSpan span(timeline_, "optimizer", "compute");
-    schedule_.apply(*optimizer_, global_step);
-    if (finite) optimizer_->step();
-  }
-  const auto t4 = Clock::now();
+  schedule_.apply(*optimizer_, global_step);
+  if (finite) optimizer_->step();
+  const int m4 = clock_->mark();
   StepResult r{loss.item<double>(), valid, schedule_.at(global_step), votes > 0, !finite, scale_used, times};
-  r.times.forward = ms(t0, t1);
-  r.times.optimizer = ms(t3, t4);
+  span("forward", "compute", m0, m1);
+  span("optimizer", "compute", m3, m4);
+  r.times.forward = clock_->ms(m0, m1);
+  r.times.optimizer = clock_->ms(m3, m4);
   return r;
+}
+
+void Trainer::span(const char* name, const char* category, int from, int to) {
+  if (timeline_ && timeline_->active()) timeline_->span(name, category, clock_->us(from), clock_->us(to));
 }
 
 // The last (or only) backward of a step, with the gradients averaged across
 // ranks: overlapped through the Reducer, or all-reduced after backward.
-// Returns how many ranks voted to stop.
-int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_step, bool stop_vote,
+// `start` is the clock's mark where backward begins. Returns how many ranks
+// voted to stop.
+int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_step, bool stop_vote, int start,
                                  StepTimes* times) {
-  using Clock = std::chrono::steady_clock;
   if (overlap_) {
-    const int64_t b0 = Timeline::now_us();
-    overlap_->expect_backward(timeline_);
+    overlap_->expect_backward();
     try {
       objective.backward();  // returns once every bucket is all-reduced
     } catch (const std::exception& e) {
       sync_.fail(e, "all-reduce of gradients (overlapped with backward)", global_step);
     }
-    const int64_t b1 = Timeline::now_us();
+    const int end = clock_->mark();
+    const int64_t b0 = clock_->us(start), b1 = clock_->us(end);
     int64_t last_launch = b0;
     for (const auto& bt : overlap_->take_bucket_times()) {
-      last_launch = std::max(last_launch, bt.launch_us);
-      times->allreduce += (bt.done_us - bt.launch_us) / 1e3;
+      const int64_t launch = clock_->us(bt.launch_mark), done = clock_->us(bt.done_mark);
+      last_launch = std::max(last_launch, launch);
+      times->allreduce += (done - launch) / 1e3;
+      if (timeline_ && timeline_->active())
+        timeline_->span("all-reduce bucket " + std::to_string(bt.bucket), "comm", launch, done,
+                        "\"bucket\":" + std::to_string(bt.bucket) + ",\"bytes\":" + std::to_string(bt.bytes));
     }
     // Backward's compute ends when its last gradient is ready, which is when
     // the last bucket is launched; what remains of backward() is waiting.
     times->backward = (last_launch - b0) / 1e3;
     times->exposed_comm = (b1 - last_launch) / 1e3;
-    if (timeline_) {
+    if (timeline_ && timeline_->active()) {
       timeline_->span("backward", "compute", b0, last_launch);
       timeline_->span("exposed all-reduce wait", "comm", last_launch, b1);
     }
     return sync_.vote(stop_vote, global_step);
   }
-  const auto t1 = Clock::now();
-  {
-    TimelineSpan span(timeline_, "backward", "compute");
-    objective.backward();
-  }
-  const auto t2 = Clock::now();
+  objective.backward();
+  const int done = clock_->mark();
+  span("backward", "compute", start, done);
   int votes = sync_.average_gradients(params_, global_step, stop_vote, timeline_);
-  times->backward = std::chrono::duration<double, std::milli>(t2 - t1).count();
-  times->exposed_comm = times->allreduce = std::chrono::duration<double, std::milli>(Clock::now() - t2).count();
+  const int reduced = clock_->mark();
+  times->backward = clock_->ms(start, done);
+  times->exposed_comm = times->allreduce = clock_->ms(done, reduced);
   return votes;
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/config.h"
+#include "worker/device.h"
 #include "worker/eval_metrics.h"
 #include "worker/grad_sync.h"
 #include "worker/loss_scaler.h"
@@ -19,7 +20,8 @@
 
 namespace convoy {
 
-// Where a step's time went, in milliseconds (wall clock on this rank).
+// Where a step's time went, in milliseconds, on the device's clock (the CPU's,
+// or CUDA events in stream order on a GPU).
 // forward + backward + exposed_comm + optimizer is the step (without the data
 // wait). allreduce is the buckets' total all-reduce time, most of which ran
 // during backward when overlapped; exposed_comm is the part after it.
@@ -43,11 +45,13 @@ class Trainer {
   // `group` may be null for a single process. The model is built from the
   // seeded generator (or model.init_from's weights, with a fresh head when
   // the class count differs) and then broadcast from rank 0. With
-  // model.freeze_backbone only the head's parameters train.
+  // model.freeze_backbone only the head's parameters train. `runtime`: the
+  // device (null: the one cfg.device names, as local rank 0).
   Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
-          int world_size, int64_t steps_per_epoch);
+          int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime = nullptr);
 
-  // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore. Dropout
+  // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore; on the
+  // CPU or already on the trainer's device. Dropout
   // draws are seeded by (seed, rank, global_step), so a resumed run repeats
   // them exactly. `stop_vote` travels with the gradients: if any rank votes,
   // every rank's result says stop, after the same step.
@@ -79,12 +83,19 @@ class Trainer {
   void set_timeline(Timeline* t) { timeline_ = t; }
 
  private:
+  // uint8 -> float, (x / 255 - mean) / std, in one pass on the device (into
+  // channels_last directly when the model is).
   torch::Tensor normalize(const torch::Tensor& pixels) const;
   void init_from(const std::string& path);
-  int backward_and_reduce(const torch::Tensor& objective, int64_t global_step, bool stop_vote, StepTimes* times);
+  int backward_and_reduce(const torch::Tensor& objective, int64_t global_step, bool stop_vote, int start,
+                          StepTimes* times);
+  // A timeline span between two of the clock's marks (when recording).
+  void span(const char* name, const char* category, int from, int to);
 
   Config cfg_;
   int rank_, world_size_;
+  std::shared_ptr<DeviceRuntime> runtime_;
+  std::unique_ptr<StepClock> clock_;
   torch::Device device_;
   Classifier model_;
   std::vector<torch::Tensor> params_;
@@ -99,9 +110,5 @@ class Trainer {
   LossScaler scaler_;
   Timeline* timeline_ = nullptr;
 };
-
-// Resolves config.device ("auto" picks CUDA when present); throws UserError
-// when CUDA is asked for and unavailable.
-torch::Device resolve_device(const std::string& device);
 
 }  // namespace convoy

@@ -17,6 +17,7 @@
 #include "common/logging.h"
 #include "worker/checkpoint.h"
 #include "worker/data_client.h"
+#include "worker/device.h"
 #include "common/metrics.h"
 #include "common/tensorboard.h"
 #include "report/run_report.h"
@@ -72,8 +73,8 @@ struct EpochSummary {
 class TrainingLoop::Impl {
  public:
   Impl(const Config& cfg, Distributed& dist, DataClient& data, const std::string& run_dir,
-         const std::string& resume_path)
-      : cfg_(cfg), dist_(dist), data_(data), run_dir_(run_dir),
+         const std::string& resume_path, std::shared_ptr<DeviceRuntime> runtime)
+      : cfg_(cfg), dist_(dist), data_(data), runtime_(std::move(runtime)), run_dir_(run_dir),
         metrics_(dist.rank() == 0 ? join_path(run_dir, "metrics.jsonl") : ""),
         tb_(dist.rank() == 0 ? run_dir : ""),
         timeline_(dist.rank(), cfg.train.timeline_start, cfg.train.timeline_steps),
@@ -90,7 +91,9 @@ class TrainingLoop::Impl {
     num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
     const int64_t k = cfg.train.accumulation_steps;  // optimizer steps per epoch: ceil(steps / k)
     trainer_ = std::make_unique<Trainer>(cfg, num_classes_, dist.group(), dist.rank(), dist.world_size(),
-                                         (steps_ + k - 1) / k);
+                                         (steps_ + k - 1) / k, runtime_);
+    if (runtime_->prefetch())
+      data_.pin_rings([rt = runtime_](void* p, size_t n) { return rt->pin_host(p, n); });
     trainer_->set_timeline(&timeline_);
     eval_splits_ = cfg.train.eval_splits;
     if (eval_splits_ == std::vector<std::string>{"none"})
@@ -372,14 +375,19 @@ class TrainingLoop::Impl {
     Window w;
     w.start = t0;
     const int64_t accumulation = cfg_.train.accumulation_steps;
+    std::optional<DeviceBatch> ahead;  // the next step's batch, already on its way to the GPU
     for (int64_t step = first; step < end; ++step) {
       timeline_.set_step(global_step_);
       const int64_t wait_start = Timeline::now_us();
-      Batch batch = data_.next("train", static_cast<uint32_t>(epoch), static_cast<uint64_t>(step));
+      DeviceBatch batch = ahead ? std::move(*ahead) : take("train", epoch, static_cast<uint64_t>(step));
+      ahead.reset();
+      // On a GPU the next batch's copy runs on a side stream while this
+      // step computes; waiting for it to arrive counts as data wait.
+      if (runtime_->prefetch() && step + 1 < end) ahead = take("train", epoch, static_cast<uint64_t>(step + 1));
       const int64_t wait_end = Timeline::now_us();
       timeline_.span("data wait", "data", wait_start, wait_end);
       w.wait_ms += (wait_end - wait_start) / 1e3;
-      note_data_errors(batch);
+      batch.ready();
       // Gradient accumulation: micro-batch `micro` of `micros` (the epoch's
       // last group may be shorter); the optimizer steps after the last.
       const int micro = static_cast<int>(step % accumulation);
@@ -507,6 +515,14 @@ class TrainingLoop::Impl {
     return stop;
   }
 
+  // The batch (split, epoch, step) from the data service, on its way to the
+  // training device; its slot goes back once the device has it.
+  DeviceBatch take(const std::string& split, int epoch, uint64_t step) {
+    auto host = std::make_shared<Batch>(data_.next(split, static_cast<uint32_t>(epoch), step));
+    note_data_errors(*host);
+    return runtime_->upload(host->pixels, host->labels, host);
+  }
+
   EvalSums evaluate(const std::string& split, int epoch) {
     EvalSums sums(num_classes_);
     uint64_t steps = data_.info().find(split)->steps_per_epoch;
@@ -514,8 +530,8 @@ class TrainingLoop::Impl {
     const std::string label = fmt::format("eval {} {}/{}", split, epoch + 1, cfg_.train.epochs);
     const double images_per_step = static_cast<double>(cfg_.data.batch_size) * dist_.world_size();
     for (uint64_t step = 0; step < steps; ++step) {
-      Batch batch = data_.next(split, static_cast<uint32_t>(epoch), step);
-      note_data_errors(batch);
+      DeviceBatch batch = take(split, epoch, step);
+      batch.ready();
       trainer_->eval_batch(batch.pixels, batch.labels, &sums);
       double elapsed = seconds_since(t0);
       progress_.update(label, static_cast<int64_t>(step + 1), static_cast<int64_t>(steps), elapsed,
@@ -541,6 +557,7 @@ class TrainingLoop::Impl {
   const Config& cfg_;
   Distributed& dist_;
   DataClient& data_;
+  std::shared_ptr<DeviceRuntime> runtime_;
   std::vector<DataShardStats> last_shard_stats_;
   std::string run_dir_;
   MetricsLog metrics_;
@@ -564,8 +581,8 @@ class TrainingLoop::Impl {
 
 
 TrainingLoop::TrainingLoop(const Config& cfg, Distributed& dist, DataClient& data, const std::string& run_dir,
-                           const std::string& resume_path)
-    : impl_(std::make_unique<Impl>(cfg, dist, data, run_dir, resume_path)) {}
+                           const std::string& resume_path, std::shared_ptr<DeviceRuntime> runtime)
+    : impl_(std::make_unique<Impl>(cfg, dist, data, run_dir, resume_path, std::move(runtime))) {}
 
 TrainingLoop::~TrainingLoop() = default;
 

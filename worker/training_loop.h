@@ -11,6 +11,7 @@ namespace convoy {
 struct Config;
 class Distributed;
 class DataClient;
+class DeviceRuntime;
 
 // SIGTERM/SIGUSR1 in a worker: every rank finishes its current step, rank 0
 // checkpoints, and the loop returns.
@@ -18,9 +19,11 @@ void install_stop_handlers();
 
 class TrainingLoop {
  public:
-  // Builds the model and optimizer; resumes from `resume_path` when given.
+  // Builds the model and optimizer on the runtime's device; resumes from
+  // `resume_path` when given. On a GPU, pins the data rings and uploads
+  // each batch while the step before it computes.
   TrainingLoop(const Config& cfg, Distributed& dist, DataClient& data, const std::string& run_dir,
-               const std::string& resume_path);
+               const std::string& resume_path, std::shared_ptr<DeviceRuntime> runtime);
   ~TrainingLoop();
   // Returns true when a stop request ended the run early (after a checkpoint).
   bool run();

@@ -20,6 +20,7 @@
 #include "common/run_dir.h"
 #include "worker/checkpoint.h"
 #include "worker/data_client.h"
+#include "worker/device.h"
 #include "worker/rendezvous.h"
 #include "worker/torch_errors.h"
 #include "worker/training_loop.h"
@@ -120,7 +121,9 @@ int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
   torch::set_num_threads(threads);
 
   install_stop_handlers();
-  auto dist = Distributed::connect(info, cfg);
+  // The device first: NCCL's communicators belong to the GPU chosen here.
+  auto runtime = make_device_runtime(cfg.device, info.local_rank, cfg.train.cudnn_benchmark);
+  auto dist = Distributed::connect(info, cfg, *runtime);
   const bool launched = std::getenv("CONVOY_DATA_SOCKET") != nullptr;
   std::string run_id = dist->share("run_id", env_or("CONVOY_RUN_ID", random_run_id()));
   std::string run_dir = dist->share("run_dir", env_or("CONVOY_RUN_DIR", args.get("--run-dir", default_run_dir(cfg))));
@@ -146,8 +149,8 @@ int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
                     std::chrono::seconds(cfg.data_service.timeout_s), alive,
                     /*await_restarts=*/launched && cfg.data_service.max_restarts > 0);
     spdlog::info("rank {} of {} ready (local rank {}, pid {}, {} torch thread(s), device {})", dist->rank(),
-                 dist->world_size(), dist->info().local_rank, ::getpid(), threads, cfg.device);
-    TrainingLoop loop(cfg, *dist, data, run_dir, resume_path);
+                 dist->world_size(), dist->info().local_rank, ::getpid(), threads, runtime->describe());
+    TrainingLoop loop(cfg, *dist, data, run_dir, resume_path, runtime);
     if (args.has("--eval-checkpoint"))
       loop.evaluate_checkpoint(args.get("--eval-checkpoint"), args.get("--eval-split", "val"));
     else
@@ -171,8 +174,7 @@ std::string torch_build_info() {
 #else
   s += "; c10d Gloo: no";
 #endif
-  // Convoy's own CUDA path (NCCL groups, pinned transfers) is not built yet.
-  return s + "; Convoy GPU path: not built (CPU only)";
+  return s + "; " + cuda_build_info();
 }
 
 int worker_main(const std::vector<std::string>& argv) {

@@ -105,7 +105,7 @@ class MultiHostTest(unittest.TestCase):
         # Each host's ranks bound its own address on the chosen interface,
         # and each host ran its own data service.
         for rank, addr in ((0, "10.77.0.1"), (1, "10.77.0.1"), (2, "10.77.0.2"), (3, "10.77.0.2")):
-            self.assertRegex(out, rf"rank {rank}: rendezvous at 10\.77\.0\.1:\d+, Gloo on {re.escape(addr)}")
+            self.assertRegex(out, rf"rank {rank}: rendezvous at 10\.77\.0\.1:\d+, store and Gloo on {re.escape(addr)}")
         self.assertEqual(len(re.findall(r"serving 2 rank\(s\) on ", out)), 2)
 
     def test_two_hosts_by_launch_per_node_match_one_host(self):
@@ -120,7 +120,7 @@ class MultiHostTest(unittest.TestCase):
             out1 = log1.read()
         self.assertEqual(checksum(run_dir), self.expected)
         # No interface named: each host binds the address that routes to the master.
-        self.assertRegex(out1, r"rank 2: rendezvous at 10\.77\.0\.1:\d+, Gloo on 10\.77\.0\.2")
+        self.assertRegex(out1, r"rank 2: rendezvous at 10\.77\.0\.1:\d+, store and Gloo on 10\.77\.0\.2")
 
     def test_slurm_launch_script_with_stand_in_srun(self):
         """cluster/slurm-launch.sbatch as Slurm would run it, with stand-ins
