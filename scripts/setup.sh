@@ -2,12 +2,38 @@
 # Installs Convoy's dependencies from Debian 12's packages and builds
 # build/convoy. Idempotent: when everything is installed and built it only
 # checks, which takes a second or two.
+#
+# CONVOY_BUILD_DIR   another build folder (default build)
+# CONVOY_LIBTORCH    cpu (default): Debian's libtorch-dev and everything the
+#                    tests need; cuda-link: trixie's libtorch-cuda-dev with
+#                    the CUDA toolkit and NCCL, build packages only (the tests'
+#                    python3-torch conflicts with it), linked without cuDNN's
+#                    library (scripts/check-cuda-build.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+FLAVOUR=${CONVOY_LIBTORCH:-cpu}
+CMAKE_ARGS=()
+case $FLAVOUR in
+  cpu)
+    TORCH_PACKAGES=(libtorch-dev libgloo-dev)  # LibTorch (CPU) with c10d + Gloo
+    ;;
+  cuda-link)
+    TORCH_PACKAGES=(libtorch-cuda-dev libgloo-cuda-dev libnccl-dev nvidia-cuda-toolkit)
+    # Only a link check: cuDNN's library is downloaded by an installer
+    # package and is absent offline, so symbols that libtorch_cuda needs
+    # from it stay unresolved. Our own code must still resolve fully.
+    # The test binaries link too; listing their tests (which runs them) waits
+    # for ctest, which cannot run here.
+    CMAKE_ARGS=(-DCMAKE_EXE_LINKER_FLAGS=-Wl,--unresolved-symbols=ignore-in-shared-libs
+                -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST)
+    ;;
+  *) echo "setup: CONVOY_LIBTORCH must be cpu or cuda-link" >&2; exit 2 ;;
+esac
+
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
-  libtorch-dev libgloo-dev                 # LibTorch 1.13 (CPU) with c10d + Gloo
+  "${TORCH_PACKAGES[@]}"
   libopenmpi-dev openmpi-bin               # mpirun and the MPI bootstrap
   libopencv-dev zlib1g-dev                 # decoding (libpng via OpenCV), gzip'd IDX
   libjpeg62-turbo-dev libarchive-dev       # crop-aware JPEG decoding; tar shards (convoy pack)
@@ -15,13 +41,15 @@ PACKAGES=(
   libspdlog-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev                       # reading metrics.jsonl for the run report
   libssl-dev                               # HMAC-SHA256 for the job-token handshake
+)
+if [ "$FLAVOUR" = cpu ]; then PACKAGES+=(
   iproute2                                 # tests: network namespaces as hosts (cluster/netns-testbed.sh)
   chromium tmux                            # tests: the report rendered headless; the progress bar in a terminal
   dataset-fashion-mnist                    # the default config's data set
   python3                                  # integration tests (/usr/bin/python3)
   python3-torch python3-torchvision        # the PyTorch peers of the benchmarks (bench/)
   python3-skimage python3-pil python3-numpy  # bench/make_imagenet_like.py's photos
-)
+); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,7 +64,8 @@ if ((${#missing[@]})); then
 fi
 
 BUILD=${CONVOY_BUILD_DIR:-build}   # another folder for another toolchain (scripts/check-torch2.sh)
-if [ ! -f "$BUILD/build.ninja" ]; then
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# Configured once; a flavour with its own CMake settings re-applies them.
+if [ ! -f "$BUILD/build.ninja" ] || ((${#CMAKE_ARGS[@]})); then
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${CMAKE_ARGS[@]}"
 fi
 cmake --build "$BUILD" -j "$(nproc)"
