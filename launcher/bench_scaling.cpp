@@ -31,11 +31,14 @@ namespace {
 constexpr const char* kUsage =
     "usage: convoy bench scaling (CONFIG | --image-folder DIR) [--model resnet18] [--image-size 112]\n"
     "                            [--batch 32] [--ranks 1,2] [--threads-per-rank 1] [--steps 30]\n"
-    "                            [--warmup 5] [--amp none|bf16|fp16] [--run-dir DIR] [--json]\n"
+    "                            [--warmup 5] [--amp none|bf16|fp16] [--device auto|cpu|cuda]\n"
+    "                            [--run-dir DIR] [--json]\n"
     "For each world size in --ranks, runs convoy launch (data service and ranks) for warm-up +\n"
     "measured steps and reports global and per-rank images/s, scaling efficiency, and the step\n"
     "time split into data wait, forward, backward, exposed communication and optimizer. Writes\n"
     "scaling.json and scaling.svg into the run directory (default runs/bench-scaling-<time>).\n"
+    "--device auto trains on the GPUs when the build has CUDA and they are visible (rank = GPU);\n"
+    "fp16 needs them.\n"
     "example: convoy bench scaling --image-folder bench-data/inet --ranks 1,2 --amp bf16 --json\n";
 
 const std::vector<std::string> kPhases = {"data_wait", "forward", "backward", "exposed_comm", "optimizer"};
@@ -69,14 +72,15 @@ std::vector<int> parse_ranks(const std::string& text) {
 std::string bench_config_text(const CliArgs& args) {
   std::string amp = args.get("--amp", "none");
   if (amp != "none" && amp != "bf16" && amp != "fp16") CONVOY_USER_ERROR("--amp must be none, bf16 or fp16");
-  if (amp == "fp16")
-    CONVOY_USER_ERROR("--amp fp16 needs CUDA, which this build does not have (use bf16 on CPU)");
+  const std::string device = args.get("--device", "auto");
+  if (device != "auto" && device != "cpu" && device != "cuda") CONVOY_USER_ERROR("--device must be auto, cpu or cuda");
+  if (amp == "fp16" && device == "cpu") CONVOY_USER_ERROR("--amp fp16 needs CUDA (use bf16 on the CPU)");
   std::string size = args.get("--image-size", "112");
   std::ostringstream t;
   if (args.has("--image-folder")) {
     char* real = ::realpath(args.get("--image-folder").c_str(), nullptr);
     if (!real) CONVOY_USER_ERROR("--image-folder " << args.get("--image-folder") << " does not exist");
-    t << "name: \"bench-scaling\" device: \"cpu\" data { image_folder { root: \"" << real << "\" } val_fraction: 0"
+    t << "name: \"bench-scaling\" device: \"" << device << "\" data { image_folder { root: \"" << real << "\" } val_fraction: 0"
       << " image { height: " << size << " width: " << size << " }"
       << " train_augment { random_resized_crop: true horizontal_flip: true }"
       << " mean: [0.485, 0.456, 0.406] std: [0.229, 0.224, 0.225] }"
@@ -165,7 +169,7 @@ int bench_scaling_main(const std::vector<std::string>& argv) {
   CliArgs args("bench scaling", kUsage);
   args.option("--image-folder").option("--model").option("--image-size").option("--batch").option("--ranks");
   args.option("--threads-per-rank").option("--steps").option("--warmup").option("--amp").option("--run-dir");
-  args.option("--set", true).flag("--json");
+  args.option("--device").option("--set", true).flag("--json");
   if (!args.parse(argv)) return 0;
   if (args.positional().size() + args.has("--image-folder") != 1)
     CONVOY_USER_ERROR("give exactly one of CONFIG or --image-folder DIR (see convoy bench scaling --help)");
@@ -191,6 +195,7 @@ int bench_scaling_main(const std::vector<std::string>& argv) {
       "data.batch_size=" + std::to_string(batch), "train.threads_per_rank=" + std::to_string(threads),
       "train.log_every_steps=1", "train.eval_splits=none", "train.amp=" + args.get("--amp", "none"),
       "train.checkpoint_every_steps=0"};
+  if (args.has("--device")) sets.push_back("device=" + args.get("--device"));
   if (args.has("--model")) sets.push_back("model.arch=" + args.get("--model"));
   for (const auto& s : args.all("--set")) sets.push_back(s);
 

@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/process.h"
+#include "worker/device.h"
 #include "worker/rendezvous.h"
 
 namespace convoy {
@@ -26,9 +27,11 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: convoy bench allreduce [--ranks N] [--min-bytes 1KB] [--max-bytes 256MB] [--iters 20]\n"
-    "                              [--warmup 5] [--json]\n"
+    "                              [--warmup 5] [--device auto|cpu|cuda] [--json]\n"
     "All-reduce (sum, float32) time and bandwidth per message size, doubling from --min-bytes to\n"
-    "--max-bytes, like nccl-tests: algbw = bytes/time, busbw = algbw x 2(n-1)/n. Runs as the ranks\n"
+    "--max-bytes, like nccl-tests: algbw = bytes/time, busbw = algbw x 2(n-1)/n; then each size is\n"
+    "checked (rank r contributes r+1 everywhere; every element must be n(n+1)/2, else exit 1).\n"
+    "CPU tensors go through Gloo, CUDA tensors (GPU = local rank) through NCCL. Runs as the ranks\n"
     "of mpirun (mpirun -np 4 convoy bench allreduce) or of RANK/WORLD_SIZE/MASTER_* in the\n"
     "environment; started plainly, it starts --ranks (default 2) local ranks itself.\n"
     "example: convoy bench allreduce --ranks 2 --max-bytes 64MB --json\n";
@@ -88,7 +91,7 @@ int run_local_ranks(const std::vector<std::string>& argv, int ranks) {
 int bench_allreduce_main(const std::vector<std::string>& argv) {
   CliArgs args("bench allreduce", kUsage);
   args.option("--ranks").option("--min-bytes").option("--max-bytes").option("--iters").option("--warmup");
-  args.option("--timeout-s").flag("--json");
+  args.option("--timeout-s").option("--device").flag("--json");
   if (!args.parse(argv)) return 0;
   const uint64_t lo = parse_bytes(args.get("--min-bytes", "1KB"), "--min-bytes");
   const uint64_t hi = parse_bytes(args.get("--max-bytes", "256MB"), "--max-bytes");
@@ -104,36 +107,52 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
   init_logging("bench", info.rank);
   Config cfg;
   cfg.distributed.timeout_s = args.get_int("--timeout-s", 300);
-  auto dist = Distributed::connect(info, cfg);
+  auto runtime = make_device_runtime(args.get("--device", "auto"), info.local_rank);
+  auto dist = Distributed::connect(info, cfg, *runtime);
   const int n = dist->world_size();
   auto group = dist->group();
   const bool json = args.has("--json");
+  const bool cuda = runtime->device().is_cuda();
+  const char* backend = !group ? "(single process)" : cuda ? "NCCL" : "Gloo";
   if (dist->rank() == 0) {
-    std::printf("bench allreduce: %d rank(s), c10d %s, float32 sum, %d warm-up + up to %d timed per size\n", n,
-                group ? "Gloo" : "(single process)", warmup, iters);
-    std::printf("%12s %12s %12s %12s %12s\n", "size", "count", "time (us)", "algbw GB/s", "busbw GB/s");
+    std::printf("bench allreduce: %d rank(s), c10d %s on %s, float32 sum, %d warm-up + up to %d timed per size\n", n,
+                backend, runtime->describe().c_str(), warmup, iters);
+    std::printf("%12s %12s %12s %12s %12s %6s\n", "size", "count", "time (us)", "algbw GB/s", "busbw GB/s", "check");
     std::fflush(stdout);
   }
   std::vector<JsonLine> results;
   for (uint64_t bytes = lo; bytes <= hi; bytes *= 2) {
     const int64_t count = static_cast<int64_t>(bytes / 4);
-    std::vector<at::Tensor> t = {torch::ones({count}, torch::kFloat32)};
+    std::vector<at::Tensor> t = {torch::ones({count}, torch::TensorOptions(torch::kFloat32).device(runtime->device()))};
     // Large messages: fewer iterations, about 2 GB moved per size at most.
     const int timed = std::max(2, static_cast<int>(std::min<uint64_t>(iters, (2ull << 30) / bytes)));
+    // On CUDA, wait() only orders the current stream after NCCL's; the
+    // device is synchronised before the clock is read.
     auto once = [&] {
       if (!group || n == 1) return;
       if (!group->allreduce(t)->wait(std::chrono::seconds(cfg.distributed.timeout_s)))
         throw TimeoutError(CONVOY_STR("all-reduce of " << human(bytes) << " timed out"));
     };
     for (int i = 0; i < warmup; ++i) once();
+    runtime->synchronize();
     dist->barrier("bench allreduce");
     auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < timed; ++i) once();
+    runtime->synchronize();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / timed;
+    // Correctness: a sum every rank can predict.
+    t[0].fill_(static_cast<double>(dist->rank() + 1));
+    once();
+    const double want = n * (n + 1) / 2.0;
+    const bool correct = (t[0] == want).all().item<bool>();
+    if (!correct)
+      throw Error(CONVOY_STR("rank " << dist->rank() << ": all-reduce of " << human(bytes) << " is wrong: expected "
+                                     << want << " everywhere, found values from " << t[0].min().item<double>()
+                                     << " to " << t[0].max().item<double>()));
     double algbw = bytes / seconds / 1e9, busbw = algbw * 2.0 * (n - 1) / n;
     if (dist->rank() == 0) {
-      std::printf("%12s %12lld %12.1f %12.3f %12.3f\n", human(bytes).c_str(), static_cast<long long>(count),
-                  seconds * 1e6, algbw, busbw);
+      std::printf("%12s %12lld %12.1f %12.3f %12.3f %6s\n", human(bytes).c_str(), static_cast<long long>(count),
+                  seconds * 1e6, algbw, busbw, "ok");
       std::fflush(stdout);
       results.push_back(JsonLine()
                             .add("bytes", static_cast<int64_t>(bytes))
@@ -146,8 +165,10 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
   }
   if (dist->rank() == 0 && json) {
     JsonLine j;
-    j.add("bench", "allreduce").add("ranks", n).add("backend", "gloo").add("algorithm", "c10d ProcessGroupGloo allreduce (Gloo's default for CPU tensors)");
-    j.add("dtype", "float32").add("results", results);
+    j.add("bench", "allreduce").add("ranks", n).add("backend", cuda ? "nccl" : "gloo");
+    j.add("algorithm", cuda ? "c10d ProcessGroupNCCL allreduce (NCCL picks ring or tree per size)"
+                            : "c10d ProcessGroupGloo allreduce (Gloo's default for CPU tensors)");
+    j.add("device", runtime->describe()).add("dtype", "float32").add("correct", true).add("results", results);
     std::printf("%s\n", j.str().c_str());
   }
   dist->barrier("bench allreduce end");

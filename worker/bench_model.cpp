@@ -12,6 +12,7 @@
 #include "common/cli_args.h"
 #include "common/error.h"
 #include "common/metrics.h"
+#include "worker/device.h"
 #include "worker/models.h"
 #include "worker/torch_errors.h"
 
@@ -20,13 +21,14 @@ namespace convoy {
 int bench_model_main(const std::vector<std::string>& argv) {
   CliArgs args("bench model",
                "usage: convoy bench model [--arch resnet50] [--batch 32] [--image-size 224] [--classes 1000]\n"
-               "                          [--threads N] [--steps 10] [--warmup 3] [--amp none|bf16]\n"
-               "                          [--channels-last] [--json]\n"
+               "                          [--threads N] [--steps 10] [--warmup 3] [--amp none|bf16|fp16]\n"
+               "                          [--channels-last] [--device auto|cpu|cuda] [--json]\n"
                "Forward + backward images/s of one Convoy model on random input (no optimizer, no\n"
                "data); bench/model_vs_torchvision.sh runs torchvision's model the same way beside it.\n"
+               "--device auto: the first GPU when the build has CUDA and one is visible (fp16 needs it).\n"
                "example: convoy bench model --arch resnet50 --batch 32 --threads 2 --json\n");
   args.option("--arch").option("--batch").option("--image-size").option("--classes").option("--threads");
-  args.option("--steps").option("--warmup").option("--amp").flag("--channels-last").flag("--json");
+  args.option("--steps").option("--warmup").option("--amp").option("--device").flag("--channels-last").flag("--json");
   if (!args.parse(argv)) return 0;
   ModelSpec spec;
   spec.arch = args.get("--arch", "resnet50");
@@ -37,14 +39,18 @@ int bench_model_main(const std::vector<std::string>& argv) {
   const bool channels_last = args.has("--channels-last");
   if (batch < 1 || size < 1 || classes < 1 || steps < 1 || warmup < 0)
     CONVOY_USER_ERROR("--batch, --image-size, --classes and --steps must be >= 1, --warmup >= 0");
-  if (amp != "none" && amp != "bf16") CONVOY_USER_ERROR("--amp must be none or bf16 (this benchmark is CPU-only)");
+  if (amp != "none" && amp != "bf16" && amp != "fp16") CONVOY_USER_ERROR("--amp must be none, bf16 or fp16");
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   torch::set_num_threads(args.get_int("--threads", cores));
   try {
+    auto runtime = make_device_runtime(args.get("--device", "auto"), /*local_rank=*/0);
+    const torch::Device device = runtime->device();
+    if (amp == "fp16" && !device.is_cuda()) CONVOY_USER_ERROR("--amp fp16 needs a CUDA device (use bf16 on the CPU)");
     torch::manual_seed(0);
     auto model = make_model(spec, {size, size, 3}, classes);
-    auto x = torch::randn({batch, 3, size, size});
-    auto y = torch::randint(classes, {batch}, torch::kLong);
+    model->to(device);
+    auto x = torch::randn({batch, 3, size, size}, device);
+    auto y = torch::randint(classes, {batch}, torch::TensorOptions(torch::kLong).device(device));
     if (channels_last) {
       for (auto& p : model->parameters())
         if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
@@ -55,25 +61,28 @@ int bench_model_main(const std::vector<std::string>& argv) {
       model->zero_grad();
       torch::Tensor loss;
       {
-        compat::AutocastGuard autocast(torch::kCPU, amp == "bf16", torch::kBFloat16);
+        compat::AutocastGuard autocast(device.type(), amp != "none", amp == "fp16" ? torch::kHalf : torch::kBFloat16);
         loss = torch::nn::functional::cross_entropy(model->forward(x).to(torch::kFloat), y);
       }
       loss.backward();
     };
     for (int i = 0; i < warmup; ++i) step();
+    runtime->synchronize();
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < steps; ++i) step();
+    runtime->synchronize();  // CUDA: the steps were only queued
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double ips = batch * steps / s;
-    std::printf("convoy %s: batch %d, %dx%d, %d thread(s), amp %s%s: %.1f images/s (%.1f ms/step)\n",
-                spec.arch.c_str(), batch, size, size, torch::get_num_threads(), amp.c_str(),
-                channels_last ? ", channels_last" : "", ips, 1e3 * s / steps);
+    std::printf("convoy %s on %s: batch %d, %dx%d, %d thread(s), amp %s%s: %.1f images/s (%.1f ms/step)\n",
+                spec.arch.c_str(), runtime->describe().c_str(), batch, size, size, torch::get_num_threads(),
+                amp.c_str(), channels_last ? ", channels_last" : "", ips, 1e3 * s / steps);
     if (args.has("--json"))
       std::printf("%s\n", JsonLine()
                               .add("arch", spec.arch)
                               .add("batch", batch)
                               .add("image_size", size)
                               .add("threads", torch::get_num_threads())
+                              .add("device", runtime->describe())
                               .add("amp", amp)
                               .add("channels_last", channels_last)
                               .add("images_per_sec", ips)

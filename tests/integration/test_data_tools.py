@@ -192,6 +192,9 @@ class BenchAllreduceTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         result = last_json(r.stdout)
         self.assertEqual(result["ranks"], 2)
+        # Every size's sum was checked (a wrong one exits 1 naming it).
+        self.assertEqual((result["backend"], result["correct"]), ("gloo", True))
+        self.assertEqual(r.stdout.count(" ok\n"), 11, r.stdout)
         self.assertEqual([x["bytes"] for x in result["results"]], [1024 << i for i in range(11)])
         for x in result["results"]:
             self.assertGreater(x["time_us"], 0)
