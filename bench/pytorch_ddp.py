@@ -5,12 +5,13 @@ peer of `convoy bench scaling`.
 torchvision's resnet18, ImageFolder + RandomResizedCrop + RandomHorizontalFlip
 + ToTensor + Normalize, a DistributedSampler and a DataLoader with one worker
 per rank, DDP over Gloo, SGD; optional bf16 autocast (with channels_last, as
-Convoy's bench uses it). Starts its RANKS processes itself (Debian's torchrun
+Convoy's bench uses it; --channels-last also in float32). Starts its RANKS processes itself (Debian's torchrun
 breaks on Python 3.11), each with THREADS torch threads. Rank 0 prints global
 images/s over the measured steps; with --json the last line is one object.
 
 usage: /usr/bin/python3 bench/pytorch_ddp.py DIR [--ranks 2] [--threads-per-rank 1]
-       [--batch 32] [--image-size 112] [--steps 30] [--warmup 5] [--amp none|bf16] [--json]
+       [--batch 32] [--image-size 112] [--steps 30] [--warmup 5] [--amp none|bf16]
+       [--channels-last] [--json]
 """
 import argparse
 import json
@@ -46,7 +47,8 @@ def rank_main(rank, args, port, queue):
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=len(ds.classes))
     bf16 = args.amp == "bf16"
-    if bf16:
+    channels_last = bf16 or args.channels_last
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
@@ -60,7 +62,7 @@ def rank_main(rank, args, port, queue):
             if done == args.warmup:
                 dist.barrier()
                 start = time.perf_counter()
-            if bf16:
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = loss_fn(model(x).float(), y)
@@ -93,6 +95,7 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--amp", choices=["none", "bf16"], default="none")
+    ap.add_argument("--channels-last", action="store_true", help="also in float32 (bf16 always uses it)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     ctx = mp.get_context("spawn")

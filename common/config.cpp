@@ -272,6 +272,7 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(ds.max_restarts() >= 0, "data_service.max_restarts", "must be >= 0");
   v.require(c.distributed().timeout_s() > 0, "distributed.timeout_s", "must be > 0");
   REQUIRE_ONE_OF(c.distributed().broadcast_buffers(), "distributed.broadcast_buffers", "step", "epoch", "none");
+  REQUIRE_ONE_OF(c.distributed().grad_compression(), "distributed.grad_compression", "none", "fp16", "bf16");
   v.require(c.distributed().bucket_mb() > 0 && c.distributed().first_bucket_mb() > 0, "distributed.bucket_mb",
             "bucket sizes must be > 0");
   REQUIRE_ONE_OF(c.log_level(), "log_level", "trace", "debug", "info", "warn", "error", "critical", "off");
@@ -394,7 +395,8 @@ Config to_struct(const proto::Config& c) {
                       {ds.cpu_sets().begin(), ds.cpu_sets().end()}, ds.pin_services(), ds.max_restarts()};
   const auto& di = c.distributed();
   out.distributed = {di.timeout_s(),       di.interface(),       di.overlap_grad_sync(),
-                     di.bucket_mb(),       di.first_bucket_mb(), di.broadcast_buffers()};
+                     di.bucket_mb(),       di.first_bucket_mb(), di.broadcast_buffers(),
+                     di.grad_compression()};
   return out;
 }
 

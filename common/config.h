@@ -113,6 +113,7 @@ struct DistributedSpec {
   bool overlap_grad_sync = true;
   float bucket_mb = 25.f, first_bucket_mb = 1.f;
   std::string broadcast_buffers = "epoch";
+  std::string grad_compression = "none";
 };
 
 struct Config {

@@ -18,9 +18,10 @@ void set_timeout_diagnosis(std::function<std::string()> diagnose) {
 }
 
 GradSync::GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
-                   std::chrono::milliseconds timeout, size_t bucket_bytes, torch::Device comm_device)
+                   std::chrono::milliseconds timeout, size_t bucket_bytes, torch::Device comm_device,
+                   c10::ScalarType wire)
     : group_(std::move(group)), rank_(rank), world_size_(world_size), timeout_(timeout),
-      bucket_bytes_(bucket_bytes), comm_device_(comm_device) {}
+      bucket_bytes_(bucket_bytes), comm_device_(comm_device), wire_(wire) {}
 
 void GradSync::fail(const std::exception& e, const std::string& what, int64_t step) const {
   std::string text = error_text(e);
@@ -99,8 +100,11 @@ int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_
     const bool last = b + 1 == buckets.size();
     if (last) flat.push_back(torch::full({1}, vote ? 1.0 : 0.0, grads.front().options()));
     std::vector<torch::Tensor> buf{torch::cat(flat)};
+    const c10::ScalarType dtype = buf[0].scalar_type();
+    if (wire_ != dtype) buf[0] = buf[0].to(wire_);  // compressed: the vote (a small integer) stays exact
     int64_t t0 = timeline && timeline->active() ? Timeline::now_us() : 0;
     run(group_->allreduce(buf), "all-reduce of gradients", step);
+    if (wire_ != dtype) buf[0] = buf[0].to(dtype);
     if (t0)
       timeline->span("all-reduce bucket " + std::to_string(b), "comm", t0, Timeline::now_us(),
                      "\"bucket\":" + std::to_string(b) + ",\"bytes\":" + std::to_string(buf[0].numel() * buf[0].element_size()));

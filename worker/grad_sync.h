@@ -28,7 +28,7 @@ class GradSync {
   // CPU values (sums, votes) travel through it.
   GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
            std::chrono::milliseconds timeout, size_t bucket_bytes = 25u << 20,
-           torch::Device comm_device = torch::kCPU);
+           torch::Device comm_device = torch::kCPU, c10::ScalarType wire = c10::kFloat);
 
   // Copies rank 0's values of `tensors` to every rank.
   void broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what);
@@ -54,6 +54,7 @@ class GradSync {
   std::chrono::milliseconds timeout_;
   size_t bucket_bytes_;
   torch::Device comm_device_;
+  c10::ScalarType wire_;  // gradient buckets on the network (compression)
 };
 
 }  // namespace convoy

@@ -19,15 +19,17 @@ struct OverlapSync::HookState {
 
 namespace {
 
-// Averages a bucket: divide first (as DDP's hook does), then all-reduce the
-// sum; marks when it was launched and when it completed. On CUDA the
+// Averages a bucket: divide first (as DDP's hooks do), then all-reduce the
+// sum, in place or, compressed, as a half-size copy cast back into the
+// bucket afterwards (DDP's fp16/bf16_compress_hook); marks when it was
+// launched and when it completed. On CUDA the
 // completion callback runs on a stream that waits for NCCL's work, so its
 // mark falls where the all-reduce ends.
 class TimedAllreduceHook : public c10d::CommHookInterface {
  public:
   TimedAllreduceHook(std::shared_ptr<OverlapSync::HookState> state, c10::intrusive_ptr<compat::Backend> group,
-                     int world_size)
-      : state_(std::move(state)), group_(std::move(group)), world_size_(world_size) {}
+                     int world_size, c10::ScalarType wire)
+      : state_(std::move(state)), group_(std::move(group)), world_size_(world_size), wire_(wire) {}
 
   // The all-reduce's future holds the list of reduced tensors (one here).
   // Written out because LibTorch 1.13 does not export its own helper.
@@ -35,23 +37,30 @@ class TimedAllreduceHook : public c10d::CommHookInterface {
 
   c10::intrusive_ptr<c10::ivalue::Future> runHook(c10d::GradBucket& bucket) override {
     auto st = state_;
-    std::vector<at::Tensor> tensors = {bucket.getBufferRef()};
-    tensors[0].div_(world_size_);
+    at::Tensor buffer = bucket.getBufferRef();
+    buffer.div_(world_size_);
+    at::Tensor wire = buffer.scalar_type() == wire_ ? buffer : buffer.to(wire_);
+    std::vector<at::Tensor> tensors = {wire};
     const size_t index = bucket.getIndex();
-    const int64_t bytes = tensors[0].numel() * tensors[0].element_size();
+    const int64_t bytes = wire.numel() * wire.element_size();
     const int launch = st->clock->mark();
     auto fut = group_->allreduce(tensors)->getFuture();
     // The Reducer waits for the future returned here, so the completion is
     // marked before backward returns (a plain callback could run after it,
     // on Gloo's thread, in the next step).
     return fut->then(
-        [st, index, launch, bytes](c10::ivalue::Future& done_fut) {
+        [st, index, launch, bytes, buffer, wire](c10::ivalue::Future& done_fut) {
+          c10::IValue value = done_fut.value();  // rethrows the all-reduce's error
+          if (!wire.is_same(buffer)) {
+            buffer.copy_(wire);
+            value = c10::IValue(std::vector<at::Tensor>{buffer});
+          }
           const int done = st->clock->mark();
           {
             std::lock_guard<std::mutex> lock(st->mu);
             st->times.push_back({index, launch, done, bytes});
           }
-          return done_fut.value();
+          return value;
         },
         fut->elementType());
   }
@@ -60,12 +69,14 @@ class TimedAllreduceHook : public c10d::CommHookInterface {
   std::shared_ptr<OverlapSync::HookState> state_;
   c10::intrusive_ptr<compat::Backend> group_;
   int world_size_;
+  c10::ScalarType wire_;
 };
 
 }  // namespace
 
 OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusive_ptr<compat::Backend> group,
-                         int world_size, size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock)
+                         int world_size, size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock,
+                         c10::ScalarType wire)
     : state_(std::make_shared<HookState>()) {
   state_->clock = clock;
   // As DistributedDataParallel does: buckets by size in parameter order,
@@ -80,7 +91,7 @@ OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusiv
                                              static_cast<int64_t>(bucket_bytes), /*find_unused_parameters=*/false,
                                              /*gradient_as_bucket_view=*/true, names,
                                              static_cast<int64_t>(first_bucket_bytes));
-  reducer_->register_comm_hook(std::make_unique<TimedAllreduceHook>(state_, group, world_size));
+  reducer_->register_comm_hook(std::make_unique<TimedAllreduceHook>(state_, group, world_size, wire));
 }
 
 OverlapSync::~OverlapSync() = default;

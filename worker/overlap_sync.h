@@ -38,9 +38,11 @@ struct BucketTimes {
 
 class OverlapSync {
  public:
-  // `clock` (the trainer's) must outlive this object.
+  // `clock` (the trainer's) must outlive this object. `wire`: the dtype the
+  // buckets cross the network in (float32, or half/bfloat16 to compress).
   OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusive_ptr<compat::Backend> group, int world_size,
-              size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock);
+              size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock,
+              c10::ScalarType wire = c10::kFloat);
   ~OverlapSync();
 
   // Before backward: this step's gradients are to be reduced (skip it for

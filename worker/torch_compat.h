@@ -41,6 +41,10 @@ using ReducerGroup = Backend;
 inline c10::intrusive_ptr<ReducerGroup> reducer_group(const c10::intrusive_ptr<Backend>& backend) { return backend; }
 #endif
 
+// Whether Gloo can sum bfloat16 (gradient compression on the CPU): not in
+// 1.13 ("Invalid scalar type"); 2.6 can (checked). 2.0-2.5 are assumed to.
+constexpr bool gloo_sums_bf16() { return TORCH_VERSION_MAJOR >= 2; }
+
 #define CONVOY_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 

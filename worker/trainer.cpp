@@ -8,6 +8,15 @@
 #include "worker/state_dict.h"
 
 namespace convoy {
+namespace {
+
+// The dtype gradients cross the network in (distributed.grad_compression).
+c10::ScalarType wire_dtype(const Config& cfg) {
+  const auto& c = cfg.distributed.grad_compression;
+  return c == "fp16" ? c10::kHalf : c == "bf16" ? c10::kBFloat16 : c10::kFloat;
+}
+
+}  // namespace
 
 Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
                  int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime)
@@ -16,11 +25,14 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
       clock_(runtime_->make_clock()), device_(runtime_->device()),
       schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
       sync_(group, rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s),
-            static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20)), device_),
+            static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20)), device_, wire_dtype(cfg)),
       bf16_(cfg.train.amp == "bf16"), fp16_(cfg.train.amp == "fp16"),
       scaler_(cfg.train.loss_scaling == "dynamic" || (cfg.train.loss_scaling == "auto" && cfg.train.amp == "fp16")) {
   if (fp16_ && !device_.is_cuda())
     CONVOY_USER_ERROR("train.amp: fp16 needs a CUDA device (this run is on the CPU); use bf16");
+  if (cfg.distributed.grad_compression == "bf16" && device_.is_cpu() && !compat::gloo_sums_bf16())
+    CONVOY_USER_ERROR("distributed.grad_compression: Gloo in this LibTorch (" << TORCH_VERSION
+                                                                               << ") cannot sum bf16; use fp16 or none");
   torch::manual_seed(cfg.seed);
   model_ = make_model(cfg.model, cfg.data.image, num_classes);
   if (!cfg.model.init_from.empty()) init_from(cfg.model.init_from);
@@ -93,7 +105,7 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     overlap_ = std::make_unique<OverlapSync>(params_, group_, world_size_,
                                              static_cast<size_t>(cfg_.distributed.first_bucket_mb * (1 << 20)),
                                              static_cast<size_t>(cfg_.distributed.bucket_mb * (1 << 20)),
-                                             clock_.get());
+                                             clock_.get(), wire_dtype(cfg_));
   const bool last = micro + 1 >= micros;
   // One batch: the mean over its valid samples. Micro-batches: their share of
   // the accumulated batch (see trainer.h).
