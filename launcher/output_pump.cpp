@@ -75,8 +75,10 @@ std::string OutputPump::last_error() const {
 }
 
 bool is_peer_symptom(const std::string& error) {
+  // A rank that lost rank 0's store is a symptom too: rank 0 exiting on its
+  // own error closes the store, and the other ranks may report first.
   for (const char* s : {"Connection closed by peer", "Connection reset", "Broken pipe", "the data service exited",
-                        "data service was stopped"})
+                        "data service was stopped", "lost the rendezvous store"})
     if (error.find(s) != std::string::npos) return true;
   return false;
 }

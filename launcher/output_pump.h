@@ -28,7 +28,7 @@ class OutputPump {
 };
 
 // True for errors that are consequences of another process dying (a peer's
-// connection closed or reset), not causes.
+// connection closed or reset, rank 0's store lost), not causes.
 bool is_peer_symptom(const std::string& error);
 
 }  // namespace convoy
