@@ -139,7 +139,9 @@ class CudaRuntime : public DeviceRuntime {
 int cuda_devices() { return torch::cuda::is_available() ? static_cast<int>(c10::cuda::device_count()) : 0; }
 
 std::shared_ptr<DeviceRuntime> make_cuda_runtime(int local_rank, bool cudnn_benchmark) {
-  if (cuda_devices() == 0) CONVOY_USER_ERROR("device: no CUDA GPU is visible (CUDA_VISIBLE_DEVICES, the driver)");
+  if (cuda_devices() == 0)
+    CONVOY_USER_ERROR("device: 'cuda' asked for, but no CUDA GPU is visible (CUDA_VISIBLE_DEVICES, the driver); "
+                      "use --set device=cpu");
   auto r = std::make_shared<CudaRuntime>(local_rank, cudnn_benchmark);
   spdlog::debug("local rank {}: {}", local_rank, r->describe());
   return r;

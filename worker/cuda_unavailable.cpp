@@ -8,8 +8,8 @@ namespace convoy {
 int cuda_devices() { return 0; }
 
 std::shared_ptr<DeviceRuntime> make_cuda_runtime(int, bool) {
-  CONVOY_USER_ERROR("this build of Convoy has no CUDA (its LibTorch is CPU-only); use --set device=cpu, or build "
-                    "against a CUDA LibTorch (README: GPUs)");
+  CONVOY_USER_ERROR("device: 'cuda' asked for, but this build of Convoy has no CUDA (its LibTorch is CPU-only); "
+                    "use --set device=cpu, or build against a CUDA LibTorch (README: GPUs)");
 }
 
 std::string cuda_build_info() { return "Convoy GPU path: not built (LibTorch without CUDA)"; }

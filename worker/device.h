@@ -91,7 +91,8 @@ std::shared_ptr<DeviceRuntime> make_device_runtime(const std::string& device, in
 std::shared_ptr<DeviceRuntime> cpu_runtime();
 
 // Implemented by cuda_runtime.cpp, or by cuda_unavailable.cpp in builds
-// without CUDA (0 devices; making a runtime throws UserError).
+// without CUDA (0 devices). make_cuda_runtime throws a UserError saying why
+// when there is no GPU to use.
 int cuda_devices();
 std::shared_ptr<DeviceRuntime> make_cuda_runtime(int local_rank, bool cudnn_benchmark);
 // "Convoy GPU path: built (CUDA x.y, NCCL a.b.c)" or "...: not built".
