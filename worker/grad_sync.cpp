@@ -102,12 +102,13 @@ int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_
     std::vector<torch::Tensor> buf{torch::cat(flat)};
     const c10::ScalarType dtype = buf[0].scalar_type();
     if (wire_ != dtype) buf[0] = buf[0].to(wire_);  // compressed: the vote (a small integer) stays exact
+    const int64_t bytes = buf[0].numel() * buf[0].element_size();  // on the wire
     int64_t t0 = timeline && timeline->active() ? Timeline::now_us() : 0;
     run(group_->allreduce(buf), "all-reduce of gradients", step);
     if (wire_ != dtype) buf[0] = buf[0].to(dtype);
     if (t0)
       timeline->span("all-reduce bucket " + std::to_string(b), "comm", t0, Timeline::now_us(),
-                     "\"bucket\":" + std::to_string(b) + ",\"bytes\":" + std::to_string(buf[0].numel() * buf[0].element_size()));
+                     "\"bucket\":" + std::to_string(b) + ",\"bytes\":" + std::to_string(bytes));
     if (last) votes = static_cast<int>(std::lround(buf[0][-1].item<double>()));
     buf[0].div_(world_size_);
     int64_t offset = 0;
