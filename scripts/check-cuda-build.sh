@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 . scripts/trixie-chroot.sh
 dir=$(trixie_chroot trixie-cuda)
 
-if ! chroot "$dir" dpkg-query -W -f='${Status}' nvidia-cudnn 2>/dev/null | grep -q "ok installed"; then  # held: "hold ok installed"
+if ! chroot_has "$dir" nvidia-cudnn; then
   echo "check-cuda-build: installing a stand-in nvidia-cudnn package (no download)" >&2
   stub=$dir/tmp/nvidia-cudnn-stub
   rm -rf "$stub"

@@ -6,6 +6,8 @@
 #
 #   trixie_chroot NAME [PACKAGE...] -> prints the chroot's path; creates it
 #                                      or adds the packages it lacks
+#   chroot_has DIR PACKAGE          whether PACKAGE is installed there (held
+#                                      or not)
 #   in_chroot DIR COMMAND           runs COMMAND (a bash -c string) in DIR with
 #                                      /proc, /sys, /dev, a fresh /dev/shm and
 #                                      /src mounted, unmounting after
@@ -31,7 +33,7 @@ trixie_chroot() {
   # Only what is missing, so a warm cache costs a dpkg query.
   local missing=()
   for p in "$@"; do
-    chroot "$dir" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    chroot_has "$dir" "$p" || missing+=("$p")
   done
   if ((${#missing[@]})); then
     echo "trixie-chroot: installing ${missing[*]}" >&2
@@ -39,6 +41,11 @@ trixie_chroot() {
     chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
   fi
   echo "$dir"
+}
+
+chroot_has() {
+  # "install ok installed", or "hold ok installed" once apt-mark held it.
+  chroot "$1" dpkg-query -W -f='${Status}' "$2" 2>/dev/null | grep -q "ok installed"
 }
 
 in_chroot() {
