@@ -232,6 +232,8 @@ void validate(const proto::Config& c, const Validator& v) {
             "must be in [0, 1) (or -1: the architecture's default)");
   v.require(m.attention_dropout() >= 0 && m.attention_dropout() < 1, "model.attention_dropout", "must be in [0, 1)");
   v.require(m.drop_path() >= 0 && m.drop_path() < 1, "model.drop_path", "must be in [0, 1)");
+  v.require(m.conv_algorithm() == "auto" || m.conv_algorithm() == "direct", "model.conv_algorithm",
+            "must be auto or direct");
   v.require(!m.freeze_backbone() || !m.init_from().empty(), "model.freeze_backbone",
             "needs model.init_from (a frozen random backbone learns nothing)");
   const auto& o = c.optim();
@@ -366,7 +368,8 @@ Config to_struct(const proto::Config& c) {
   od.strict = d.strict();
   const auto& m = c.model();
   out.model = {m.arch(),      m.num_classes(),       m.width(),     m.batch_norm(),        m.dropout(),
-               m.channels_last(), m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone()};
+               m.channels_last(), m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone(),
+               m.conv_algorithm()};
   const auto& o = c.optim();
   auto& oo = out.optim;
   oo.optimizer = o.optimizer();

@@ -59,6 +59,7 @@ struct ModelSpec {
   float attention_dropout = 0.f, drop_path = 0.f;
   std::string init_from;  // absolute; empty: none
   bool freeze_backbone = false;
+  std::string conv_algorithm = "auto";  // auto | direct
 };
 
 struct OptimSpec {

@@ -16,7 +16,9 @@ FLAVOUR=${CONVOY_LIBTORCH:-cpu}
 CMAKE_ARGS=()
 case $FLAVOUR in
   cpu)
-    TORCH_PACKAGES=(libtorch-dev libgloo-dev)  # LibTorch (CPU) with c10d + Gloo
+    # LibTorch (CPU) with c10d + Gloo; the headers of the oneDNN it links
+    # (Winograd convolutions, worker/onednn_conv.cpp)
+    TORCH_PACKAGES=(libtorch-dev libgloo-dev libdnnl-dev)
     ;;
   cuda-link)
     TORCH_PACKAGES=(libtorch-cuda-dev libgloo-cuda-dev libnccl-dev nvidia-cuda-toolkit)

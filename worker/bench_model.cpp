@@ -22,16 +22,19 @@ int bench_model_main(const std::vector<std::string>& argv) {
   CliArgs args("bench model",
                "usage: convoy bench model [--arch resnet50] [--batch 32] [--image-size 224] [--classes 1000]\n"
                "                          [--threads N] [--steps 10] [--warmup 3] [--amp none|bf16|fp16]\n"
-               "                          [--channels-last] [--device auto|cpu|cuda] [--json]\n"
+               "                          [--channels-last] [--conv-algorithm auto|direct] [--device auto|cpu|cuda]\n"
+               "                          [--json]\n"
                "Forward + backward images/s of one Convoy model on random input (no optimizer, no\n"
                "data); bench/model_vs_torchvision.sh runs torchvision's model the same way beside it.\n"
                "--device auto: the first GPU when the build has CUDA and one is visible (fp16 needs it).\n"
                "example: convoy bench model --arch resnet50 --batch 32 --threads 2 --json\n");
   args.option("--arch").option("--batch").option("--image-size").option("--classes").option("--threads");
-  args.option("--steps").option("--warmup").option("--amp").option("--device").flag("--channels-last").flag("--json");
+  args.option("--steps").option("--warmup").option("--amp").option("--device").option("--conv-algorithm");
+  args.flag("--channels-last").flag("--json");
   if (!args.parse(argv)) return 0;
   ModelSpec spec;
   spec.arch = args.get("--arch", "resnet50");
+  spec.conv_algorithm = args.get("--conv-algorithm", "auto");
   const int batch = args.get_int("--batch", 32), size = args.get_int("--image-size", 224);
   const int classes = args.get_int("--classes", 1000), steps = args.get_int("--steps", 10);
   const int warmup = args.get_int("--warmup", 3);
@@ -73,9 +76,9 @@ int bench_model_main(const std::vector<std::string>& argv) {
     runtime->synchronize();  // CUDA: the steps were only queued
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double ips = batch * steps / s;
-    std::printf("convoy %s on %s: batch %d, %dx%d, %d thread(s), amp %s%s: %.1f images/s (%.1f ms/step)\n",
+    std::printf("convoy %s on %s: batch %d, %dx%d, %d thread(s), amp %s%s, conv %s: %.1f images/s (%.1f ms/step)\n",
                 spec.arch.c_str(), runtime->describe().c_str(), batch, size, size, torch::get_num_threads(),
-                amp.c_str(), channels_last ? ", channels_last" : "", ips, 1e3 * s / steps);
+                amp.c_str(), channels_last ? ", channels_last" : "", spec.conv_algorithm.c_str(), ips, 1e3 * s / steps);
     if (args.has("--json"))
       std::printf("%s\n", JsonLine()
                               .add("arch", spec.arch)
@@ -85,6 +88,7 @@ int bench_model_main(const std::vector<std::string>& argv) {
                               .add("device", runtime->describe())
                               .add("amp", amp)
                               .add("channels_last", channels_last)
+                              .add("conv_algorithm", spec.conv_algorithm)
                               .add("images_per_sec", ips)
                               .add("ms_per_step", 1e3 * s / steps)
                               .str()

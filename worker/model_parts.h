@@ -1,13 +1,15 @@
-// Building blocks the model files share: a bias-optional conv and
+// Building blocks the model files share: a bias-optional conv (conv.h) and
 // torchvision's initialisation of convolutions and normalisation layers.
 #pragma once
 
 #include <torch/torch.h>
 
+#include "worker/conv.h"
+
 namespace convoy {
 
-inline torch::nn::Conv2d conv2d(int in, int out, int k, int stride = 1, int pad = 0, bool bias = false) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(pad).bias(bias));
+inline Conv conv2d(int in, int out, int k, int stride = 1, int pad = 0, bool bias = false) {
+  return Conv(in, out, k, stride, pad, bias);
 }
 
 // torchvision's ResNet/VGG initialisation: Kaiming normal (fan_out, ReLU)

@@ -66,16 +66,7 @@ const std::map<std::string, VitShape>& vit_shapes() {
   return shapes;
 }
 
-}  // namespace
-
-const std::vector<std::string>& model_archs() {
-  static const std::vector<std::string> archs = {
-      "cnn",   "mlp",      "resnet18", "resnet34", "resnet50",  "vgg11",     "vgg11_bn",
-      "vgg16", "vgg16_bn", "vgg19",    "vgg19_bn", "vit_ti_16", "vit_s_16",  "vit_b_16"};
-  return archs;
-}
-
-Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_classes) {
+Classifier build(const ModelSpec& spec, const ImageSpec& image, int num_classes) {
   CONVOY_CHECK(num_classes > 0, "model needs at least one class");
   const std::string& a = spec.arch;
   if (a == "cnn") return std::make_shared<CnnImpl>(spec, image, num_classes);
@@ -95,6 +86,21 @@ Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_cla
       return make_vit(vit_shapes().at(a.substr(0, cut)), std::stoi(patch), spec, image, num_classes);
   }
   CONVOY_USER_ERROR("model.arch: unknown architecture '" << a << "'");
+}
+
+}  // namespace
+
+const std::vector<std::string>& model_archs() {
+  static const std::vector<std::string> archs = {
+      "cnn",   "mlp",      "resnet18", "resnet34", "resnet50",  "vgg11",     "vgg11_bn",
+      "vgg16", "vgg16_bn", "vgg19",    "vgg19_bn", "vit_ti_16", "vit_s_16",  "vit_b_16"};
+  return archs;
+}
+
+Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_classes) {
+  auto model = build(spec, image, num_classes);
+  set_conv_algorithm(*model, conv_algorithm_from_name(spec.conv_algorithm));
+  return model;
 }
 
 }  // namespace convoy

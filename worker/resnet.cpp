@@ -43,7 +43,7 @@ struct BlockImpl : nn::Module {
     return out.relu_();
   }
   bool bottleneck_;
-  nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  Conv conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   nn::Sequential downsample{nullptr};
 };
@@ -75,7 +75,7 @@ struct ResNetImpl : ClassifierImpl {
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return fc->forward(x);
   }
-  nn::Conv2d conv1;
+  Conv conv1;
   nn::BatchNorm2d bn1;
   std::vector<nn::Sequential> layers;
   nn::Linear fc;

@@ -1,0 +1,36 @@
+#include "worker/conv.h"
+
+#include "common/error.h"
+#include "worker/torch_compat.h"
+
+namespace convoy {
+
+ConvAlgorithm conv_algorithm_from_name(const std::string& name) {
+  if (name == "auto") return ConvAlgorithm::kAuto;
+  if (name == "direct") return ConvAlgorithm::kDirect;
+  CONVOY_USER_ERROR("model.conv_algorithm: '" << name << "' is not auto or direct");
+}
+
+ConvImpl::ConvImpl(int in, int out, int kernel, int stride, int pad, bool bias)
+    : torch::nn::Conv2dImpl(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(pad).bias(bias)),
+      winograd_shape_(kernel == 3 && stride == 1 && pad == 1 && in % 16 == 0 && out % 16 == 0) {}
+
+torch::Tensor ConvImpl::forward(const torch::Tensor& x) {
+  if (algorithm == ConvAlgorithm::kAuto && winograd_shape_ && x.device().is_cpu() &&
+      x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && x.dim() == 4 &&
+      !compat::autocast_enabled(c10::kCPU)) {
+    auto y = onednn::winograd_conv3x3(x, weight);
+    if (y.defined()) {
+      ++winograd_calls;
+      return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
+    }
+  }
+  return torch::nn::Conv2dImpl::forward(x);
+}
+
+void set_conv_algorithm(torch::nn::Module& model, ConvAlgorithm algorithm) {
+  for (auto& m : model.modules(/*include_self=*/true))
+    if (auto* conv = m->as<ConvImpl>()) conv->algorithm = algorithm;
+}
+
+}  // namespace convoy
