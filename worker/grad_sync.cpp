@@ -106,9 +106,7 @@ int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_
     int64_t t0 = timeline && timeline->active() ? Timeline::now_us() : 0;
     run(group_->allreduce(buf), "all-reduce of gradients", step);
     if (wire_ != dtype) buf[0] = buf[0].to(dtype);
-    if (t0)
-      timeline->span("all-reduce bucket " + std::to_string(b), "comm", t0, Timeline::now_us(),
-                     "\"bucket\":" + std::to_string(b) + ",\"bytes\":" + std::to_string(bytes));
+    if (t0) timeline->bucket_span(b, t0, Timeline::now_us(), bytes);
     if (last) votes = static_cast<int>(std::lround(buf[0][-1].item<double>()));
     buf[0].div_(world_size_);
     int64_t offset = 0;

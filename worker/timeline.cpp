@@ -30,6 +30,12 @@ void Timeline::span(const std::string& name, const std::string& category, int64_
   events_.push_back(std::move(e));
 }
 
+void Timeline::bucket_span(size_t bucket, int64_t start_us, int64_t end_us, int64_t bytes) {
+  if (step_ < 0) return;
+  span("all-reduce bucket " + std::to_string(bucket), "comm", start_us, end_us,
+       "\"bucket\":" + std::to_string(bucket) + ",\"bytes\":" + std::to_string(bytes));
+}
+
 bool Timeline::finish_if_done(int64_t next_step, const std::string& run_dir) {
   if (written_ || count_ == 0 || next_step < first_ + count_) return written_;
   std::string text = "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" + std::to_string(rank_) +

@@ -28,6 +28,9 @@ class Timeline {
   // A complete span; no-op outside the window. Thread-safe.
   void span(const std::string& name, const std::string& category, int64_t start_us, int64_t end_us,
             const std::string& args_json = "");
+  // One gradient bucket's all-reduce ("all-reduce bucket B", its bytes on
+  // the wire), from either gradient-sync path; no-op outside the window.
+  void bucket_span(size_t bucket, int64_t start_us, int64_t end_us, int64_t bytes);
   // True once the window is over and this rank's file was written.
   bool finish_if_done(int64_t next_step, const std::string& run_dir);
   bool written() const { return written_; }

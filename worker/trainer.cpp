@@ -172,9 +172,7 @@ int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_
       const int64_t launch = clock_->us(bt.launch_mark), done = clock_->us(bt.done_mark);
       last_launch = std::max(last_launch, launch);
       times->allreduce += (done - launch) / 1e3;
-      if (timeline_ && timeline_->active())
-        timeline_->span("all-reduce bucket " + std::to_string(bt.bucket), "comm", launch, done,
-                        "\"bucket\":" + std::to_string(bt.bucket) + ",\"bytes\":" + std::to_string(bt.bytes));
+      if (timeline_) timeline_->bucket_span(bt.bucket, launch, done, bt.bytes);
     }
     // Backward's compute ends when its last gradient is ready, which is when
     // the last bucket is launched; what remains of backward() is waiting.
