@@ -141,7 +141,6 @@ void reorder(memory from, memory to) {
   stream().wait();
 }
 
-
 // `t` (any dense layout) copied into a new buffer in layout `md`.
 torch::Tensor blocked(const torch::Tensor& t, const memory::desc& md) {
   auto buf = buffer(md);
@@ -149,12 +148,14 @@ torch::Tensor blocked(const torch::Tensor& t, const memory::desc& md) {
   return buf;
 }
 
-// A buffer in layout `md` copied into a new tensor of `sizes` and `format`.
-torch::Tensor unblocked(const torch::Tensor& buf, const memory::desc& md, torch::IntArrayRef sizes,
-                        torch::MemoryFormat format) {
-  auto t = torch::empty(sizes, torch::TensorOptions().dtype(torch::kFloat).memory_format(format));
+// A buffer in layout `md` copied into `t` (a new tensor, in its own layout).
+torch::Tensor unblocked(const torch::Tensor& buf, const memory::desc& md, torch::Tensor t) {
   reorder(mem(md, buf), mem(desc_of(t), t));
   return t;
+}
+
+torch::Tensor empty_float(torch::IntArrayRef sizes, torch::MemoryFormat format) {
+  return torch::empty(sizes, torch::TensorOptions().dtype(torch::kFloat).memory_format(format));
 }
 
 struct WinogradConv : torch::autograd::Function<WinogradConv> {
@@ -175,7 +176,7 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
     ctx->saved_data["weights"] = wei;
     ctx->saved_data["channels_last"] = format == torch::MemoryFormat::ChannelsLast;
     ctx->save_for_backward({w_in});
-    return unblocked(dst, p.fwd_pd.dst_desc(), {p.n, p.k, p.h, p.w}, format);
+    return unblocked(dst, p.fwd_pd.dst_desc(), empty_float({p.n, p.k, p.h, p.w}, format));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -192,7 +193,7 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
           {{DNNL_ARG_DIFF_DST, mem(ddst_md, ddst)},
            {DNNL_ARG_WEIGHTS, mem(p.data_pd.weights_desc(), ctx->saved_data["weights"].toTensor())},
            {DNNL_ARG_DIFF_SRC, mem(p.data_pd.diff_src_desc(), dsrc)}});
-      gx = unblocked(dsrc, p.data_pd.diff_src_desc(), {p.n, p.c, p.h, p.w}, format);
+      gx = unblocked(dsrc, p.data_pd.diff_src_desc(), empty_float({p.n, p.c, p.h, p.w}, format));
     }
     if (ctx->needs_input_grad(1)) {
       const auto& dw_md = p.weights_pd.diff_weights_desc();
@@ -201,8 +202,7 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
           {{DNNL_ARG_SRC, mem(p.fwd_pd.src_desc(), ctx->saved_data["src"].toTensor())},
            {DNNL_ARG_DIFF_DST, mem(ddst_md, ddst)},
            {DNNL_ARG_DIFF_WEIGHTS, mem(dw_md, dw)}});
-      gw = torch::empty_like(w);  // w's own strides
-      reorder(mem(dw_md, dw), mem(desc_of(gw), gw));
+      gw = unblocked(dw, dw_md, torch::empty_like(w));  // w's own strides
     }
     return {gx, gw, torch::Tensor()};
   }
