@@ -275,6 +275,7 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(c.distributed().timeout_s() > 0, "distributed.timeout_s", "must be > 0");
   REQUIRE_ONE_OF(c.distributed().broadcast_buffers(), "distributed.broadcast_buffers", "step", "epoch", "none");
   REQUIRE_ONE_OF(c.distributed().grad_compression(), "distributed.grad_compression", "none", "fp16", "bf16");
+  REQUIRE_ONE_OF(c.distributed().grad_transport(), "distributed.grad_transport", "auto", "shm", "c10d");
   v.require(c.distributed().bucket_mb() > 0 && c.distributed().first_bucket_mb() > 0, "distributed.bucket_mb",
             "bucket sizes must be > 0");
   REQUIRE_ONE_OF(c.log_level(), "log_level", "trace", "debug", "info", "warn", "error", "critical", "off");
@@ -399,7 +400,7 @@ Config to_struct(const proto::Config& c) {
   const auto& di = c.distributed();
   out.distributed = {di.timeout_s(),       di.interface(),       di.overlap_grad_sync(),
                      di.bucket_mb(),       di.first_bucket_mb(), di.broadcast_buffers(),
-                     di.grad_compression()};
+                     di.grad_compression(), di.grad_transport()};
   return out;
 }
 

@@ -115,6 +115,7 @@ struct DistributedSpec {
   float bucket_mb = 25.f, first_bucket_mb = 1.f;
   std::string broadcast_buffers = "epoch";
   std::string grad_compression = "none";
+  std::string grad_transport = "auto";
 };
 
 struct Config {

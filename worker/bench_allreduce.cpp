@@ -1,5 +1,6 @@
 // `convoy bench allreduce` (see bench_allreduce.h): nccl-tests' all_reduce_perf
-// for Convoy's c10d group. For each message size, after warm-up, the mean time
+// for Convoy's c10d group, or for its shared-memory gradient all-reduce
+// (--transport shm, ShmAllreduce). For each message size, after warm-up, the mean time
 // of an all-reduce (sum, float32) and the bandwidths nccl-tests reports:
 //   algbw = bytes / time;  busbw = algbw * 2 (n - 1) / n
 // (busbw is what each rank's link carries in a ring all-reduce, comparable
@@ -21,17 +22,20 @@
 #include "common/process.h"
 #include "worker/device.h"
 #include "worker/rendezvous.h"
+#include "worker/shm_allreduce.h"
 
 namespace convoy {
 namespace {
 
 constexpr const char* kUsage =
     "usage: convoy bench allreduce [--ranks N] [--min-bytes 1KB] [--max-bytes 256MB] [--iters 20]\n"
-    "                              [--warmup 5] [--device auto|cpu|cuda] [--json]\n"
+    "                              [--warmup 5] [--device auto|cpu|cuda] [--transport c10d|shm] [--json]\n"
     "All-reduce (sum, float32) time and bandwidth per message size, doubling from --min-bytes to\n"
     "--max-bytes, like nccl-tests: algbw = bytes/time, busbw = algbw x 2(n-1)/n; then each size is\n"
     "checked (rank r contributes r+1 everywhere; every element must be n(n+1)/2, else exit 1).\n"
-    "CPU tensors go through Gloo, CUDA tensors (GPU = local rank) through NCCL. Runs as the ranks\n"
+    "CPU tensors go through Gloo, CUDA tensors (GPU = local rank) through NCCL; --transport shm\n"
+    "sends CPU tensors through the shared-memory all-reduce that training uses for ranks on one\n"
+    "host (distributed.grad_transport). Runs as the ranks\n"
     "of mpirun (mpirun -np 4 convoy bench allreduce) or of RANK/WORLD_SIZE/MASTER_* in the\n"
     "environment; started plainly, it starts --ranks (default 2) local ranks itself.\n"
     "example: convoy bench allreduce --ranks 2 --max-bytes 64MB --json\n";
@@ -91,12 +95,14 @@ int run_local_ranks(const std::vector<std::string>& argv, int ranks) {
 int bench_allreduce_main(const std::vector<std::string>& argv) {
   CliArgs args("bench allreduce", kUsage);
   args.option("--ranks").option("--min-bytes").option("--max-bytes").option("--iters").option("--warmup");
-  args.option("--timeout-s").option("--device").flag("--json");
+  args.option("--timeout-s").option("--device").option("--transport").flag("--json");
   if (!args.parse(argv)) return 0;
   const uint64_t lo = parse_bytes(args.get("--min-bytes", "1KB"), "--min-bytes");
   const uint64_t hi = parse_bytes(args.get("--max-bytes", "256MB"), "--max-bytes");
   const int iters = args.get_int("--iters", 20), warmup = args.get_int("--warmup", 5);
   if (lo < 4 || hi < lo || iters < 1 || warmup < 0) CONVOY_USER_ERROR("need 4 <= --min-bytes <= --max-bytes, --iters >= 1");
+  const std::string transport = args.get("--transport", "c10d");
+  if (transport != "c10d" && transport != "shm") CONVOY_USER_ERROR("--transport must be c10d or shm");
   RankInfo info = rank_info_from_env();
   const bool has_ranks = std::getenv("RANK") || info.under_mpi;
   if (!has_ranks) {
@@ -113,9 +119,16 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
   auto group = dist->group();
   const bool json = args.has("--json");
   const bool cuda = runtime->device().is_cuda();
-  const char* backend = !group ? "(single process)" : cuda ? "NCCL" : "Gloo";
+  const bool shm = transport == "shm" && n > 1;
+  if (shm) {
+    if (cuda) CONVOY_USER_ERROR("--transport shm sums CPU tensors; add --device cpu");
+    cfg.distributed.grad_transport = "shm";
+    dist->connect_local_allreduce(cfg, dist->share("shm_name", "/convoy-bench-" + std::to_string(::getpid()) + "-allreduce"));
+  }
+  auto local = dist->local_allreduce();
+  const char* backend = !group ? "(single process)" : shm ? "shared memory" : cuda ? "c10d NCCL" : "c10d Gloo";
   if (dist->rank() == 0) {
-    std::printf("bench allreduce: %d rank(s), c10d %s on %s, float32 sum, %d warm-up + up to %d timed per size\n", n,
+    std::printf("bench allreduce: %d rank(s), %s on %s, float32 sum, %d warm-up + up to %d timed per size\n", n,
                 backend, runtime->describe().c_str(), warmup, iters);
     std::printf("%12s %12s %12s %12s %12s %6s\n", "size", "count", "time (us)", "algbw GB/s", "busbw GB/s", "check");
     std::fflush(stdout);
@@ -130,6 +143,7 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
     // device is synchronised before the clock is read.
     auto once = [&] {
       if (!group || n == 1) return;
+      if (local) return local->allreduce_now(t[0]);
       if (!group->allreduce(t)->wait(std::chrono::seconds(cfg.distributed.timeout_s)))
         throw TimeoutError(CONVOY_STR("all-reduce of " << human(bytes) << " timed out"));
     };
@@ -165,9 +179,10 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
   }
   if (dist->rank() == 0 && json) {
     JsonLine j;
-    j.add("bench", "allreduce").add("ranks", n).add("backend", cuda ? "nccl" : "gloo");
-    j.add("algorithm", cuda ? "c10d ProcessGroupNCCL allreduce (NCCL picks ring or tree per size)"
-                            : "c10d ProcessGroupGloo allreduce (Gloo's default for CPU tensors)");
+    j.add("bench", "allreduce").add("ranks", n).add("backend", shm ? "shm" : cuda ? "nccl" : "gloo");
+    j.add("algorithm", shm    ? "Convoy ShmAllreduce (each rank sums 1/n of every piece in one shared segment)"
+                       : cuda ? "c10d ProcessGroupNCCL allreduce (NCCL picks ring or tree per size)"
+                              : "c10d ProcessGroupGloo allreduce (Gloo's default for CPU tensors)");
     j.add("device", runtime->describe()).add("dtype", "float32").add("correct", true).add("results", results);
     std::printf("%s\n", j.str().c_str());
   }

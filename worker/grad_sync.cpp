@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "worker/shm_allreduce.h"
 #include "worker/torch_errors.h"
 
 namespace convoy {
@@ -19,9 +20,9 @@ void set_timeout_diagnosis(std::function<std::string()> diagnose) {
 
 GradSync::GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
                    std::chrono::milliseconds timeout, size_t bucket_bytes, torch::Device comm_device,
-                   c10::ScalarType wire)
+                   c10::ScalarType wire, std::shared_ptr<ShmAllreduce> local)
     : group_(std::move(group)), rank_(rank), world_size_(world_size), timeout_(timeout),
-      bucket_bytes_(bucket_bytes), comm_device_(comm_device), wire_(wire) {}
+      bucket_bytes_(bucket_bytes), comm_device_(comm_device), wire_(wire), local_(std::move(local)) {}
 
 void GradSync::fail(const std::exception& e, const std::string& what, int64_t step) const {
   std::string text = error_text(e);
@@ -104,7 +105,15 @@ int GradSync::average_gradients(const std::vector<torch::Tensor>& params, int64_
     if (wire_ != dtype) buf[0] = buf[0].to(wire_);  // compressed: the vote (a small integer) stays exact
     const int64_t bytes = buf[0].numel() * buf[0].element_size();  // on the wire
     int64_t t0 = timeline && timeline->active() ? Timeline::now_us() : 0;
-    run(group_->allreduce(buf), "all-reduce of gradients", step);
+    if (local_) {
+      try {
+        local_->allreduce_now(buf[0]);
+      } catch (const std::exception& e) {
+        fail(e, "all-reduce of gradients", step);
+      }
+    } else {
+      run(group_->allreduce(buf), "all-reduce of gradients", step);
+    }
     if (wire_ != dtype) buf[0] = buf[0].to(dtype);
     if (t0) timeline->bucket_span(b, t0, Timeline::now_us(), bytes);
     if (last) votes = static_cast<int>(std::lround(buf[0][-1].item<double>()));

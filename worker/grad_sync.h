@@ -16,6 +16,8 @@
 
 namespace convoy {
 
+class ShmAllreduce;
+
 // Called when a collective times out, to say which rank is at fault
 // (Distributed::diagnose_peers, installed by Distributed::connect); its text
 // joins the error. nullptr: none.
@@ -25,10 +27,13 @@ class GradSync {
  public:
   // `group` may be null (a single process: every call is a no-op).
   // `comm_device`: where the group's tensors must be (CUDA for NCCL); small
-  // CPU values (sums, votes) travel through it.
+  // CPU values (sums, votes) travel through it. `local`: when set, gradient
+  // buckets go through shared memory instead (everything else still through
+  // `group`).
   GradSync(c10::intrusive_ptr<compat::Backend> group, int rank, int world_size,
            std::chrono::milliseconds timeout, size_t bucket_bytes = 25u << 20,
-           torch::Device comm_device = torch::kCPU, c10::ScalarType wire = c10::kFloat);
+           torch::Device comm_device = torch::kCPU, c10::ScalarType wire = c10::kFloat,
+           std::shared_ptr<ShmAllreduce> local = nullptr);
 
   // Copies rank 0's values of `tensors` to every rank.
   void broadcast(const std::vector<torch::Tensor>& tensors, const std::string& what);
@@ -55,6 +60,7 @@ class GradSync {
   size_t bucket_bytes_;
   torch::Device comm_device_;
   c10::ScalarType wire_;  // gradient buckets on the network (compression)
+  std::shared_ptr<ShmAllreduce> local_;
 };
 
 }  // namespace convoy

@@ -5,6 +5,7 @@
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 
 #include "common/error.h"
+#include "worker/shm_allreduce.h"
 
 namespace convoy {
 
@@ -24,12 +25,14 @@ namespace {
 // bucket afterwards (DDP's fp16/bf16_compress_hook); marks when it was
 // launched and when it completed. On CUDA the
 // completion callback runs on a stream that waits for NCCL's work, so its
-// mark falls where the all-reduce ends.
+// mark falls where the all-reduce ends. With `local` the sum goes through
+// shared memory (ShmAllreduce) and the callback runs on its thread.
 class TimedAllreduceHook : public c10d::CommHookInterface {
  public:
   TimedAllreduceHook(std::shared_ptr<OverlapSync::HookState> state, c10::intrusive_ptr<compat::Backend> group,
-                     int world_size, c10::ScalarType wire)
-      : state_(std::move(state)), group_(std::move(group)), world_size_(world_size), wire_(wire) {}
+                     int world_size, c10::ScalarType wire, std::shared_ptr<ShmAllreduce> local)
+      : state_(std::move(state)), group_(std::move(group)), world_size_(world_size), wire_(wire),
+        local_(std::move(local)) {}
 
   // The all-reduce's future holds the list of reduced tensors (one here).
   // Written out because LibTorch 1.13 does not export its own helper.
@@ -44,7 +47,7 @@ class TimedAllreduceHook : public c10d::CommHookInterface {
     const size_t index = bucket.getIndex();
     const int64_t bytes = wire.numel() * wire.element_size();
     const int launch = st->clock->mark();
-    auto fut = group_->allreduce(tensors)->getFuture();
+    auto fut = local_ ? local_->allreduce(wire) : group_->allreduce(tensors)->getFuture();
     // The Reducer waits for the future returned here, so the completion is
     // marked before backward returns (a plain callback could run after it,
     // on Gloo's thread, in the next step).
@@ -70,13 +73,14 @@ class TimedAllreduceHook : public c10d::CommHookInterface {
   c10::intrusive_ptr<compat::Backend> group_;
   int world_size_;
   c10::ScalarType wire_;
+  std::shared_ptr<ShmAllreduce> local_;
 };
 
 }  // namespace
 
 OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusive_ptr<compat::Backend> group,
                          int world_size, size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock,
-                         c10::ScalarType wire)
+                         c10::ScalarType wire, std::shared_ptr<ShmAllreduce> local)
     : state_(std::make_shared<HookState>()) {
   state_->clock = clock;
   // As DistributedDataParallel does: buckets by size in parameter order,
@@ -91,7 +95,7 @@ OverlapSync::OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusiv
                                              static_cast<int64_t>(bucket_bytes), /*find_unused_parameters=*/false,
                                              /*gradient_as_bucket_view=*/true, names,
                                              static_cast<int64_t>(first_bucket_bytes));
-  reducer_->register_comm_hook(std::make_unique<TimedAllreduceHook>(state_, group, world_size, wire));
+  reducer_->register_comm_hook(std::make_unique<TimedAllreduceHook>(state_, group, world_size, wire, std::move(local)));
 }
 
 OverlapSync::~OverlapSync() = default;

@@ -29,6 +29,8 @@ class Reducer;
 
 namespace convoy {
 
+class ShmAllreduce;
+
 // Marks on the step's clock (StepClock::us turns them into times).
 struct BucketTimes {
   size_t bucket = 0;
@@ -40,9 +42,11 @@ class OverlapSync {
  public:
   // `clock` (the trainer's) must outlive this object. `wire`: the dtype the
   // buckets cross the network in (float32, or half/bfloat16 to compress).
+  // `local`: when set, the buckets are summed through shared memory instead
+  // of `group` (which the Reducer still uses for its own agreements).
   OverlapSync(const std::vector<torch::Tensor>& params, c10::intrusive_ptr<compat::Backend> group, int world_size,
               size_t first_bucket_bytes, size_t bucket_bytes, StepClock* clock,
-              c10::ScalarType wire = c10::kFloat);
+              c10::ScalarType wire = c10::kFloat, std::shared_ptr<ShmAllreduce> local = nullptr);
   ~OverlapSync();
 
   // Before backward: this step's gradients are to be reduced (skip it for

@@ -15,6 +15,7 @@
 #include "worker/device.h"
 #include "worker/grad_sync.h"
 #include "worker/job_store.h"
+#include "worker/shm_allreduce.h"
 #include "worker/torch_errors.h"
 
 namespace convoy {
@@ -202,7 +203,29 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
     ::setenv(kJobTokenEnv, generate_job_token().c_str(), 1);
   }
   d->info_ = info;
+  d->on_cpu_ = runtime.device().is_cpu();
   return d;
+}
+
+void Distributed::connect_local_allreduce(const Config& cfg, const std::string& name) {
+  const std::string& mode = cfg.distributed.grad_transport;
+  if (world_size() == 1 || mode == "c10d") return;
+  std::string why_not;
+  if (!on_cpu_)
+    why_not = "the job trains on GPUs (NCCL moves their gradients)";
+  else if (info_.local_world_size != info_.world_size)
+    why_not = CONVOY_STR("the ranks are on several hosts (" << info_.local_world_size << " of " << info_.world_size
+                                                           << " here)");
+  else
+    local_allreduce_ = ShmAllreduce::connect(*store_, name, rank(), world_size(), /*local=*/true, timeout_,
+                                             ShmAllreduce::kDefaultSlotBytes, &why_not);
+  if (local_allreduce_) {
+    if (rank() == 0) spdlog::info("gradient all-reduce: shared memory ({} ranks on this host)", world_size());
+  } else if (mode == "shm") {
+    CONVOY_USER_ERROR("distributed.grad_transport: shm is not possible here: " << why_not);
+  } else if (rank() == 0) {
+    spdlog::info("gradient all-reduce: {} ({})", on_cpu_ ? "Gloo" : "NCCL", why_not);
+  }
 }
 
 Distributed::~Distributed() {

@@ -28,6 +28,7 @@ namespace convoy {
 
 struct Config;
 class DeviceRuntime;
+class ShmAllreduce;
 
 struct RankInfo {
   int rank = 0, world_size = 1;
@@ -60,6 +61,15 @@ class Distributed {
   // about 3 s; "" when every rank still beats.
   std::string diagnose_peers() const;
 
+  // Sets up the gradient all-reduce through shared memory (ShmAllreduce) as
+  // distributed.grad_transport says: "auto" when the job trains on the CPU
+  // with every rank on this host, "shm" the same but a refusal is an error,
+  // "c10d" never. Collective. `name`: the segment's, under the job's
+  // /dev/shm prefix (convoy launch sweeps it after a crash).
+  void connect_local_allreduce(const Config& cfg, const std::string& name);
+  // nullptr: gradients go through group().
+  std::shared_ptr<ShmAllreduce> local_allreduce() const { return local_allreduce_; }
+
   // Rank 0's value of `key` on every rank (rank 0 passes it in).
   std::string share(const std::string& key, const std::string& value_on_rank0);
   void barrier(const std::string& what);
@@ -68,6 +78,8 @@ class Distributed {
   RankInfo info_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<compat::Backend> group_;
+  std::shared_ptr<ShmAllreduce> local_allreduce_;
+  bool on_cpu_ = true;
   std::chrono::milliseconds timeout_{0};
   std::string token_;
   std::atomic<bool> stop_beating_{false};

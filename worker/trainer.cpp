@@ -19,20 +19,24 @@ c10::ScalarType wire_dtype(const Config& cfg) {
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
-                 int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime)
+                 int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime,
+                 std::shared_ptr<ShmAllreduce> local)
     : cfg_(cfg), rank_(rank), world_size_(world_size),
       runtime_(runtime ? std::move(runtime) : make_device_runtime(cfg.device, 0, cfg.train.cudnn_benchmark)),
       clock_(runtime_->make_clock()), device_(runtime_->device()),
       schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
       sync_(group, rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s),
-            static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20)), device_, wire_dtype(cfg)),
+            static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20)), device_, wire_dtype(cfg), local),
       bf16_(cfg.train.amp == "bf16"), fp16_(cfg.train.amp == "fp16"),
       scaler_(cfg.train.loss_scaling == "dynamic" || (cfg.train.loss_scaling == "auto" && cfg.train.amp == "fp16")) {
   if (fp16_ && !device_.is_cuda())
     CONVOY_USER_ERROR("train.amp: fp16 needs a CUDA device (this run is on the CPU); use bf16");
-  if (cfg.distributed.grad_compression == "bf16" && device_.is_cpu() && !compat::gloo_sums_bf16())
-    CONVOY_USER_ERROR("distributed.grad_compression: Gloo in this LibTorch (" << TORCH_VERSION
-                                                                               << ") cannot sum bf16; use fp16 or none");
+  // Gloo would sum the buckets: not in shared memory, not for one rank.
+  if (cfg.distributed.grad_compression == "bf16" && device_.is_cpu() && world_size > 1 && !local &&
+      !compat::gloo_sums_bf16())
+    CONVOY_USER_ERROR("distributed.grad_compression: Gloo in this LibTorch ("
+                      << TORCH_VERSION << ") cannot sum bf16; use fp16 or none (ranks on one host sum bf16 in shared "
+                      << "memory, distributed.grad_transport auto or shm)");
   torch::manual_seed(cfg.seed);
   model_ = make_model(cfg.model, cfg.data.image, num_classes);
   if (!cfg.model.init_from.empty()) init_from(cfg.model.init_from);
@@ -48,6 +52,7 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
   sync_.broadcast(state, "initial weights");
   overlap_wanted_ = group && world_size > 1 && cfg.distributed.overlap_grad_sync;
   group_ = group;
+  local_ = std::move(local);
   optimizer_ = make_optimizer(cfg.optim, params_);
 
   const auto& d = cfg.data;
@@ -105,7 +110,7 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     overlap_ = std::make_unique<OverlapSync>(params_, group_, world_size_,
                                              static_cast<size_t>(cfg_.distributed.first_bucket_mb * (1 << 20)),
                                              static_cast<size_t>(cfg_.distributed.bucket_mb * (1 << 20)),
-                                             clock_.get(), wire_dtype(cfg_));
+                                             clock_.get(), wire_dtype(cfg_), local_);
   const bool last = micro + 1 >= micros;
   // One batch: the mean over its valid samples. Micro-batches: their share of
   // the accumulated batch (see trainer.h).

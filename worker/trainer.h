@@ -46,9 +46,11 @@ class Trainer {
   // seeded generator (or model.init_from's weights, with a fresh head when
   // the class count differs) and then broadcast from rank 0. With
   // model.freeze_backbone only the head's parameters train. `runtime`: the
-  // device (null: the one cfg.device names, as local rank 0).
+  // device (null: the one cfg.device names, as local rank 0). `local`: the
+  // gradients' shared-memory all-reduce (null: they go through `group`).
   Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
-          int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime = nullptr);
+          int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime = nullptr,
+          std::shared_ptr<ShmAllreduce> local = nullptr);
 
   // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore; on the
   // CPU or already on the trainer's device. Dropout
@@ -105,6 +107,7 @@ class Trainer {
   std::unique_ptr<OverlapSync> overlap_;  // when overlapping (world > 1)
   bool overlap_wanted_ = false;
   c10::intrusive_ptr<compat::Backend> group_;
+  std::shared_ptr<ShmAllreduce> local_;
   torch::Tensor scale_, shift_;  // per-channel normalisation: x * scale + shift
   bool bf16_, fp16_;
   LossScaler scaler_;

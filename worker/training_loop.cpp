@@ -91,7 +91,7 @@ class TrainingLoop::Impl {
     num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
     const int64_t k = cfg.train.accumulation_steps;  // optimizer steps per epoch: ceil(steps / k)
     trainer_ = std::make_unique<Trainer>(cfg, num_classes_, dist.group(), dist.rank(), dist.world_size(),
-                                         (steps_ + k - 1) / k, runtime_);
+                                         (steps_ + k - 1) / k, runtime_, dist.local_allreduce());
     if (runtime_->prefetch())
       data_.pin_rings([rt = runtime_](void* p, size_t n) { return rt->pin_host(p, n); });
     trainer_->set_timeline(&timeline_);

@@ -136,6 +136,7 @@ int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
 
   std::string socket = env_or("CONVOY_DATA_SOCKET", data_socket_name(run_id));
   auto sockets = shard_socket_names(socket, cfg.data_service.services_per_node);
+  if (!args.has("--eval-checkpoint")) dist->connect_local_allreduce(cfg, "/" + socket + "-allreduce");
   std::unique_ptr<OwnedDataServices> service;
   if (!launched && dist->info().local_rank == 0)
     service = std::make_unique<OwnedDataServices>(config_path, sets, sockets,

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from helpers import BIN, make_folder, read_metrics, run, subcommand_pids, write_config
+from helpers import BIN, make_folder, read_metrics, run, shm_segments, subcommand_pids, write_config
 
 BENCH_KEYS = {"images_per_sec", "images_per_sec_per_thread", "threads", "cpu_seconds_per_image", "peak_rss_mb"}
 
@@ -199,6 +199,18 @@ class BenchAllreduceTest(unittest.TestCase):
         for x in result["results"]:
             self.assertGreater(x["time_us"], 0)
             self.assertAlmostEqual(x["busbw_gbps"], x["algbw_gbps"] * 2 * (2 - 1) / 2, places=6)
+
+    def test_allreduce_through_shared_memory(self):
+        # 3 ranks: chunks of unequal length; 8 MB spans two 4 MB pieces.
+        before = shm_segments()
+        r = run(["bench", "allreduce", "--ranks", "3", "--min-bytes", "4", "--max-bytes", "8MB", "--iters", "2",
+                 "--warmup", "1", "--device", "cpu", "--transport", "shm", "--json"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        result = last_json(r.stdout)
+        self.assertEqual((result["ranks"], result["backend"], result["correct"]), (3, "shm", True))
+        self.assertEqual(len(result["results"]), 22, r.stdout)
+        self.assertIn("gradient all-reduce: shared memory (3 ranks on this host)", r.stdout + r.stderr)
+        self.assertEqual(shm_segments() - before, set())
 
     def test_allreduce_under_mpirun(self):
         from helpers import MPI_ENV

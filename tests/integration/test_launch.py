@@ -52,6 +52,7 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         for tag in ["[worker 0]", "[worker 1]", "[data]"]:
             self.assertIn(tag, out)
         self.assertIn("epoch 4/4", out)
+        self.assertIn("gradient all-reduce: shared memory (2 ranks on this host)", out)
         self.assert_clean(run_dir)
 
     def test_default_config_runs_a_few_steps(self):
