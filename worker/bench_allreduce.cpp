@@ -1,7 +1,8 @@
 // `convoy bench allreduce` (see bench_allreduce.h): nccl-tests' all_reduce_perf
 // for Convoy's c10d group, or for its shared-memory gradient all-reduce
-// (--transport shm, ShmAllreduce). For each message size, after warm-up, the mean time
-// of an all-reduce (sum, float32) and the bandwidths nccl-tests reports:
+// (--transport shm, ShmAllreduce). For each message size, after warm-up, the
+// mean time of an all-reduce (sum, float32) and the bandwidths nccl-tests
+// reports:
 //   algbw = bytes / time;  busbw = algbw * 2 (n - 1) / n
 // (busbw is what each rank's link carries in a ring all-reduce, comparable
 // across world sizes).
