@@ -2,6 +2,7 @@
 #include "common/run_dir.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -9,17 +10,48 @@
 #include <ctime>
 #include <random>
 
+#include "common/error.h"
 #include "common/files.h"
 
 namespace convoy {
 
-std::string default_run_dir(const Config& cfg) {
+namespace {
+
+constexpr size_t kStampSize = 15;  // YYYYmmdd-HHMMSS
+
+// For <name>-YYYYmmdd-HHMMSS[-N]: the stamp and N (1 without a suffix), or
+// {"", 0} for anything else, e.g. another config whose name extends ours.
+std::pair<std::string, long> parse_run_name(const std::string& name, const std::string& prefix) {
+  if (name.rfind(prefix, 0) != 0 || name.size() < prefix.size() + kStampSize) return {"", 0};
+  std::string stamp = name.substr(prefix.size(), kStampSize);
+  bool ok = stamp[8] == '-';
+  for (size_t i = 0; i < stamp.size(); ++i)
+    if (i != 8) ok = ok && std::isdigit(static_cast<unsigned char>(stamp[i]));
+  std::string rest = name.substr(prefix.size() + kStampSize);
+  long n = 1;
+  if (!rest.empty()) {
+    ok = ok && rest.size() >= 2 && rest.size() <= 8 && rest[0] == '-' && rest[1] != '0';
+    for (size_t i = 1; i < rest.size(); ++i) ok = ok && std::isdigit(static_cast<unsigned char>(rest[i]));
+    if (ok) n = std::stol(rest.substr(1));
+  }
+  return ok ? std::make_pair(stamp, n) : std::make_pair(std::string(), 0L);
+}
+
+}  // namespace
+
+std::string create_run_dir(const Config& cfg) {
   char stamp[32];
   std::time_t now = std::time(nullptr);
   std::tm tm;
   localtime_r(&now, &tm);
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-  return join_path(cfg.run_root, cfg.name + "-" + stamp);
+  make_dirs(cfg.run_root);
+  const std::string base = join_path(cfg.run_root, cfg.name + "-" + stamp);
+  for (int n = 1;; ++n) {
+    std::string dir = n == 1 ? base : base + "-" + std::to_string(n);
+    if (::mkdir(dir.c_str(), 0777) == 0) return dir;
+    if (errno != EEXIST) throw Error(CONVOY_STR("cannot create " << dir << ": " << detail::errno_text(errno)));
+  }
 }
 
 std::string prepare_run_dir(const std::string& dir, const Config& cfg) {
@@ -33,16 +65,16 @@ std::string prepare_run_dir(const std::string& dir, const Config& cfg) {
 std::string latest_run_dir(const Config& cfg) {
   DIR* d = ::opendir(cfg.run_root.c_str());
   if (!d) return "";
-  std::string prefix = cfg.name + "-", latest;
+  const std::string prefix = cfg.name + "-";
+  std::string latest;
+  std::pair<std::string, long> newest{"", 0};
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    // Only <name>-YYYYmmdd-HHMMSS: not another config whose name extends ours.
-    if (name.rfind(prefix, 0) != 0 || name.size() != prefix.size() + 15) continue;
-    std::string stamp = name.substr(prefix.size());
-    bool ok = stamp[8] == '-';
-    for (size_t i = 0; i < stamp.size(); ++i)
-      if (i != 8) ok = ok && std::isdigit(static_cast<unsigned char>(stamp[i]));
-    if (ok && is_directory(join_path(cfg.run_root, name)) && name > latest) latest = name;
+    auto key = parse_run_name(name, prefix);
+    if (key.second > 0 && key > newest && is_directory(join_path(cfg.run_root, name))) {
+      newest = key;
+      latest = name;
+    }
   }
   ::closedir(d);
   return latest.empty() ? "" : join_path(cfg.run_root, latest);

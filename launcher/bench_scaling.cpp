@@ -183,7 +183,7 @@ int bench_scaling_main(const std::vector<std::string>& argv) {
   if (dir.empty()) {
     Config named;
     named.name = "bench-scaling";
-    dir = default_run_dir(named);
+    dir = create_run_dir(named);
   }
   make_dirs(dir);
   std::string config_path = join_path(dir, "bench.pbtxt");

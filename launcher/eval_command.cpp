@@ -45,7 +45,7 @@ int eval_main(const std::vector<std::string>& argv) {
   LaunchOptions opts;
   opts.nproc = args.get_int("--nproc-per-node", 1);
   if (opts.nproc < 1 || opts.nproc > 1024) CONVOY_USER_ERROR("--nproc-per-node must be between 1 and 1024");
-  prepare_launch(cfg, args.get("--run-dir", default_run_dir(cfg)), &opts);
+  prepare_launch(cfg, args.has("--run-dir") ? args.get("--run-dir") : create_run_dir(cfg), &opts);
   opts.worker_args = {"--eval-checkpoint", absolute_path(checkpoint), "--eval-split", split};
   int rc = run_with_restarts(opts);
   if (rc != 0) return rc;

@@ -72,7 +72,7 @@ std::string resume_run_dir(const Config& cfg, const std::string& resume) {
   } else if (!resume.empty() && basename_of(dirname_of(resume)) == "checkpoints") {
     return dirname_of(dirname_of(resume));
   }
-  return default_run_dir(cfg);
+  return create_run_dir(cfg);
 }
 
 // Where each data-service shard runs: the config's CPU lists, or the cores
@@ -548,7 +548,7 @@ int launch_main(const std::vector<std::string>& argv) {
                                                  << "export " << kJobTokenEnv
                                                  << "=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')");
   }
-  prepare_launch(cfg, args.get("--run-dir", resume_run_dir(cfg, opts.resume)), &opts);
+  prepare_launch(cfg, args.has("--run-dir") ? args.get("--run-dir") : resume_run_dir(cfg, opts.resume), &opts);
   return run_with_restarts(opts);
 }
 

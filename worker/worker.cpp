@@ -126,7 +126,10 @@ int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
   auto dist = Distributed::connect(info, cfg, *runtime);
   const bool launched = std::getenv("CONVOY_DATA_SOCKET") != nullptr;
   std::string run_id = dist->share("run_id", env_or("CONVOY_RUN_ID", random_run_id()));
-  std::string run_dir = dist->share("run_dir", env_or("CONVOY_RUN_DIR", args.get("--run-dir", default_run_dir(cfg))));
+  // Rank 0's is the one: only it makes a new folder when none is named.
+  std::string run_dir = env_or("CONVOY_RUN_DIR", args.get("--run-dir", ""));
+  if (run_dir.empty() && dist->rank() == 0) run_dir = create_run_dir(cfg);
+  run_dir = dist->share("run_dir", run_dir);
   if (dist->rank() == 0 && !launched) prepare_run_dir(run_dir, cfg);
 
   std::string resume = args.get("--resume", env_or("CONVOY_RESUME", ""));
