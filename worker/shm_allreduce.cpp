@@ -141,31 +141,36 @@ std::shared_ptr<ShmAllreduce> ShmAllreduce::connect(c10d::Store& store, const st
       }
     }
   }
+  // From here on, however it ends: rank 0 removes the name (every rank has
+  // the segment mapped by the time the votes are in, or never will), and a
+  // mapping no ShmAllreduce took over is undone.
+  struct Release {
+    const std::string& name;
+    void*& base;
+    size_t size;
+    bool owner;
+    ~Release() {
+      if (owner && base) ::shm_unlink(name.c_str());
+      if (base) ::munmap(base, size);
+    }
+  } release{name, base, size, rank == 0};
   // Every rank says whether it mapped the segment; all of them or none use it.
   store.set(key(name, "rank" + std::to_string(rank)), bytes(refusal.empty() ? "+" : "-" + refusal));
-  std::string verdict;
-  try {
-    for (int p = 0; p < world_size && verdict.empty(); ++p) {
-      std::string v = text(store.get(key(name, "rank" + std::to_string(p))));
-      if (v != "+") verdict = "rank " + std::to_string(p) + ": " + v.substr(1);
-    }
-  } catch (...) {
-    if (rank == 0 && base) ::shm_unlink(name.c_str());
-    if (base) ::munmap(base, size);
-    throw;
-  }
-  if (rank == 0 && base) ::shm_unlink(name.c_str());  // every rank has it mapped, or never will
-  if (!verdict.empty()) {
-    if (base) ::munmap(base, size);
-    if (why_not) *why_not = verdict;
+  for (int p = 0; p < world_size; ++p) {
+    std::string v = text(store.get(key(name, "rank" + std::to_string(p))));
+    if (v == "+") continue;
+    if (why_not) *why_not = "rank " + std::to_string(p) + ": " + v.substr(1);
     return nullptr;
   }
-  return std::shared_ptr<ShmAllreduce>(new ShmAllreduce(name, base, size, rank, world_size, slot_bytes, timeout));
+  if (rank == 0) ::shm_unlink(name.c_str());
+  auto out = std::shared_ptr<ShmAllreduce>(new ShmAllreduce(base, size, rank, world_size, slot_bytes, timeout));
+  base = nullptr;  // the ShmAllreduce unmaps it
+  return out;
 }
 
-ShmAllreduce::ShmAllreduce(std::string name, void* base, size_t size, int rank, int world, size_t slot_bytes,
+ShmAllreduce::ShmAllreduce(void* base, size_t size, int rank, int world, size_t slot_bytes,
                            std::chrono::milliseconds timeout)
-    : name_(std::move(name)), base_(base), size_(size), header_(static_cast<Header*>(base)), rank_(rank),
+    : base_(base), size_(size), header_(static_cast<Header*>(base)), rank_(rank),
       world_(world), slot_bytes_(slot_bytes), timeout_(timeout) {
   thread_ = std::thread([this] { serve(); });
 }

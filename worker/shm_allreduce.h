@@ -64,23 +64,18 @@ class ShmAllreduce {
   // The same, waiting for it; rethrows the error.
   void allreduce_now(const at::Tensor& t);
 
-  int rank() const { return rank_; }
-  int world_size() const { return world_; }
-
   struct Header;
 
  private:
-  ShmAllreduce(std::string name, void* base, size_t size, int rank, int world, size_t slot_bytes,
-               std::chrono::milliseconds timeout);
+  ShmAllreduce(void* base, size_t size, int rank, int world, size_t slot_bytes, std::chrono::milliseconds timeout);
   void serve();
   void reduce(const at::Tensor& t);
   template <class T>
   void reduce_piece(T* data, size_t n);
   void publish(int field, uint32_t seq);
-  void wait_all(int field, uint32_t seq, const char* phase);
+  void wait_all(int field, uint32_t seq, const char* what);
   char* slot(int i) const;
 
-  std::string name_;
   void* base_;
   size_t size_;
   Header* header_;
