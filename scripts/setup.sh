@@ -18,7 +18,8 @@ case $FLAVOUR in
   cpu)
     # LibTorch (CPU) with c10d + Gloo; the headers of the oneDNN it links
     # (Winograd convolutions, worker/onednn_conv.cpp)
-    TORCH_PACKAGES=(libtorch-dev libgloo-dev libdnnl-dev)
+    # (with a real BLAS: see the recommended packages below)
+    TORCH_PACKAGES=(libtorch-dev libgloo-dev libdnnl-dev libopenblas0-openmp)
     ;;
   cuda-link)
     TORCH_PACKAGES=(libtorch-cuda-dev libgloo-cuda-dev libnccl-dev nvidia-cuda-toolkit)
@@ -33,6 +34,15 @@ case $FLAVOUR in
   *) echo "setup: CONVOY_LIBTORCH must be cpu or cuda-link" >&2; exit 2 ;;
 esac
 
+# Everything is installed with --no-install-recommends, so a package that
+# Convoy needs only because another package recommends it is listed here by
+# name:
+#   libopenblas0-openmp  libtorch1.13 recommends a BLAS; without one its
+#                        matrix products (Linear layers, ViT) run on the
+#                        reference BLAS, several times slower. The OpenMP
+#                        build follows torch::set_num_threads.
+# (oneDNN's CMake package requires OpenCL, which libdnnl-dev only
+# recommends; CMakeLists.txt finds oneDNN without it.)
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
   "${TORCH_PACKAGES[@]}"
@@ -53,17 +63,25 @@ if [ "$FLAVOUR" = cpu ]; then PACKAGES+=(
   python3-skimage python3-pil python3-numpy  # bench/make_imagenet_like.py's photos
 ); fi
 
+t_start=$(date +%s)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
   SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+      echo "setup: not root and no sudo; as root, run: apt-get install --no-install-recommends ${missing[*]}" >&2
+      exit 1
+    fi
+    SUDO=sudo
+  fi
+  echo "setup: installing ${missing[*]}"
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+t_packages=$(date +%s)
 
 BUILD=${CONVOY_BUILD_DIR:-build}   # another folder for another toolchain (scripts/check-torch2.sh)
 # Configured once; a flavour with its own CMake settings re-applies them.
@@ -71,3 +89,5 @@ if [ ! -f "$BUILD/build.ninja" ] || ((${#CMAKE_ARGS[@]})); then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${CMAKE_ARGS[@]}"
 fi
 cmake --build "$BUILD" -j "$(nproc)"
+t_built=$(date +%s)
+echo "setup: done in $((t_built - t_start)) s (packages $((t_packages - t_start)) s, build $((t_built - t_packages)) s)"
