@@ -19,6 +19,7 @@
 #include "report/run_report.h"
 #include "worker/bench_allreduce.h"
 #include "worker/bench_model.h"
+#include "worker/hardware.h"
 #include "worker/worker.h"
 
 namespace {
@@ -117,7 +118,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (all[0] == "--version") {
-    std::printf("convoy %s\n%s\n", CONVOY_VERSION, convoy::torch_build_info().c_str());
+    std::printf("convoy %s\n%s\n%s\n", CONVOY_VERSION, convoy::torch_build_info().c_str(),
+                convoy::hardware_summary().c_str());
     return 0;
   }
   std::string name = all[0];

@@ -69,6 +69,12 @@ std::string quote_if_string(const pb::FieldDescriptor* fd, const std::string& v)
   return "\"" + pb::CEscape(v) + "\"";
 }
 
+// Fields whose absence means "decide for me" (see config.proto): `--set
+// FIELD=auto` clears them.
+bool auto_when_unset(const pb::FieldDescriptor* fd) {
+  return fd->full_name() == "convoy.proto.ModelConfig.channels_last";
+}
+
 // Applies one "a.b.c=value" override to `cfg`.
 void apply_override(proto::Config* cfg, const std::string& arg) {
   auto eq = arg.find('=');
@@ -105,6 +111,9 @@ void apply_override(proto::Config* cfg, const std::string& arg) {
         for (auto& item : split(inner, ','))
           items += (items.empty() ? "" : ", ") + quote_if_string(fd, item);
       text = fd->name() + ": [" + items + "]";
+    } else if (value == "auto" && auto_when_unset(fd)) {
+      msg->GetReflection()->ClearField(msg, fd);
+      continue;
     } else {
       text = fd->name() + ": " + quote_if_string(fd, value);
     }
@@ -248,7 +257,7 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(t.epochs() > 0, "train.epochs", "must be > 0");
   v.require(t.max_steps_per_epoch() >= 0, "train.max_steps_per_epoch", "must be >= 0");
   v.require(t.log_every_steps() > 0, "train.log_every_steps", "must be > 0");
-  REQUIRE_ONE_OF(t.amp(), "train.amp", "none", "bf16", "fp16");
+  REQUIRE_ONE_OF(t.amp(), "train.amp", "auto", "none", "bf16", "fp16");
   REQUIRE_ONE_OF(t.loss_scaling(), "train.loss_scaling", "auto", "dynamic", "none");
   v.require(t.accumulation_steps() >= 1 && t.accumulation_steps() <= 1024, "train.accumulation_steps",
             "must be in 1..1024");
@@ -369,7 +378,7 @@ Config to_struct(const proto::Config& c) {
   od.strict = d.strict();
   const auto& m = c.model();
   out.model = {m.arch(),      m.num_classes(),       m.width(),     m.batch_norm(),        m.dropout(),
-               m.channels_last(), m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone(),
+               m.has_channels_last() ? std::optional<bool>(m.channels_last()) : std::nullopt, m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone(),
                m.conv_algorithm()};
   const auto& o = c.optim();
   auto& oo = out.optim;

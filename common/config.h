@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,7 +56,7 @@ struct ModelSpec {
   int width = 32;
   bool batch_norm = true;
   float dropout = -1.f;  // < 0: the architecture's default
-  bool channels_last = false;
+  std::optional<bool> channels_last;  // unset: auto (worker/hardware.h decides)
   float attention_dropout = 0.f, drop_path = 0.f;
   std::string init_from;  // absolute; empty: none
   bool freeze_backbone = false;
@@ -77,7 +78,7 @@ struct TrainSpec {
   int epochs = 10;
   int64_t max_steps_per_epoch = 0;
   int log_every_steps = 50;
-  std::string amp = "none";
+  std::string amp = "auto";  // auto | none | bf16 | fp16
   int threads_per_rank = 0;
   std::vector<std::string> eval_splits;  // empty: decided from the dataset
   bool eval_test_each_epoch = true;

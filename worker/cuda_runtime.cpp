@@ -78,6 +78,15 @@ class CudaRuntime : public DeviceRuntime {
                        static_cast<double>(p->totalGlobalMem) / (1ull << 30), p->major, p->minor);
   }
 
+  bool native_bf16(std::string* why) const override {
+    const cudaDeviceProp* p = at::cuda::getDeviceProperties(index_);
+    const bool native = p->major >= 8;  // Ampere and later: bf16 tensor cores
+    *why = fmt::format("{} (compute capability {}.{}) {}", p->name, p->major, p->minor,
+                       native ? "computes bf16 natively"
+                              : "has no native bf16 (train.amp=fp16 trains in half precision with loss scaling)");
+    return native;
+  }
+
   c10::intrusive_ptr<compat::Backend> make_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
                                                  int world_size, std::chrono::milliseconds timeout,
                                                  const std::string&) override {

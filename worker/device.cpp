@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "worker/hardware.h"
 #include "worker/rendezvous.h"
 #include "worker/timeline.h"
 
@@ -37,6 +38,7 @@ class CpuRuntime : public DeviceRuntime {
  public:
   torch::Device device() const override { return torch::kCPU; }
   std::string describe() const override { return "cpu"; }
+  bool native_bf16(std::string* why) const override { return cpu_native_bf16(this_cpu(), why); }
   c10::intrusive_ptr<compat::Backend> make_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
                                                  int world_size, std::chrono::milliseconds timeout,
                                                  const std::string& hostname) override {

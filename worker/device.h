@@ -60,6 +60,10 @@ class DeviceRuntime {
   virtual torch::Device device() const = 0;
   // For logs: "cpu" or "cuda:1 (NVIDIA H100 80GB HBM3, 79.1 GiB)".
   virtual std::string describe() const = 0;
+  // Whether this device computes bf16 natively (CPU: avx512_bf16 or
+  // amx_bf16, see hardware.h; CUDA: compute capability 8.0 or newer); *why
+  // says why either way.
+  virtual bool native_bf16(std::string* why) const = 0;
   // The process group for this device's tensors: Gloo or NCCL. `hostname`
   // is the address Gloo binds (NCCL finds its own interfaces, see
   // NCCL_SOCKET_IFNAME).

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/sample_rng.h"
+#include "worker/hardware.h"
 #include "worker/state_dict.h"
 
 namespace convoy {
@@ -16,19 +17,39 @@ c10::ScalarType wire_dtype(const Config& cfg) {
   return c == "fp16" ? c10::kHalf : c == "bf16" ? c10::kBFloat16 : c10::kFloat;
 }
 
+// A config whose hardware-dependent settings are still "auto" (a trainer
+// made outside a worker: tests, tools) gets this device's choices, silently;
+// the worker resolves them before, logging why (worker.cpp).
+Config with_hardware_choices(Config cfg, const DeviceRuntime& runtime) {
+  if (cfg.train.amp == "auto" || !cfg.model.channels_last)
+    apply_choices(choose_for_hardware(cfg, device_facts(runtime)), &cfg);
+  return cfg;
+}
+
+// `w` (K, C, H, W) with exactly the strides of channels_last. contiguous()
+// keeps a tensor's strides where a size-1 dimension makes both layouts
+// equally valid (the first convolution of a grey-scale model, C = 1), but
+// convolution gradients come in these strides, and the Reducer warns when
+// a gradient's strides differ from its parameter's.
+torch::Tensor exactly_channels_last(const torch::Tensor& w) {
+  const int64_t c = w.size(1), h = w.size(2), wd = w.size(3);
+  auto out = torch::empty_strided(w.sizes(), {h * wd * c, 1, wd * c, c}, w.options());
+  return out.copy_(w);
+}
+
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
                  int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime,
                  std::shared_ptr<ShmAllreduce> local)
-    : cfg_(cfg), rank_(rank), world_size_(world_size),
-      runtime_(runtime ? std::move(runtime) : make_device_runtime(cfg.device, 0, cfg.train.cudnn_benchmark)),
+    : runtime_(runtime ? std::move(runtime) : make_device_runtime(cfg.device, 0, cfg.train.cudnn_benchmark)),
+      cfg_(with_hardware_choices(cfg, *runtime_)), rank_(rank), world_size_(world_size),
       clock_(runtime_->make_clock()), device_(runtime_->device()),
       schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
       sync_(group, rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s),
             static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20)), device_, wire_dtype(cfg), local),
-      bf16_(cfg.train.amp == "bf16"), fp16_(cfg.train.amp == "fp16"),
-      scaler_(cfg.train.loss_scaling == "dynamic" || (cfg.train.loss_scaling == "auto" && cfg.train.amp == "fp16")) {
+      bf16_(cfg_.train.amp == "bf16"), fp16_(cfg_.train.amp == "fp16"),
+      scaler_(cfg.train.loss_scaling == "dynamic" || (cfg.train.loss_scaling == "auto" && fp16_)) {
   if (fp16_ && !device_.is_cuda())
     CONVOY_USER_ERROR("train.amp: fp16 needs a CUDA device (this run is on the CPU); use bf16");
   // Gloo would sum the buckets: not in shared memory, not for one rank.
@@ -38,12 +59,12 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
                       << TORCH_VERSION << ") cannot sum bf16; use fp16 or none (ranks on one host sum bf16 in shared "
                       << "memory, distributed.grad_transport auto or shm)");
   torch::manual_seed(cfg.seed);
-  model_ = make_model(cfg.model, cfg.data.image, num_classes);
+  model_ = make_model(cfg_.model, cfg.data.image, num_classes);
   if (!cfg.model.init_from.empty()) init_from(cfg.model.init_from);
   model_->to(device_);
-  if (cfg.model.channels_last)
+  if (channels_last_)
     for (auto& p : model_->parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+      if (p.dim() == 4) p.set_data(exactly_channels_last(p));
   std::vector<torch::Tensor> state = model_->parameters();
   for (auto& p : model_->named_parameters())
     if (!cfg.model.freeze_backbone || p.key().rfind(model_->head + ".", 0) == 0) params_.push_back(p.value());
@@ -74,7 +95,7 @@ void Trainer::init_from(const std::string& path) {
 torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
   auto u8 = pixels.to(device_);  // no copy when the batch is already there
   auto x = torch::empty(u8.sizes(), u8.options().dtype(torch::kFloat).memory_format(
-                                        cfg_.model.channels_last ? torch::MemoryFormat::ChannelsLast
+                                        channels_last_ ? torch::MemoryFormat::ChannelsLast
                                                                  : torch::MemoryFormat::Contiguous));
   // shift + u8 * scale: one kernel on a GPU, reading bytes, writing floats.
   return torch::addcmul_out(x, shift_, u8, scale_);

@@ -94,9 +94,9 @@ class Trainer {
   // A timeline span between two of the clock's marks (when recording).
   void span(const char* name, const char* category, int from, int to);
 
-  Config cfg_;
-  int rank_, world_size_;
   std::shared_ptr<DeviceRuntime> runtime_;
+  Config cfg_;  // with amp and channels_last resolved (never "auto")
+  int rank_, world_size_;
   std::unique_ptr<StepClock> clock_;
   torch::Device device_;
   Classifier model_;
@@ -110,6 +110,7 @@ class Trainer {
   std::shared_ptr<ShmAllreduce> local_;
   torch::Tensor scale_, shift_;  // per-channel normalisation: x * scale + shift
   bool bf16_, fp16_;
+  bool channels_last_ = cfg_.model.channels_last.value_or(false);
   LossScaler scaler_;
   Timeline* timeline_ = nullptr;
 };

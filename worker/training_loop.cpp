@@ -121,6 +121,9 @@ class TrainingLoop::Impl {
                        .add("steps_per_epoch", steps_)
                        .add("epochs", cfg_.train.epochs)
                        .add("model", cfg_.model.arch)
+                       .add("amp", cfg_.train.amp)
+                       .add("channels_last", cfg_.model.channels_last.value_or(false))
+                       .add("conv_algorithm", cfg_.model.conv_algorithm)
                        .add("parameters", params)
                        .add("global_step", global_step_)
                        .add("classes", data_.info().class_names));

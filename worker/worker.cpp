@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sstream>
 #include <thread>
 
 #include "common/cli_args.h"
@@ -21,6 +22,7 @@
 #include "worker/checkpoint.h"
 #include "worker/data_client.h"
 #include "worker/device.h"
+#include "worker/hardware.h"
 #include "worker/rendezvous.h"
 #include "worker/torch_errors.h"
 #include "worker/training_loop.h"
@@ -108,6 +110,29 @@ std::string choose_resume_checkpoint(const std::string& resume, const std::strin
   return newest.value_or("");
 }
 
+// train.amp, model.channels_last and model.conv_algorithm where they are
+// "auto": rank 0's device decides for every rank (one precision and layout
+// per job) and logs each choice with its reason; a rank whose own device
+// would have chosen otherwise says so.
+void resolve_hardware_choices(Distributed& dist, const DeviceRuntime& runtime, Config* cfg) {
+  const HardwareChoices mine = choose_for_hardware(*cfg, device_facts(runtime));
+  const std::string mine_text = mine.amp.value + " " + mine.channels_last.value + " " + mine.conv_algorithm.value;
+  const std::string decided = dist.share("hardware_choices", mine_text);
+  HardwareChoices job = mine;
+  std::istringstream in(decided);
+  in >> job.amp.value >> job.channels_last.value >> job.conv_algorithm.value;
+  apply_choices(job, cfg);
+  if (dist.rank() == 0) {
+    for (const Choice* c : mine.all())
+      if (c->warning) spdlog::warn("{}", c->line);
+      else spdlog::info("{}", c->line);
+  } else if (decided != mine_text) {
+    spdlog::warn("this rank's device would have chosen amp/channels_last/conv_algorithm '{}'; the job uses rank "
+                 "0's '{}' ({})",
+                 mine_text, decided, mine.amp.line);
+  }
+}
+
 int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
   RankInfo info = rank_info_from_env();
   init_logging("worker", info.rank);
@@ -131,6 +156,8 @@ int run_worker(const CliArgs& args, const std::vector<std::string>& sets) {
   if (run_dir.empty() && dist->rank() == 0) run_dir = create_run_dir(cfg);
   run_dir = dist->share("run_dir", run_dir);
   if (dist->rank() == 0 && !launched) prepare_run_dir(run_dir, cfg);
+
+  resolve_hardware_choices(*dist, *runtime, &cfg);
 
   std::string resume = args.get("--resume", env_or("CONVOY_RESUME", ""));
   std::string resume_path;

@@ -34,6 +34,26 @@ TEST(Config, LoadsAndConverts) {
   EXPECT_NE(c.resolved_text.find("batch_size: 16"), std::string::npos);
 }
 
+TEST(Config, HardwareSettingsDefaultToAutoAndTakeAutoInSet) {
+  Config c = parse_config(kBase, "t.pbtxt");
+  EXPECT_EQ(c.train.amp, "auto");
+  EXPECT_FALSE(c.model.channels_last.has_value());
+  EXPECT_EQ(c.model.conv_algorithm, "auto");
+  const std::string text =
+      "data { image_folder { root: \".\" } } model { channels_last: true } train { amp: \"none\" }\n";
+  Config set = parse_config(text, "t.pbtxt");
+  EXPECT_EQ(set.model.channels_last, std::optional<bool>(true));
+  EXPECT_EQ(set.train.amp, "none");
+  Config back = parse_config(text, "t.pbtxt", {"model.channels_last=auto", "train.amp=auto"});
+  EXPECT_FALSE(back.model.channels_last.has_value());
+  EXPECT_EQ(back.train.amp, "auto");
+  EXPECT_EQ(parse_config(kBase, "t.pbtxt", {"model.channels_last=false"}).model.channels_last,
+            std::optional<bool>(false));
+  // Only fields whose absence means auto take it.
+  EXPECT_NE(error_of(kBase, {"data.strict=auto"}).find("data.strict"), std::string::npos);
+  EXPECT_NE(error_of(kBase, {"train.amp=fast"}).find("train.amp"), std::string::npos);
+}
+
 TEST(Config, EvalResizeRatioFollowsTheTrainingCrop) {
   // Without random-resized-crop, eval must see images at the training scale.
   EXPECT_FLOAT_EQ(parse_config(kBase, "t.pbtxt").data.eval_resize_ratio, 1.f);

@@ -21,10 +21,10 @@ constexpr int kB = 8, kSteps = 5, kN = 80;
 Config ddp_config(const std::string& arch, const std::string& optimizer) {
   return parse_config("data { image_folder { root: \".\" } batch_size: " + std::to_string(kB) +
                           " image { height: 12 width: 12 channels: 1 } }"
-                          " model { arch: \"" + arch + "\" width: 4 batch_norm: false dropout: 0 }"
+                          " model { arch: \"" + arch + "\" width: 4 batch_norm: false dropout: 0 channels_last: false }"
                           " optim { optimizer: \"" + optimizer + "\" lr: 0.05 momentum: 0.9 nesterov: true"
                           " weight_decay: 0.01 schedule: \"cosine\" warmup_epochs: 0.5 label_smoothing: 0.1 }"
-                          " train { epochs: 1 } seed: 3",
+                          " train { epochs: 1 amp: \"none\" } seed: 3",
                       "ddp.pbtxt");
 }
 
@@ -192,8 +192,8 @@ TwoRankRun run_two_ranks(Config cfg, int steps, int image, bool shm = false) {
 
 Config resnet_config(bool overlap) {
   Config cfg = parse_config("data { image_folder { root: \".\" } batch_size: 4 image { height: 32 width: 32 } }"
-                            " model { arch: \"resnet18\" } optim { lr: 0.05 momentum: 0.9 }"
-                            " train { epochs: 1 } seed: 4",
+                            " model { arch: \"resnet18\" channels_last: false } optim { lr: 0.05 momentum: 0.9 }"
+                            " train { epochs: 1 amp: \"none\" } seed: 4",
                             "overlap.pbtxt");
   cfg.distributed.overlap_grad_sync = overlap;
   return cfg;
@@ -298,9 +298,9 @@ namespace {
 
 Config accumulation_config(int batch) {
   Config cfg = parse_config("data { image_folder { root: \".\" } batch_size: 8 image { height: 12 width: 12 channels: 1 } }"
-                            " model { arch: \"cnn\" width: 4 batch_norm: false dropout: 0 }"
+                            " model { arch: \"cnn\" width: 4 batch_norm: false dropout: 0 channels_last: false }"
                             " optim { lr: 0.05 momentum: 0.9 weight_decay: 0.01 label_smoothing: 0.1 }"
-                            " train { epochs: 1 } seed: 6",
+                            " train { epochs: 1 amp: \"none\" } seed: 6",
                             "accumulate.pbtxt");
   cfg.data.batch_size = batch;
   return cfg;
@@ -375,8 +375,8 @@ namespace {
 // broadcast in between do the ranks end with equal ones.
 std::vector<std::vector<torch::Tensor>> buffers_after_two_steps(const std::string& mode) {
   Config cfg = parse_config("data { image_folder { root: \".\" } batch_size: 4 image { height: 12 width: 12 channels: 1 } }"
-                            " model { arch: \"cnn\" width: 4 batch_norm: true dropout: 0 } optim { lr: 0.05 }"
-                            " distributed { broadcast_buffers: \"" + mode + "\" } train { epochs: 1 } seed: 8",
+                            " model { arch: \"cnn\" width: 4 batch_norm: true dropout: 0 channels_last: false } optim { lr: 0.05 }"
+                            " distributed { broadcast_buffers: \"" + mode + "\" } train { epochs: 1 amp: \"none\" } seed: 8",
                             "buffers.pbtxt");
   torch::manual_seed(12);
   std::vector<torch::Tensor> first = {torch::randint(0, 256, {4, 1, 12, 12}, torch::kUInt8),

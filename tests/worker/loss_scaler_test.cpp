@@ -73,8 +73,8 @@ TEST(LossScaler, EveryRankSkipsExactlyTheStepsWithNonFiniteGradients) {
 
 Config scaling_config(const std::string& scaling) {
   return parse_config("data { image_folder { root: \".\" } batch_size: 8 image { height: 12 width: 12 channels: 1 } }"
-                      " model { arch: \"cnn\" width: 4 batch_norm: false } optim { lr: 0.05 momentum: 0.9 }"
-                      " train { epochs: 1 loss_scaling: \"" + scaling + "\" } seed: 5",
+                      " model { arch: \"cnn\" width: 4 batch_norm: false channels_last: false } optim { lr: 0.05 momentum: 0.9 }"
+                      " train { epochs: 1 amp: \"none\" loss_scaling: \"" + scaling + "\" } seed: 5",
                       "scaling.pbtxt");
 }
 

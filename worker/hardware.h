@@ -1,0 +1,90 @@
+// What the training device computes well, and the settings that follow from
+// it: train.amp "auto", model.channels_last unset (auto) and
+// model.conv_algorithm "auto" are resolved here, each with the reason a run
+// logs at its start (and `convoy --version` prints).
+//
+// Why it matters: on a CPU without native bf16 (no avx512_bf16, no
+// amx_bf16), LibTorch emulates bf16 and autocast makes training several
+// times slower than float32; oneDNN's Winograd kernels exist only for
+// AVX-512. The choice is a pure function of the facts below, so it is tested
+// with made-up CPUs (tests/worker/hardware_test.cpp).
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace convoy {
+
+class DeviceRuntime;
+struct Config;
+
+// A CPU as the kernels see it: its flags, narrowed by the environment
+// variables that cap LibTorch's and oneDNN's instruction sets.
+struct CpuFeatures {
+  std::string model;            // "AMD EPYC 7B13"
+  std::set<std::string> flags;  // /proc/cpuinfo's flags: avx2, avx512f, avx512_bf16, amx_bf16, ...
+  std::string aten_capability;  // ATEN_CPU_CAPABILITY (empty: unset)
+  std::string onednn_max_isa;   // ONEDNN_MAX_CPU_ISA, or DNNL_MAX_CPU_ISA (empty: unset)
+};
+
+// From the text of /proc/cpuinfo (the first processor's model name and
+// flags) and the two variables' values.
+CpuFeatures parse_cpu_features(const std::string& cpuinfo, const std::string& aten_capability,
+                               const std::string& onednn_max_isa);
+// This machine's.
+CpuFeatures this_cpu();
+
+// Whether bf16 matrix products run on bf16 instructions here: avx512_bf16
+// or amx_bf16, with neither variable capping the kernels below them. `why`
+// gets the reason either way ("avx512_bf16", "no avx512_bf16 or amx_bf16
+// (flags: avx2 fma ...)", "ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN below bf16").
+bool cpu_native_bf16(const CpuFeatures& cpu, std::string* why);
+
+// The training device, as far as the choices need it.
+struct DeviceFacts {
+  bool cuda = false;
+  std::string name;           // "cpu: AMD EPYC 7B13" or the GPU's name
+  bool native_bf16 = false;   // CUDA: compute capability 8.0 or newer
+  std::string bf16_why;       // the reason for native_bf16, either way
+  bool winograd = false;      // oneDNN Winograd convolutions can run (CPU)
+  std::string winograd_why;   // when not
+};
+
+// Reads the facts of `runtime`'s device (the CPU's flags, the GPU's
+// capability, whether this build's oneDNN has Winograd kernels here).
+DeviceFacts device_facts(const DeviceRuntime& runtime);
+
+// One resolved setting: its value and the line a run logs, e.g.
+// "amp auto -> none: this CPU has no native bf16 (flags: avx2 ...)".
+// `warning`: the setting was asked for explicitly and will be slow here.
+struct Choice {
+  std::string value;
+  std::string line;
+  bool warning = false;
+};
+
+struct HardwareChoices {
+  Choice amp;             // none | bf16 | fp16
+  Choice channels_last;   // true | false
+  Choice conv_algorithm;  // auto (Winograd where it applies) | direct
+  std::vector<const Choice*> all() const { return {&amp, &channels_last, &conv_algorithm}; }
+};
+
+// The settings as asked (amp may be "auto", channels_last unset, conv
+// "auto") for model `arch` on `device`. Pure.
+HardwareChoices choose_for_hardware(const std::string& amp, std::optional<bool> channels_last,
+                                    const std::string& conv_algorithm, const std::string& arch,
+                                    const DeviceFacts& device);
+// The same for a config's model and train sections.
+HardwareChoices choose_for_hardware(const Config& cfg, const DeviceFacts& device);
+// Writes the resolved values into cfg (train.amp, model.channels_last,
+// model.conv_algorithm), so nothing after it sees "auto".
+void apply_choices(const HardwareChoices& choices, Config* cfg);
+
+// For `convoy --version`: the device a run with `device: "auto"` gets here,
+// and what the auto settings choose on it for a convolutional model.
+std::string hardware_summary();
+
+}  // namespace convoy
