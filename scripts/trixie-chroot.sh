@@ -1,8 +1,9 @@
-# Sourced by scripts/check-torch2.sh (and the CUDA build check): a Debian
+# Sourced by scripts/check-torch2.sh and the CUDA build check: a Debian
 # trixie chroot, made once with debootstrap and cached outside the clone
 # (CONVOY_TRIXIE_CACHE, default ~/.cache/convoy), with packages added on
-# demand; and running a command inside it with the repository bind-mounted
-# at /src. Needs root.
+# demand; and running a command inside any chroot with the repository
+# bind-mounted at /src (also used by scripts/check-fresh-install.sh). Needs
+# root.
 #
 #   trixie_chroot NAME [PACKAGE...] -> prints the chroot's path; creates it
 #                                      or adds the packages it lacks
@@ -10,7 +11,9 @@
 #                                      or not)
 #   in_chroot DIR COMMAND           runs COMMAND (a bash -c string) in DIR with
 #                                      /proc, /sys, /dev, a fresh /dev/shm and
-#                                      /src mounted, unmounting after
+#                                      /src mounted, unmounting after; each
+#                                      HOST:TARGET in CHROOT_BINDS (an array) is
+#                                      bind-mounted too
 
 TRIXIE_CACHE=${CONVOY_TRIXIE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/convoy}
 TRIXIE_MIRROR=${CONVOY_TRIXIE_MIRROR:-http://deb.debian.org/debian}
@@ -62,13 +65,23 @@ in_chroot() {
     findmnt -rn -o TARGET | awk -v d="$dir/" 'index($0, d) == 1' | sort -r | while read -r m; do
       umount -l "$m" 2>/dev/null || true
     done
+    umount -l "$dir" 2>/dev/null || true
   }
   trap _umount_all EXIT
+  # The root bound onto itself, so that / is a mount point inside: `ip
+  # netns exec` (the multi-host tests) makes / a slave mount, which a plain
+  # chroot directory refuses.
+  mount --bind "$dir" "$dir"
   _mount proc /proc -t proc
   _mount /sys /sys --rbind
   _mount /dev /dev --rbind
   _mount tmpfs /dev/shm -t tmpfs
   _mount "$src" /src --bind
+  local bind
+  for bind in "${CHROOT_BINDS[@]}"; do
+    mkdir -p "${bind%%:*}"
+    _mount "${bind%%:*}" "${bind#*:}" --bind
+  done
   cp /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
   local rc=0
   chroot "$dir" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb LANG=C.UTF-8 \
