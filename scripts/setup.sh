@@ -64,6 +64,8 @@ if [ "$FLAVOUR" = cpu ]; then PACKAGES+=(
 ); fi
 
 t_start=$(date +%s)
+step="checking packages"
+trap 'echo "setup: FAILED while $step (exit $?); the lines above say why" >&2' ERR
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -78,7 +80,9 @@ if ((${#missing[@]})); then
     SUDO=sudo
   fi
   echo "setup: installing ${missing[*]}"
+  step="installing packages (apt-get update)"
   $SUDO apt-get update
+  step="installing packages (apt-get install)"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 t_packages=$(date +%s)
@@ -86,8 +90,10 @@ t_packages=$(date +%s)
 BUILD=${CONVOY_BUILD_DIR:-build}   # another folder for another toolchain (scripts/check-torch2.sh)
 # Configured once; a flavour with its own CMake settings re-applies them.
 if [ ! -f "$BUILD/build.ninja" ] || ((${#CMAKE_ARGS[@]})); then
+  step="configuring (cmake); a missing library there means a package missing from this script's list"
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${CMAKE_ARGS[@]}"
 fi
+step="building (cmake --build $BUILD)"
 cmake --build "$BUILD" -j "$(nproc)"
 t_built=$(date +%s)
 echo "setup: done in $((t_built - t_start)) s (packages $((t_packages - t_start)) s, build $((t_built - t_packages)) s)"
