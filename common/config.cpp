@@ -241,8 +241,7 @@ void validate(const proto::Config& c, const Validator& v) {
             "must be in [0, 1) (or -1: the architecture's default)");
   v.require(m.attention_dropout() >= 0 && m.attention_dropout() < 1, "model.attention_dropout", "must be in [0, 1)");
   v.require(m.drop_path() >= 0 && m.drop_path() < 1, "model.drop_path", "must be in [0, 1)");
-  v.require(m.conv_algorithm() == "auto" || m.conv_algorithm() == "direct", "model.conv_algorithm",
-            "must be auto or direct");
+  REQUIRE_ONE_OF(m.conv_algorithm(), "model.conv_algorithm", "auto", "direct", "winograd_f2");
   v.require(!m.freeze_backbone() || !m.init_from().empty(), "model.freeze_backbone",
             "needs model.init_from (a frozen random backbone learns nothing)");
   const auto& o = c.optim();

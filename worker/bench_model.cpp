@@ -22,8 +22,8 @@ int bench_model_main(const std::vector<std::string>& argv) {
   CliArgs args("bench model",
                "usage: convoy bench model [--arch resnet50] [--batch 32] [--image-size 224] [--classes 1000]\n"
                "                          [--threads N] [--steps 10] [--warmup 3] [--amp none|bf16|fp16]\n"
-               "                          [--channels-last] [--conv-algorithm auto|direct] [--device auto|cpu|cuda]\n"
-               "                          [--json]\n"
+               "                          [--channels-last] [--conv-algorithm auto|direct|winograd_f2]\n"
+               "                          [--device auto|cpu|cuda] [--json]\n"
                "Forward + backward images/s of one Convoy model on random input (no optimizer, no\n"
                "data); bench/model_vs_torchvision.sh runs torchvision's model the same way beside it.\n"
                "--device auto: the first GPU when the build has CUDA and one is visible (fp16 needs it).\n"

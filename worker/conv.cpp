@@ -1,6 +1,7 @@
 #include "worker/conv.h"
 
 #include "common/error.h"
+#include "worker/hardware.h"
 #include "worker/torch_compat.h"
 
 namespace convoy {
@@ -8,18 +9,29 @@ namespace convoy {
 ConvAlgorithm conv_algorithm_from_name(const std::string& name) {
   if (name == "auto") return ConvAlgorithm::kAuto;
   if (name == "direct") return ConvAlgorithm::kDirect;
-  CONVOY_USER_ERROR("model.conv_algorithm: '" << name << "' is not auto or direct");
+  if (name == "winograd_f2") return ConvAlgorithm::kWinogradF2;
+  CONVOY_USER_ERROR("model.conv_algorithm: '" << name << "' is not auto, direct or winograd_f2");
+}
+
+bool winograd_f2_preferred() {
+  static const bool preferred = !onednn::winograd_available() && cpu_kernels_avx2_class(this_cpu());
+  return preferred;
 }
 
 ConvImpl::ConvImpl(int in, int out, int kernel, int stride, int pad, bool bias)
     : torch::nn::Conv2dImpl(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(pad).bias(bias)),
-      winograd_shape_(kernel == 3 && stride == 1 && pad == 1 && in % 16 == 0 && out % 16 == 0) {}
+      winograd_shape_(kernel == 3 && stride == 1 && pad == 1 && in % 16 == 0 && out % 16 == 0),
+      f2_pays_(winograd_shape_ && in >= 64 && out >= 64) {}
 
 torch::Tensor ConvImpl::forward(const torch::Tensor& x) {
-  if (algorithm == ConvAlgorithm::kAuto && winograd_shape_ && x.device().is_cpu() &&
+  if (algorithm != ConvAlgorithm::kDirect && winograd_shape_ && x.device().is_cpu() &&
       x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && x.dim() == 4 &&
       !compat::autocast_enabled(c10::kCPU)) {
-    auto y = onednn::winograd_conv3x3(x, weight);
+    torch::Tensor y;
+    if (algorithm == ConvAlgorithm::kWinogradF2 || (winograd_f2_preferred() && f2_pays_))
+      y = winograd_f2::conv3x3(x, weight);
+    else if (!winograd_f2_preferred())
+      y = onednn::winograd_conv3x3(x, weight);
     if (y.defined()) {
       ++winograd_calls;
       return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;

@@ -1,15 +1,17 @@
 // Convoy's 2-D convolution module: torch::nn::Conv2d (same parameters, same
 // names, same state_dict) whose forward can run a 3x3, stride-1 float32
-// convolution on the CPU as oneDNN's Winograd F(4x4, 3x3) instead of
-// LibTorch's direct kernel. Winograd does about 2.25x fewer multiplications;
-// on this project's CPUs ResNet-18's 3x3 convolutions run 1.3-2.3x faster
-// forward and backward (docs/ARCHITECTURE.md, "Convolutions").
+// convolution on the CPU as a Winograd convolution instead of LibTorch's
+// direct kernel: oneDNN's F(4x4, 3x3) where oneDNN has it (AVX-512; 4x
+// fewer multiplications), or Convoy's own F(2x2, 3x3) (winograd_f2.cpp;
+// 2.25x fewer) on CPUs whose kernels are AVX2-class. Figures in
+// docs/ARCHITECTURE.md, "Convolutions".
 //
-// model.conv_algorithm picks: "auto" (Winograd where it applies and this
-// build has it, LibTorch's kernel everywhere else) or "direct" (always
-// LibTorch's). Winograd never applies under autocast (bf16/fp16 go to
-// LibTorch, which has no Winograd for them either), on CUDA (cuDNN chooses
-// its own algorithms), or to strided, dilated, grouped or non-3x3 layers.
+// model.conv_algorithm picks: "auto" (Winograd where it applies and pays,
+// LibTorch's kernel everywhere else), "direct" (always LibTorch's) or
+// "winograd_f2" (Convoy's F(2x2, 3x3) wherever a layer allows). Winograd
+// never applies under autocast (bf16/fp16 go to LibTorch), on CUDA (cuDNN
+// chooses its own algorithms), or to strided, dilated, grouped or non-3x3
+// layers, or to layers with fewer than 16 channels in or out.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,9 +20,15 @@
 
 namespace convoy {
 
-enum class ConvAlgorithm { kAuto, kDirect };
+// kAuto: Winograd where it applies and pays: oneDNN's F(4x4, 3x3) where
+// oneDNN has it (AVX-512), Convoy's F(2x2, 3x3) on CPUs whose kernels are
+// AVX2-class (see winograd_f2_preferred), LibTorch's kernel elsewhere.
+// kWinogradF2: Convoy's F(2x2, 3x3) wherever a layer allows it (for A/B
+// runs). kDirect: always LibTorch's.
+enum class ConvAlgorithm { kAuto, kDirect, kWinogradF2 };
 
-// "auto" | "direct"; anything else is a UserError naming model.conv_algorithm.
+// "auto" | "direct" | "winograd_f2"; anything else is a UserError naming
+// model.conv_algorithm.
 ConvAlgorithm conv_algorithm_from_name(const std::string& name);
 
 struct ConvImpl : torch::nn::Conv2dImpl {
@@ -33,6 +41,10 @@ struct ConvImpl : torch::nn::Conv2dImpl {
 
  private:
   bool winograd_shape_;  // 3x3, stride 1, padding 1, channels in multiples of 16
+  // ... and at least 64 channels in and out: below that the F(2x2, 3x3)
+  // matrix products are too thin to beat the direct kernel (the 32-channel
+  // layers of the quick start's CNN ran about 5% slower with it).
+  bool f2_pays_;
 };
 TORCH_MODULE(Conv);
 
@@ -52,5 +64,21 @@ bool winograd_available(std::string* why = nullptr);
 // uses LibTorch's).
 torch::Tensor winograd_conv3x3(const torch::Tensor& x, const torch::Tensor& w);
 }  // namespace onednn
+
+// Convoy's own Winograd F(2x2, 3x3) (winograd_f2.cpp): 2.25x fewer
+// multiplications than the direct convolution, for CPUs where oneDNN has no
+// Winograd kernel.
+namespace winograd_f2 {
+// x (N, C, H, W) and w (K, C, 3, 3), float32 on the CPU in any dense layout:
+// conv2d(x, w, padding 1), differentiable in both, the result in x's
+// memory format (fastest with x channels_last). Undefined when x or w do
+// not fit (not float32 on the CPU, not 3x3).
+torch::Tensor conv3x3(const torch::Tensor& x, const torch::Tensor& w);
+}  // namespace winograd_f2
+
+// Whether "auto" uses Convoy's F(2x2, 3x3) on this machine: oneDNN has no
+// Winograd kernel here and the CPU's kernels are AVX2-class (AVX2 without
+// AVX-512, or AVX-512 capped by ONEDNN_MAX_CPU_ISA); see hardware.h.
+bool winograd_f2_preferred();
 
 }  // namespace convoy

@@ -64,7 +64,8 @@ Choice choose_amp(const std::string& amp, const DeviceFacts& d) {
 Choice choose_channels_last(std::optional<bool> asked, const std::string& arch, const std::string& amp,
                             const DeviceFacts& d) {
   if (asked) return {*asked ? "true" : "false", std::string("channels_last ") + (*asked ? "true" : "false")};
-  if (!is_conv_net(arch)) return {"false", "channels_last auto -> false: " + arch + " has no convolution layers to speak of"};
+  if (!is_conv_net(arch))
+    return {"false", "channels_last auto -> false: " + arch + " has no convolution layers to speak of"};
   if (!d.cuda)
     return {"true",
             "channels_last auto -> true: oneDNN's CPU convolutions read NHWC without reordering (faster in float32 "
@@ -80,8 +81,12 @@ Choice choose_conv(const std::string& conv, const std::string& arch, const std::
   if (d.cuda) return {"auto", head + "cuDNN's choice (train.cudnn_benchmark)"};
   if (!is_conv_net(arch)) return {"direct", head + "direct: " + arch + " has no 3x3 convolutions"};
   if (amp != "none") return {"direct", head + "direct: Winograd is for float32 only (amp " + amp + ")"};
-  if (!d.winograd) return {"direct", head + "direct: " + d.winograd_why};
-  return {"auto", head + "Winograd for float32 3x3 convolutions (oneDNN's AVX-512 kernels), direct for the rest"};
+  if (d.winograd)
+    return {"auto", head + "Winograd for float32 3x3 convolutions (oneDNN's AVX-512 kernels), direct for the rest"};
+  if (d.winograd_f2)
+    return {"auto", head + "Convoy's Winograd F(2x2, 3x3) for float32 3x3 convolutions, direct for the rest "
+                        "(AVX2-class kernels here; " + d.winograd_why + ")"};
+  return {"direct", head + "direct: " + d.winograd_why};
 }
 
 }  // namespace
@@ -122,6 +127,12 @@ CpuFeatures this_cpu() {
   return parse_cpu_features(text.str(), env("ATEN_CPU_CAPABILITY"), onednn);
 }
 
+bool cpu_kernels_avx2_class(const CpuFeatures& cpu) {
+  static const std::set<std::string> avx2_caps = {"AVX2", "AVX2_VNNI", "AVX2_VNNI_2"};
+  return cpu.flags.count("avx2") && cpu.flags.count("fma") &&
+         (!cpu.flags.count("avx512f") || avx2_caps.count(upper(cpu.onednn_max_isa)));
+}
+
 bool cpu_native_bf16(const CpuFeatures& cpu, std::string* why) {
   std::string has;
   for (const char* f : {"amx_bf16", "avx512_bf16"})
@@ -151,6 +162,7 @@ DeviceFacts device_facts(const DeviceRuntime& runtime) {
   } else {
     d.name = "cpu: " + this_cpu().model;
     d.winograd = onednn::winograd_available(&d.winograd_why);
+    d.winograd_f2 = winograd_f2_preferred();
   }
   return d;
 }
@@ -166,7 +178,8 @@ HardwareChoices choose_for_hardware(const std::string& amp, std::optional<bool> 
 }
 
 HardwareChoices choose_for_hardware(const Config& cfg, const DeviceFacts& device) {
-  return choose_for_hardware(cfg.train.amp, cfg.model.channels_last, cfg.model.conv_algorithm, cfg.model.arch, device);
+  const auto& m = cfg.model;
+  return choose_for_hardware(cfg.train.amp, m.channels_last, m.conv_algorithm, m.arch, device);
 }
 
 void apply_choices(const HardwareChoices& choices, Config* cfg) {

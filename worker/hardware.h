@@ -42,6 +42,11 @@ CpuFeatures this_cpu();
 // (flags: avx2 fma ...)", "ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN below bf16").
 bool cpu_native_bf16(const CpuFeatures& cpu, std::string* why);
 
+// Whether LibTorch's convolution kernels here are AVX2-class: AVX2 without
+// AVX-512, or AVX-512 that ONEDNN_MAX_CPU_ISA caps at AVX2 or below. There
+// Convoy's own Winograd F(2x2, 3x3) beats them (conv.h).
+bool cpu_kernels_avx2_class(const CpuFeatures& cpu);
+
 // The training device, as far as the choices need it.
 struct DeviceFacts {
   bool cuda = false;
@@ -50,6 +55,7 @@ struct DeviceFacts {
   std::string bf16_why;       // the reason for native_bf16, either way
   bool winograd = false;      // oneDNN Winograd convolutions can run (CPU)
   std::string winograd_why;   // when not
+  bool winograd_f2 = false;   // Convoy's F(2x2, 3x3) is what auto uses (CPU)
 };
 
 // Reads the facts of `runtime`'s device (the CPU's flags, the GPU's
@@ -68,7 +74,7 @@ struct Choice {
 struct HardwareChoices {
   Choice amp;             // none | bf16 | fp16
   Choice channels_last;   // true | false
-  Choice conv_algorithm;  // auto (Winograd where it applies) | direct
+  Choice conv_algorithm;  // auto (Winograd where it applies) | direct | winograd_f2
   std::vector<const Choice*> all() const { return {&amp, &channels_last, &conv_algorithm}; }
 };
 

@@ -212,7 +212,7 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
 
 bool winograd_available(std::string* why) {
   static const bool ok = plan_id(1, 16, 16, 8, 8) >= 0;
-  if (!ok && why) *why = "oneDNN has no Winograd convolution for this CPU (it needs AVX-512)";
+  if (!ok && why) *why = "oneDNN has no Winograd convolution for this CPU: it needs AVX-512";
   return ok;
 }
 

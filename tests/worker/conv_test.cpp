@@ -30,23 +30,28 @@ double rel(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
 }
 
-#define SKIP_WITHOUT_WINOGRAD()                                     \
-  do {                                                              \
-    std::string why;                                                \
-    if (!onednn::winograd_available(&why)) GTEST_SKIP() << why;     \
+// "auto" runs a Winograd kernel only where one pays here: oneDNN's
+// (AVX-512) or Convoy's F(2x2, 3x3) (AVX2-class CPUs).
+#define SKIP_WITHOUT_AUTO_WINOGRAD()                                                 \
+  do {                                                                              \
+    std::string why;                                                                \
+    if (!onednn::winograd_available(&why) && !winograd_f2_preferred()) GTEST_SKIP() << why; \
   } while (0)
 
-TEST(Conv, WinogradMatchesDirectForwardAndBackward) {
-  SKIP_WITHOUT_WINOGRAD();
+// `algorithm` against LibTorch's direct kernel, forward and both gradients.
+void expect_matches_direct(ConvAlgorithm algorithm) {
   struct Case {
     int n, c, k, h, w;
     bool bias;
   };
-  // Sides that are and are not multiples of Winograd's 4x4 tile; C != K.
-  for (const Case& s : {Case{4, 32, 48, 9, 13, false}, Case{2, 64, 64, 28, 28, true}, Case{3, 16, 32, 4, 4, false}})
+  // Sides that are and are not multiples of the 4x4 and 2x2 tiles, a 1x1
+  // image, channels in and out of 8-lane steps; C != K.
+  for (const Case& s : {Case{4, 32, 48, 9, 13, false}, Case{2, 64, 64, 28, 28, true}, Case{3, 16, 32, 4, 4, false},
+                        Case{2, 48, 16, 1, 1, true}, Case{1, 16, 16, 7, 5, false}})
     for (auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
       torch::manual_seed(1);
       Conv wino(s.c, s.k, 3, 1, 1, s.bias), direct(s.c, s.k, 3, 1, 1, s.bias);
+      wino->algorithm = algorithm;
       direct->algorithm = ConvAlgorithm::kDirect;
       {
         torch::NoGradGuard no_grad;
@@ -76,32 +81,47 @@ TEST(Conv, WinogradMatchesDirectForwardAndBackward) {
     }
 }
 
-TEST(Conv, LibTorchRunsWhatWinogradDoesNot) {
-  torch::manual_seed(2);
-  auto x16 = torch::randn({2, 16, 8, 8});
-  // Stride 2, a 1x1 kernel, and channels that are not multiples of 16.
-  for (Conv conv : {Conv(16, 16, 3, 2, 1, false), Conv(16, 16, 1, 1, 0, false), Conv(16, 24, 3, 1, 1, false)}) {
-    conv->forward(x16);
-    EXPECT_EQ(conv->winograd_calls, 0);
-  }
-  Conv narrow(3, 16, 3, 1, 1, false);
-  narrow->forward(torch::randn({2, 3, 8, 8}));
-  EXPECT_EQ(narrow->winograd_calls, 0);
-  // Under autocast the convolution is LibTorch's bf16 one.
-  Conv conv(16, 16, 3, 1, 1, false);
-  {
-    compat::AutocastGuard autocast(c10::kCPU, true, torch::kBFloat16);
-    EXPECT_EQ(conv->forward(x16).scalar_type(), torch::kBFloat16);
-  }
-  EXPECT_EQ(conv->winograd_calls, 0);
-  // A double-precision input.
-  conv->to(torch::kDouble);
-  conv->forward(x16.to(torch::kDouble));
-  EXPECT_EQ(conv->winograd_calls, 0);
+// oneDNN's F(4x4, 3x3), which "auto" uses where oneDNN has it.
+TEST(Conv, WinogradMatchesDirectForwardAndBackward) {
+  std::string why;
+  if (!onednn::winograd_available(&why)) GTEST_SKIP() << why;
+  expect_matches_direct(ConvAlgorithm::kAuto);
 }
 
-TEST(Conv, ResNet18GradientsWithWinogradAreAsGoodAsDirect) {
-  SKIP_WITHOUT_WINOGRAD();
+// Convoy's own F(2x2, 3x3) runs on every CPU when asked for.
+TEST(Conv, WinogradF2MatchesDirectForwardAndBackward) { expect_matches_direct(ConvAlgorithm::kWinogradF2); }
+
+TEST(Conv, LibTorchRunsWhatWinogradDoesNot) {
+  for (auto algorithm : {ConvAlgorithm::kAuto, ConvAlgorithm::kWinogradF2}) {
+    torch::manual_seed(2);
+    auto x16 = torch::randn({2, 16, 8, 8});
+    // Stride 2, a 1x1 kernel, and channels that are not multiples of 16.
+    for (Conv conv : {Conv(16, 16, 3, 2, 1, false), Conv(16, 16, 1, 1, 0, false), Conv(16, 24, 3, 1, 1, false)}) {
+      conv->algorithm = algorithm;
+      conv->forward(x16);
+      EXPECT_EQ(conv->winograd_calls, 0);
+    }
+    Conv narrow(3, 16, 3, 1, 1, false);
+    narrow->algorithm = algorithm;
+    narrow->forward(torch::randn({2, 3, 8, 8}));
+    EXPECT_EQ(narrow->winograd_calls, 0);
+    // Under autocast the convolution is LibTorch's bf16 one.
+    Conv conv(16, 16, 3, 1, 1, false);
+    conv->algorithm = algorithm;
+    {
+      compat::AutocastGuard autocast(c10::kCPU, true, torch::kBFloat16);
+      EXPECT_EQ(conv->forward(x16).scalar_type(), torch::kBFloat16);
+    }
+    EXPECT_EQ(conv->winograd_calls, 0);
+    // A double-precision input.
+    conv->to(torch::kDouble);
+    conv->forward(x16.to(torch::kDouble));
+    EXPECT_EQ(conv->winograd_calls, 0);
+  }
+}
+
+// A whole ResNet-18 with `algorithm` ("auto" or "winograd_f2").
+void expect_resnet18_gradients_as_good_as_direct(const char* algorithm) {
   ModelSpec spec;
   spec.arch = "resnet18";
   auto build = [&](const char* algorithm) {
@@ -109,7 +129,7 @@ TEST(Conv, ResNet18GradientsWithWinogradAreAsGoodAsDirect) {
     torch::manual_seed(3);
     return make_model(spec, {32, 32, 3}, 5);
   };
-  auto direct = build("direct"), wino = build("auto"), exact = build("direct");
+  auto direct = build("direct"), wino = build(algorithm), exact = build("direct");
   exact->to(torch::kDouble);  // the reference: float64 (always LibTorch's kernels)
   auto x = torch::randn({8, 3, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast);
   auto y = torch::randint(5, {8});
@@ -136,12 +156,23 @@ TEST(Conv, ResNet18GradientsWithWinogradAreAsGoodAsDirect) {
   }
   EXPECT_GT(worst_wino, 0.0);
   EXPECT_LT(worst_wino, std::max(1e-4, 4 * worst_direct)) << "direct's worst: " << worst_direct;
-  std::printf("worst relative gradient error against float64: direct %.3g, winograd %.3g\n", worst_direct, worst_wino);
+  std::printf("worst relative gradient error against float64: direct %.3g, winograd (%s) %.3g\n", worst_direct,
+              algorithm, worst_wino);
+}
+
+TEST(Conv, ResNet18GradientsWithWinogradAreAsGoodAsDirect) {
+  SKIP_WITHOUT_AUTO_WINOGRAD();
+  expect_resnet18_gradients_as_good_as_direct("auto");
+}
+
+TEST(Conv, ResNet18GradientsWithWinogradF2AreAsGoodAsDirect) {
+  expect_resnet18_gradients_as_good_as_direct("winograd_f2");
 }
 
 TEST(Conv, ConfigNamesTheAlgorithm) {
   EXPECT_EQ(conv_algorithm_from_name("auto"), ConvAlgorithm::kAuto);
   EXPECT_EQ(conv_algorithm_from_name("direct"), ConvAlgorithm::kDirect);
+  EXPECT_EQ(conv_algorithm_from_name("winograd_f2"), ConvAlgorithm::kWinogradF2);
   EXPECT_THROW(conv_algorithm_from_name("winograd"), UserError);
 }
 

@@ -21,13 +21,16 @@ const std::string kZen5 = kZen3 + " avx512f avx512bw avx512vl avx512_vnni avx512
 const std::string kSkylake = kZen3 + " avx512f avx512bw avx512vl";  // AVX-512 without bf16
 const std::string kSapphireRapids = kSkylake + " avx512_bf16 amx_bf16 amx_tile amx_int8";
 
-DeviceFacts cpu_facts(const std::string& flags, const std::string& aten = "", const std::string& onednn = "") {
+DeviceFacts cpu_facts(const std::string& flags, const std::string& aten = "", const std::string& onednn = "",
+                      bool onednn_winograd_built = true) {
   DeviceFacts d;
   d.name = "cpu";
-  d.native_bf16 = cpu_native_bf16(parse_cpu_features(cpuinfo("Some CPU", flags), aten, onednn), &d.bf16_why);
+  const auto cpu = parse_cpu_features(cpuinfo("Some CPU", flags), aten, onednn);
+  d.native_bf16 = cpu_native_bf16(cpu, &d.bf16_why);
   // oneDNN 2.x has Winograd kernels for AVX-512 only.
-  d.winograd = flags.find("avx512f") != std::string::npos && onednn.empty();
-  d.winograd_why = "oneDNN has no Winograd convolution for this CPU (it needs AVX-512)";
+  d.winograd = onednn_winograd_built && flags.find("avx512f") != std::string::npos && onednn.empty();
+  d.winograd_why = "oneDNN has no Winograd convolution for this CPU: it needs AVX-512";
+  d.winograd_f2 = !d.winograd && cpu_kernels_avx2_class(cpu);
   return d;
 }
 
@@ -123,10 +126,25 @@ TEST(Hardware, WinogradOnlyInFloat32WhereOneDnnHasIt) {
   EXPECT_EQ(avx512.amp.value, "none");
   EXPECT_EQ(avx512.conv_algorithm.value, "auto");
   EXPECT_NE(avx512.conv_algorithm.line.find("Winograd"), std::string::npos);
-  auto avx2 = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts(kZen3));
-  EXPECT_EQ(avx2.conv_algorithm.value, "direct");
-  EXPECT_EQ(avx2.conv_algorithm.line,
-            "conv_algorithm auto -> direct: oneDNN has no Winograd convolution for this CPU (it needs AVX-512)");
+  // AVX2 (or AVX-512 capped to it): Convoy's F(2x2, 3x3).
+  for (const auto& facts : {cpu_facts(kZen3), cpu_facts(kSkylake, "avx2", "AVX2")}) {
+    auto avx2 = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", facts);
+    EXPECT_EQ(avx2.conv_algorithm.value, "auto");
+    EXPECT_EQ(avx2.conv_algorithm.line,
+              "conv_algorithm auto -> Convoy's Winograd F(2x2, 3x3) for float32 3x3 convolutions, direct for the "
+              "rest (AVX2-class kernels here; oneDNN has no Winograd convolution for this CPU: it needs AVX-512)");
+  }
+  // AVX-512 without oneDNN's Winograd in the build: LibTorch's AVX-512 kernels.
+  auto unbuilt = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts(kSkylake, "", "", false));
+  EXPECT_EQ(unbuilt.conv_algorithm.value, "direct");
+  // Neither AVX2 nor AVX-512.
+  auto old = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts("fpu sse4_2 avx"));
+  EXPECT_EQ(old.conv_algorithm.value, "direct");
+  EXPECT_EQ(old.conv_algorithm.line,
+            "conv_algorithm auto -> direct: oneDNN has no Winograd convolution for this CPU: it needs AVX-512");
+  EXPECT_EQ(choose_for_hardware("none", std::nullopt, "winograd_f2", "resnet18", cpu_facts(kSkylake))
+                .conv_algorithm.value,
+            "winograd_f2");
   auto bf16 = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts(kZen5));
   EXPECT_EQ(bf16.conv_algorithm.value, "direct");
   EXPECT_NE(bf16.conv_algorithm.line.find("float32 only"), std::string::npos);
@@ -135,11 +153,18 @@ TEST(Hardware, WinogradOnlyInFloat32WhereOneDnnHasIt) {
   EXPECT_EQ(choose_for_hardware("none", std::nullopt, "auto", "resnet18", gpu_facts(true)).conv_algorithm.value, "auto");
 }
 
+TEST(Hardware, Avx2ClassKernels) {
+  EXPECT_TRUE(cpu_kernels_avx2_class(parse_cpu_features(cpuinfo("Zen 3", kZen3), "", "")));
+  EXPECT_FALSE(cpu_kernels_avx2_class(parse_cpu_features(cpuinfo("Zen 5", kZen5), "", "")));
+  EXPECT_TRUE(cpu_kernels_avx2_class(parse_cpu_features(cpuinfo("Zen 5", kZen5), "avx2", "AVX2")));
+  EXPECT_FALSE(cpu_kernels_avx2_class(parse_cpu_features(cpuinfo("old", "fpu sse4_2 avx"), "", "")));
+}
+
 TEST(Hardware, AppliedChoicesLeaveNothingAuto) {
   Config cfg;
   ASSERT_EQ(cfg.train.amp, "auto");
   ASSERT_FALSE(cfg.model.channels_last.has_value());
-  apply_choices(choose_for_hardware(cfg, cpu_facts(kZen3)), &cfg);
+  apply_choices(choose_for_hardware(cfg, cpu_facts("fpu sse4_2 avx")), &cfg);
   EXPECT_EQ(cfg.train.amp, "none");
   EXPECT_EQ(cfg.model.channels_last, std::optional<bool>(true));
   EXPECT_EQ(cfg.model.conv_algorithm, "direct");
