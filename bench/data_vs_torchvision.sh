@@ -18,9 +18,9 @@ SECONDS_EACH=${3:-20}
 cat "$DIR"/*/* > /dev/null
 
 convoy_json=$("$CONVOY" bench data --image-folder "$DIR" --threads "$THREADS" --batch 64 --crop 224 \
-  --seconds "$SECONDS_EACH" --json | tee /dev/stderr | tail -n 1)
+  --seconds "$SECONDS_EACH" --json | tee >(cat >&2) | tail -n 1)
 torch_json=$("$PYTHON" bench/torchvision_data.py "$DIR" --workers "$THREADS" --batch 64 --crop 224 \
-  --seconds "$SECONDS_EACH" --json | tee /dev/stderr | tail -n 1)
+  --seconds "$SECONDS_EACH" --json | tee >(cat >&2) | tail -n 1)
 
 "$PYTHON" - "$convoy_json" "$torch_json" "$THREADS" <<'PY'
 import json, sys

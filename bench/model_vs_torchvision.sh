@@ -35,9 +35,9 @@ convoy=()
 torch=()
 for _ in $(seq "$ROUNDS"); do
   convoy+=("$("$CONVOY" bench model --arch "$ARCH" --batch "$BATCH" --threads "$THREADS" --amp "$AMP" \
-    "${EXTRA[@]}" --json | tee /dev/stderr | tail -n 1)")
+    "${EXTRA[@]}" --json | tee >(cat >&2) | tail -n 1)")
   torch+=("$(env "${PEER_ENV[@]}" "$PYTHON" bench/torchvision_model.py --arch "$ARCH" --batch "$BATCH" --threads "$THREADS" \
-    --amp "$AMP" "${EXTRA[@]}" --json | tee /dev/stderr | tail -n 1)")
+    --amp "$AMP" "${EXTRA[@]}" --json | tee >(cat >&2) | tail -n 1)")
 done
 
 "$PYTHON" - "$ROUNDS" "${convoy[@]}" "${torch[@]}" "${PEER_MALLOC:-default}" <<'PY'

@@ -29,9 +29,9 @@ cat "$DIR"/*/* > /dev/null  # a warm page cache for both
 convoy=() torch=()
 for _ in $(seq "$ROUNDS"); do
   convoy+=("$("$CONVOY" bench scaling --image-folder "$DIR" --ranks "$RANKS" "${COMMON[@]}" "${CONVOY_EXTRA[@]}" --json \
-    | tee /dev/stderr | tail -n 1)")
+    | tee >(cat >&2) | tail -n 1)")
   torch+=("$("$PYTHON" bench/pytorch_ddp.py "$DIR" --ranks "$RANKS" "${COMMON[@]}" "${TORCH_EXTRA[@]}" --json \
-    | tee /dev/stderr | tail -n 1)")
+    | tee >(cat >&2) | tail -n 1)")
 done
 
 "$PYTHON" - "$RANKS" "$AMP" "$LAYOUT" "$ROUNDS" "${convoy[@]}" "${torch[@]}" <<'PY'

@@ -85,7 +85,7 @@ report() { "$PYTHON" scripts/gpu_smoke_report.py "$@"; }
 # 1. NCCL all-reduce.
 if [ "$RANKS" -ge 2 ]; then
   if json=$("$CONVOY" bench allreduce --ranks "$RANKS" --device "$DEVICE" --min-bytes 1KB --max-bytes 256MB \
-      --json | tee /dev/stderr | last_json) && [ -n "$json" ]; then
+      --json | tee >(cat >&2) | last_json) && [ -n "$json" ]; then
     row "all-reduce, $RANKS ranks" "$(report allreduce "$json")" ok
   else
     row "all-reduce, $RANKS ranks" "failed (see above)" FAILED
@@ -105,7 +105,7 @@ for amp in fp16 bf16; do
   fi
   if json=$("$CONVOY" bench scaling --image-folder "$OUT/images" --device "$DEVICE" --ranks "$ranks_list" \
       --amp "$amp" --model resnet18 --image-size 112 --batch 32 --steps 20 --warmup 5 --run-dir "$OUT/$amp" \
-      --json | tee /dev/stderr | last_json) && [ -n "$json" ]; then
+      --json | tee >(cat >&2) | last_json) && [ -n "$json" ]; then
     if result=$(report train "$json" "$OUT/$amp"); then
       row "train $amp (resnet18, 112 px, batch 32)" "$result" ok
     else
@@ -119,8 +119,8 @@ done
 # 3. ResNet-50 at batch 256, bf16, channels_last: Convoy and torchvision.
 model_args=(--arch resnet50 --batch 256 --image-size 224 --amp bf16 --channels-last --steps 20 --warmup 5 --json)
 [ "$DEVICE" = cuda ] || model_args=(--arch resnet50 --batch 16 --image-size 224 --amp bf16 --channels-last --steps 2 --warmup 1 --json)
-if c=$("$CONVOY" bench model "${model_args[@]}" --device "$DEVICE" | tee /dev/stderr | last_json) && [ -n "$c" ]; then
-  t=$("$PYTHON" bench/torchvision_model.py "${model_args[@]}" --device "$DEVICE" | tee /dev/stderr | last_json) || t=""
+if c=$("$CONVOY" bench model "${model_args[@]}" --device "$DEVICE" | tee >(cat >&2) | last_json) && [ -n "$c" ]; then
+  t=$("$PYTHON" bench/torchvision_model.py "${model_args[@]}" --device "$DEVICE" | tee >(cat >&2) | last_json) || t=""
   row "resnet50 fwd+bwd, batch $(report field "$c" batch), bf16, channels_last" "$(report model "$c" "$t")" ok
 else
   row "resnet50 fwd+bwd" "failed (see above)" FAILED
