@@ -10,6 +10,17 @@ from helpers import (BIN, SOURCE_DIR, TempDirMixin, has_train_line, make_folder,
                      rank_pid, read_metrics, run, shm_segments, wait_for, write_config)
 
 
+def cpu_has_native_bf16():
+    """What worker/hardware.cpp decides, from the flags the kernels see."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")
+    capped = onednn.upper() in ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                                "AVX512_MIC", "AVX512_MIC_4OPS") or \
+        os.environ.get("ATEN_CPU_CAPABILITY", "") in ("default", "avx2")
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and not capped
+
+
 class LaunchTest(TempDirMixin, unittest.TestCase):
     def setUp(self):
         self.tmp = self.make_tmp()
@@ -65,6 +76,15 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         self.assertEqual(evals["test"]["samples"], 10000, "all of Fashion-MNIST's test images")
         self.assertEqual(evals["val"]["samples"], 3000)
         self.assertGreater(evals["test"]["accuracy"], 0.3)
+        # The shipped config leaves precision and layout to the hardware:
+        # bf16 only where this CPU computes it natively.
+        amp = "bf16" if cpu_has_native_bf16() else "none"
+        out = r.stdout + r.stderr
+        self.assertRegex(out, rf"\[worker 0\] .* amp auto -> {amp}: ")
+        self.assertIn("channels_last auto -> true: ", out)
+        self.assertIn("conv_algorithm auto -> ", out)
+        start = [m for m in read_metrics(run_dir) if m["event"] == "start"][0]
+        self.assertEqual((start["amp"], start["channels_last"]), (amp, True))
         self.assert_clean(run_dir)
 
     def start_long_run(self):

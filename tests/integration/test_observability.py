@@ -252,6 +252,13 @@ class CliTest(unittest.TestCase):
         r = run(["--version"])
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"convoy \d+\.\d+\.\d+\nLibTorch \d+\.\d+\.\d+; CUDA: (yes|no); c10d NCCL: (yes|no)")
+        self.assertRegex(r.stdout, r"\ndevice auto: (cpu: .* \(flags: .*\)|cuda.*)\nauto settings here")
+        self.assertRegex(r.stdout, r"\n  amp auto -> (bf16|none): .*\n  channels_last auto -> (true|false): .*\n"
+                                   r"  conv_algorithm auto -> ")
+        # With oneDNN held below bf16 (how an AVX2-only CPU is imitated), no
+        # CPU counts as computing bf16 natively.
+        capped = run(["--version"], env={"ONEDNN_MAX_CPU_ISA": "AVX2"})
+        self.assertRegex(capped.stdout, r"\n  amp auto -> none: ")
 
     def test_every_subcommand_has_help_with_usage_and_example(self):
         for cmd in (["launch"], ["worker"], ["data-service"], ["pack"], ["bench"], ["bench", "data"], ["report"]):
