@@ -1,7 +1,6 @@
 // Rendezvous and process-group set-up (see rendezvous.h).
 #include "worker/rendezvous.h"
 
-#include <mpi.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "worker/device.h"
 #include "worker/grad_sync.h"
 #include "worker/job_store.h"
+#include "worker/mpi_bootstrap.h"
 #include "worker/shm_allreduce.h"
 #include "worker/torch_errors.h"
 
@@ -33,45 +33,6 @@ int env_int(const char* name, int fallback) {
   long x = std::strtol(v, &end, 10);
   if (*end != '\0') CONVOY_USER_ERROR("environment variable " << name << "='" << v << "' is not a number");
   return static_cast<int>(x);
-}
-
-#define MPI_CHECK(call)                                                        \
-  do {                                                                         \
-    int rc_ = (call);                                                          \
-    CONVOY_CHECK(rc_ == MPI_SUCCESS, #call " failed with MPI error " << rc_);  \
-  } while (0)
-
-// Under mpirun: rank 0 tells everyone, once, through MPI whatever the
-// environment does not: the job token (made fresh when CONVOY_JOB_TOKEN is
-// unset) and, without MASTER_ADDR/MASTER_PORT, where its store listens (it
-// binds a free port first). Returns rank 0's store (nullptr elsewhere).
-c10::intrusive_ptr<JobStore> mpi_bootstrap(RankInfo* info, std::string* token, std::chrono::milliseconds timeout,
-                                           const std::string& local_addr, bool need_address) {
-  MPI_CHECK(MPI_Init(nullptr, nullptr));
-  c10::intrusive_ptr<JobStore> server;
-  char addr[256] = {0};
-  char tok[256] = {0};
-  int port = 0;
-  if (info->rank == 0) {
-    if (token->empty()) *token = generate_job_token();
-    std::snprintf(tok, sizeof tok, "%s", token->c_str());
-    if (need_address) {
-      server = c10::make_intrusive<JobStore>(local_addr, 0, *token, timeout, /*serve=*/true);
-      port = server->port();
-      std::snprintf(addr, sizeof addr, "%s", local_addr.c_str());
-    }
-  }
-  MPI_CHECK(MPI_Bcast(tok, sizeof tok, MPI_CHAR, 0, MPI_COMM_WORLD));
-  MPI_CHECK(MPI_Bcast(addr, sizeof addr, MPI_CHAR, 0, MPI_COMM_WORLD));
-  MPI_CHECK(MPI_Bcast(&port, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  // MPI's only job was this broadcast; everything else goes through c10d.
-  MPI_CHECK(MPI_Finalize());
-  *token = tok;
-  if (need_address) {
-    info->master_addr = addr;
-    info->master_port = port;
-  }
-  return server;
 }
 
 // The address this rank binds (Gloo, and rank 0's store): the interface the

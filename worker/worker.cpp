@@ -23,6 +23,7 @@
 #include "worker/data_client.h"
 #include "worker/device.h"
 #include "worker/hardware.h"
+#include "worker/mpi_bootstrap.h"
 #include "worker/rendezvous.h"
 #include "worker/torch_errors.h"
 #include "worker/training_loop.h"
@@ -205,7 +206,7 @@ std::string torch_build_info() {
 #else
   s += "; c10d Gloo: no";
 #endif
-  return s + "; " + cuda_build_info();
+  return s + "; " + cuda_build_info() + "; " + mpi_build_info();
 }
 
 int worker_main(const std::vector<std::string>& argv) {
