@@ -209,16 +209,24 @@ void gradient_tiles(const float* dy, float* z, const float* zeros, const Geometr
   }
 }
 
-// x (N, C, H, W) -> V (16, tiles, C).
-torch::Tensor input_transform(const torch::Tensor& x_nhwc, const Geometry& g) {
-  const int64_t c = x_nhwc.size(1);
-  auto v = torch::empty({16, g.tiles(), c}, x_nhwc.options().memory_format(torch::MemoryFormat::Contiguous));
+// An NHWC activation (N, C, H, W) -> (16, tiles, C) through `kernel`
+// (input_tiles: V; gradient_tiles: Z), tiles shared out among threads.
+using TileKernel = void (*)(const float*, float*, const float*, const Geometry&, int64_t, int64_t, int64_t);
+
+torch::Tensor tile_transform(const torch::Tensor& nhwc, const Geometry& g, TileKernel kernel) {
+  const int64_t c = nhwc.size(1);
+  auto out = torch::empty({16, g.tiles(), c}, nhwc.options().memory_format(torch::MemoryFormat::Contiguous));
   const std::vector<float> zeros(static_cast<size_t>(c), 0.f);
-  const float* x = x_nhwc.data_ptr<float>();
-  float* out = v.data_ptr<float>();
-  at::parallel_for(0, g.tiles(), kGrain,
-                   [&](int64_t t0, int64_t t1) { input_tiles(x, out, zeros.data(), g, c, t0, t1); });
-  return v;
+  const float* in = nhwc.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, g.tiles(), kGrain, [&](int64_t t0, int64_t t1) { kernel(in, dst, zeros.data(), g, c, t0, t1); });
+  return out;
+}
+
+torch::Tensor input_transform(const torch::Tensor& x, const Geometry& g) { return tile_transform(x, g, input_tiles); }
+
+torch::Tensor gradient_transform(const torch::Tensor& dy, const Geometry& g) {
+  return tile_transform(dy, g, gradient_tiles);
 }
 
 // M (16, tiles, K) -> y (N, K, H, W), NHWC in memory.
@@ -229,18 +237,6 @@ torch::Tensor output_transform(const torch::Tensor& m, const Geometry& g) {
   float* out = y.data_ptr<float>();
   at::parallel_for(0, g.tiles(), kGrain, [&](int64_t t0, int64_t t1) { output_tiles(in, out, g, k, t0, t1); });
   return y;
-}
-
-// dy (N, K, H, W) -> Z (16, tiles, K).
-torch::Tensor gradient_transform(const torch::Tensor& dy_nhwc, const Geometry& g) {
-  const int64_t k = dy_nhwc.size(1);
-  auto z = torch::empty({16, g.tiles(), k}, dy_nhwc.options().memory_format(torch::MemoryFormat::Contiguous));
-  const std::vector<float> zeros(static_cast<size_t>(k), 0.f);
-  const float* dy = dy_nhwc.data_ptr<float>();
-  float* out = z.data_ptr<float>();
-  at::parallel_for(0, g.tiles(), kGrain,
-                   [&](int64_t t0, int64_t t1) { gradient_tiles(dy, out, zeros.data(), g, k, t0, t1); });
-  return z;
 }
 
 torch::Tensor nhwc(const torch::Tensor& t) { return t.contiguous(torch::MemoryFormat::ChannelsLast); }
