@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/strings.h"
 #include "data_service/dataset.h"
 #include "data_service/image_decode.h"
 
@@ -77,11 +78,6 @@ class FileDataset : public Dataset {
  private:
   FileList files_;
 };
-
-std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
-  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
-}
 
 bool is_int(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), ::isdigit) && s.size() < 10;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/config.h"
+#include "common/strings.h"
 #include "worker/conv.h"
 #include "worker/device.h"
 
@@ -17,11 +18,6 @@ namespace {
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string trim(const std::string& s) {
-  const auto a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t\r");
-  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
 }
 
 // oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) below bf16 dot

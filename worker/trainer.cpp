@@ -96,7 +96,7 @@ torch::Tensor Trainer::normalize(const torch::Tensor& pixels) const {
   auto u8 = pixels.to(device_);  // no copy when the batch is already there
   auto x = torch::empty(u8.sizes(), u8.options().dtype(torch::kFloat).memory_format(
                                         channels_last_ ? torch::MemoryFormat::ChannelsLast
-                                                                 : torch::MemoryFormat::Contiguous));
+                                                       : torch::MemoryFormat::Contiguous));
   // shift + u8 * scale: one kernel on a GPU, reading bytes, writing floats.
   return torch::addcmul_out(x, shift_, u8, scale_);
 }
