@@ -377,7 +377,8 @@ Config to_struct(const proto::Config& c) {
   od.strict = d.strict();
   const auto& m = c.model();
   out.model = {m.arch(),      m.num_classes(),       m.width(),     m.batch_norm(),        m.dropout(),
-               m.has_channels_last() ? std::optional<bool>(m.channels_last()) : std::nullopt, m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone(),
+               m.has_channels_last() ? std::optional<bool>(m.channels_last()) : std::nullopt,
+               m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone(),
                m.conv_algorithm()};
   const auto& o = c.optim();
   auto& oo = out.optim;

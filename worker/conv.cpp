@@ -27,11 +27,14 @@ torch::Tensor ConvImpl::forward(const torch::Tensor& x) {
   if (algorithm != ConvAlgorithm::kDirect && winograd_shape_ && x.device().is_cpu() &&
       x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && x.dim() == 4 &&
       !compat::autocast_enabled(c10::kCPU)) {
+    // Asked for F(2x2), or auto where it is the Winograd of this machine
+    // (then only where it pays); else oneDNN's, where it has one.
+    const bool f2 = algorithm == ConvAlgorithm::kWinogradF2 || winograd_f2_preferred();
     torch::Tensor y;
-    if (algorithm == ConvAlgorithm::kWinogradF2 || (winograd_f2_preferred() && f2_pays_))
-      y = winograd_f2::conv3x3(x, weight);
-    else if (!winograd_f2_preferred())
+    if (!f2)
       y = onednn::winograd_conv3x3(x, weight);
+    else if (algorithm == ConvAlgorithm::kWinogradF2 || f2_pays_)
+      y = winograd_f2::conv3x3(x, weight);
     if (y.defined()) {
       ++winograd_calls;
       return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;

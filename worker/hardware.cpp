@@ -110,17 +110,21 @@ CpuFeatures parse_cpu_features(const std::string& cpuinfo, const std::string& at
   return cpu;
 }
 
-CpuFeatures this_cpu() {
-  std::ifstream f("/proc/cpuinfo");
-  std::stringstream text;
-  text << f.rdbuf();
-  auto env = [](const char* name) {
-    const char* v = std::getenv(name);
-    return std::string(v ? v : "");
-  };
-  std::string onednn = env("ONEDNN_MAX_CPU_ISA");
-  if (onednn.empty()) onednn = env("DNNL_MAX_CPU_ISA");
-  return parse_cpu_features(text.str(), env("ATEN_CPU_CAPABILITY"), onednn);
+const CpuFeatures& this_cpu() {
+  // Read once: neither the CPU nor the kernels' caps change in a process.
+  static const CpuFeatures cpu = [] {
+    std::ifstream f("/proc/cpuinfo");
+    std::stringstream text;
+    text << f.rdbuf();
+    auto env = [](const char* name) {
+      const char* v = std::getenv(name);
+      return std::string(v ? v : "");
+    };
+    std::string onednn = env("ONEDNN_MAX_CPU_ISA");
+    if (onednn.empty()) onednn = env("DNNL_MAX_CPU_ISA");
+    return parse_cpu_features(text.str(), env("ATEN_CPU_CAPABILITY"), onednn);
+  }();
+  return cpu;
 }
 
 bool cpu_kernels_avx2_class(const CpuFeatures& cpu) {

@@ -33,8 +33,8 @@ struct CpuFeatures {
 // flags) and the two variables' values.
 CpuFeatures parse_cpu_features(const std::string& cpuinfo, const std::string& aten_capability,
                                const std::string& onednn_max_isa);
-// This machine's.
-CpuFeatures this_cpu();
+// This machine's (read once per process).
+const CpuFeatures& this_cpu();
 
 // Whether bf16 matrix products run on bf16 instructions here: avx512_bf16
 // or amx_bf16, with neither variable capping the kernels below them. `why`
