@@ -3,7 +3,7 @@
 # autocast, pinned host-to-device copies: worker/cuda_*.cpp) against Debian
 # trixie's CUDA LibTorch 2.6 (libtorch-cuda-dev, contrib), with trixie's CUDA
 # toolkit and NCCL (non-free), inside a trixie chroot made once with
-# debootstrap and cached outside the clone (scripts/trixie-chroot.sh). No GPU
+# debootstrap and cached outside the clone (scripts/debian-chroot.sh). No GPU
 # is needed: this proves the GPU path builds and links; it cannot run it
 # (scripts/gpu-smoke.sh does, on a GPU machine). Needs root.
 #
@@ -18,7 +18,7 @@
 # unresolved (see CONVOY_LIBTORCH=cuda-link in scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/trixie-chroot.sh
+. scripts/debian-chroot.sh
 dir=$(trixie_chroot trixie-cuda)
 
 if ! chroot_has "$dir" nvidia-cudnn; then

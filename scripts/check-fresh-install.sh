@@ -23,7 +23,7 @@
 #   CONVOY_FRESH_ROOT_PARENT where the root is made (default /var/tmp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/trixie-chroot.sh   # in_chroot
+. scripts/debian-chroot.sh   # in_chroot
 
 CACHE=${CONVOY_FRESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/convoy/fresh-install}
 MIRROR=${CONVOY_FRESH_MIRROR:-http://deb.debian.org/debian}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Convoy against Debian trixie's LibTorch 2.6 (CPU) and runs the whole
 # test suite there: the same scripts/test.sh as CI, inside a trixie chroot
-# (debootstrap, cached outside the clone; see scripts/trixie-chroot.sh), with
+# (debootstrap, cached outside the clone; see scripts/debian-chroot.sh), with
 # the build in build-torch2/. Proves worker/torch_compat.h against 2.x: the
 # c10d Backend split, c10d::Work, the Store interface, the device-generic
 # autocast API, CPU kernels for the AMP ops. Needs root. Extra arguments go
@@ -11,7 +11,7 @@
 # First run: a few minutes of debootstrap and packages, then a full build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/trixie-chroot.sh
+. scripts/debian-chroot.sh
 dir=$(trixie_chroot trixie-cpu)
 # scripts/setup.sh installs the packages (trixie's names are the same) and
 # builds; scripts/test.sh runs ctest.

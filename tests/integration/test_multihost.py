@@ -32,7 +32,7 @@ def namespaces_usable():
     probe = f"{PREFIX}-probe"
     ok = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
     # `ip netns exec` also needs / to be a mount point (a chroot's root is one
-    # only when bound onto itself, as scripts/trixie-chroot.sh does).
+    # only when bound onto itself, as scripts/debian-chroot.sh does).
     ok = ok and subprocess.run(["ip", "netns", "exec", probe, "true"], capture_output=True).returncode == 0
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return ok

@@ -1,12 +1,15 @@
-# Sourced by scripts/check-torch2.sh and the CUDA build check: a Debian
-# trixie chroot, made once with debootstrap and cached outside the clone
-# (CONVOY_TRIXIE_CACHE, default ~/.cache/convoy), with packages added on
-# demand; and running a command inside any chroot with the repository
-# bind-mounted at /src (also used by scripts/check-fresh-install.sh). Needs
-# root.
+# Sourced by the scripts that build or test inside a Debian chroot
+# (check-torch2.sh, check-cuda-build.sh, check-fresh-install.sh,
+# make-deps-bundle.sh, check-deps-bundle.sh): chroots made once with
+# debootstrap and cached outside the clone (CONVOY_CHROOT_CACHE, default
+# ~/.cache/convoy), with packages added on demand; and running a command
+# inside any chroot with the repository bind-mounted at /src. Needs root.
 #
-#   trixie_chroot NAME [PACKAGE...] -> prints the chroot's path; creates it
-#                                      or adds the packages it lacks
+#   debian_chroot SUITE NAME [PACKAGE...] -> prints the chroot's path; creates
+#                                      it (the suite with its updates and
+#                                      security fixes; binary and source
+#                                      packages) or adds the packages it lacks
+#   trixie_chroot NAME [PACKAGE...]   debian_chroot trixie NAME ...
 #   chroot_has DIR PACKAGE          whether PACKAGE is installed there (held
 #                                      or not)
 #   in_chroot DIR COMMAND           runs COMMAND (a bash -c string) in DIR with
@@ -15,22 +18,31 @@
 #                                      HOST:TARGET in CHROOT_BINDS (an array) is
 #                                      bind-mounted too
 
-TRIXIE_CACHE=${CONVOY_TRIXIE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/convoy}
-TRIXIE_MIRROR=${CONVOY_TRIXIE_MIRROR:-http://deb.debian.org/debian}
+CHROOT_CACHE=${CONVOY_CHROOT_CACHE:-${CONVOY_TRIXIE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/convoy}}
+CHROOT_MIRROR=${CONVOY_CHROOT_MIRROR:-${CONVOY_TRIXIE_MIRROR:-http://deb.debian.org/debian}}
 
-trixie_chroot() {
-  local name=$1
-  shift
-  local dir=$TRIXIE_CACHE/$name
+debian_chroot() {
+  local suite=$1 name=$2
+  shift 2
+  local dir=$CHROOT_CACHE/$name
   if ! command -v debootstrap >/dev/null; then
-    echo "trixie-chroot: installing debootstrap" >&2
+    echo "debian-chroot: installing debootstrap" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2
   fi
   if [ ! -f "$dir/.convoy-bootstrapped" ]; then
-    echo "trixie-chroot: debootstrap trixie into $dir (once; cached)" >&2
+    echo "debian-chroot: debootstrap $suite into $dir (once; cached)" >&2
     rm -rf "$dir"
     mkdir -p "$dir"
-    debootstrap --variant=minbase --components=main,contrib,non-free trixie "$dir" "$TRIXIE_MIRROR" >&2
+    debootstrap --variant=minbase --components=main,contrib,non-free "$suite" "$dir" "$CHROOT_MIRROR" >&2
+    # The release, its updates and security fixes; binaries and sources.
+    rm -f "$dir/etc/apt/sources.list"
+    printf '%s\n' \
+      "Types: deb deb-src" "URIs: $CHROOT_MIRROR" "Suites: $suite $suite-updates" \
+      "Components: main contrib non-free" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" "" \
+      "Types: deb deb-src" "URIs: ${CHROOT_MIRROR%/debian}/debian-security" "Suites: $suite-security" \
+      "Components: main contrib non-free" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" \
+      > "$dir/etc/apt/sources.list.d/debian.sources"
+    chroot "$dir" apt-get update >&2
     touch "$dir/.convoy-bootstrapped"
   fi
   # Only what is missing, so a warm cache costs a dpkg query.
@@ -39,11 +51,15 @@ trixie_chroot() {
     chroot_has "$dir" "$p" || missing+=("$p")
   done
   if ((${#missing[@]})); then
-    echo "trixie-chroot: installing ${missing[*]}" >&2
+    echo "debian-chroot: installing ${missing[*]} into $name" >&2
     chroot "$dir" apt-get update >&2
     chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
   fi
   echo "$dir"
+}
+
+trixie_chroot() {
+  debian_chroot trixie "$@"
 }
 
 chroot_has() {
