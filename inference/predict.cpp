@@ -2,7 +2,8 @@
 // training run's own evaluation transform (data_service's decode, resize,
 // center crop), the model in batches, softmax, top-K with the checkpoint's
 // class names. Decoding the next batch on a thread pool overlaps the
-// model's forward pass on the current one.
+// model's forward pass on the current one. --device: the CPU or a CUDA GPU
+// (worker/device.h), as training chooses.
 #include "inference/predict.h"
 
 #include <spdlog/spdlog.h>
@@ -21,6 +22,7 @@
 #include "data_service/image_decode.h"
 #include "data_service/thread_pool.h"
 #include "inference/checkpoint_model.h"
+#include "worker/device.h"
 #include "worker/torch_errors.h"
 
 namespace convoy {
@@ -105,12 +107,15 @@ int run_predict(const CliArgs& args) {
   auto images = collect_images(args.positional());
   CheckpointModel m = load_checkpoint_model(args.get("--checkpoint"));
   torch::set_num_threads(threads);
+  auto runtime = make_device_runtime(args.get("--device", "auto"), /*local_rank=*/0);
+  const torch::Device device = runtime->device();
+  m.model->to(device);
   const auto& d = m.config.data;
-  auto mean = torch::tensor(std::vector<float>(d.mean.begin(), d.mean.end())).view({1, -1, 1, 1});
-  auto std = torch::tensor(std::vector<float>(d.std.begin(), d.std.end())).view({1, -1, 1, 1});
+  auto mean = torch::tensor(std::vector<float>(d.mean.begin(), d.mean.end())).view({1, -1, 1, 1}).to(device);
+  auto std = torch::tensor(std::vector<float>(d.std.begin(), d.std.end())).view({1, -1, 1, 1}).to(device);
   const int64_t k = std::min<int64_t>(topk_wanted, static_cast<int64_t>(m.class_names.size()));
-  spdlog::info("{} image(s), {} ({} classes), batch {}, {} thread(s)", images.size(), m.config.model.arch,
-               m.class_names.size(), batch, threads);
+  spdlog::info("{} image(s), {} ({} classes), batch {}, {} thread(s), on {}", images.size(), m.config.model.arch,
+               m.class_names.size(), batch, threads, runtime->describe());
 
   BatchDecoder decoder(m.config, images, threads);
   torch::NoGradGuard no_grad;
@@ -124,9 +129,11 @@ int run_predict(const CliArgs& args) {
   for (size_t first = 0; first < images.size(); first += batch) {
     DecodedBatch b = next.get();
     if (first + batch < images.size()) next = decode_from(first + batch);
-    auto x = (b.pixels.to(torch::kFloat).div_(255.0) - mean) / std;
+    // uint8 to the device (a quarter of float32's bytes), normalised there.
+    auto x = (b.pixels.to(device).to(torch::kFloat).div_(255.0) - mean) / std;
     auto probs = torch::softmax(m.model->forward(x).to(torch::kFloat), 1);
-    auto [values, indices] = probs.topk(k, 1);
+    auto [dev_values, dev_indices] = probs.topk(k, 1);
+    auto values = dev_values.cpu(), indices = dev_indices.cpu();
     for (size_t i = 0; i < b.count; ++i) {
       const std::string& path = images[b.first + i];
       if (!b.error[i].empty()) {
@@ -158,13 +165,14 @@ int run_predict(const CliArgs& args) {
 int predict_main(const std::vector<std::string>& argv) {
   CliArgs args("predict",
                "usage: convoy predict --checkpoint CKPT [--topk K] [--json] [--batch B] [--threads T]\n"
-               "                      IMAGE... | DIR...\n"
+               "                      [--device auto|cpu|cuda] IMAGE... | DIR...\n"
                "Top-K labels (default 5) with probabilities for each image (folders are searched for\n"
                ".jpg/.jpeg/.png), preprocessed as the run evaluated: resize, center crop, its mean/std.\n"
                "--json: one object per line, {\"path\":P,\"topk\":[{\"label\":L,\"index\":I,\"prob\":p},...]};\n"
                "an image that cannot be decoded gives {\"path\":P,\"error\":E} and the rest go on.\n"
+               "--device auto (default) runs the model on the first visible GPU when the build has CUDA.\n"
                "example: convoy predict --checkpoint runs/X/checkpoints/best.ckpt --topk 3 photos/\n");
-  args.option("--checkpoint").option("--topk").option("--batch").option("--threads").flag("--json");
+  args.option("--checkpoint").option("--topk").option("--batch").option("--threads").option("--device").flag("--json");
   if (!args.parse(argv)) return 0;
   if (args.positional().empty()) CONVOY_USER_ERROR("convoy predict needs IMAGE... or DIR (see convoy predict --help)");
   init_logging("predict", -1, "warn");

@@ -61,7 +61,7 @@ std::shared_ptr<DeviceRuntime> cpu_runtime() { return std::make_shared<CpuRuntim
 std::shared_ptr<DeviceRuntime> make_device_runtime(const std::string& device, int local_rank, bool cudnn_benchmark) {
   if (device == "cpu") return cpu_runtime();
   if (device == "cuda") return make_cuda_runtime(local_rank, cudnn_benchmark);  // says why when it cannot
-  CONVOY_CHECK(device == "auto", "device must be cpu, cuda or auto, not " << device);
+  if (device != "auto") CONVOY_USER_ERROR("device must be cpu, cuda or auto, not '" << device << "'");
   return cuda_devices() > 0 ? make_cuda_runtime(local_rank, cudnn_benchmark) : cpu_runtime();
 }
 

@@ -113,6 +113,19 @@ class Workflows(unittest.TestCase):
             self.assertGreaterEqual(top[0]["prob"], top[1]["prob"])
         self.assertEqual(disagreements, 0)
 
+    def test_predict_device_choice(self):
+        args = ["predict", "--checkpoint", self.best, "--json", "--topk", "1", self.images]
+        default, cpu = run(args), run(args + ["--device", "cpu"])
+        self.assertEqual(cpu.returncode, 0, cpu.stderr)
+        self.assertEqual(default.stdout, cpu.stdout)  # auto is the CPU in a build without CUDA
+        cuda = run(args + ["--device", "cuda"])
+        self.assertNotEqual(cuda.returncode, 0)
+        self.assertIn("no CUDA", cuda.stderr)
+        self.assertEqual(cuda.stdout, "")
+        bad = run(args + ["--device", "tpu"])
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("tpu", bad.stderr)
+
     def test_eval_reports_every_metric_and_two_ranks_agree_with_one(self):
         results = []
         for ranks in ("1", "2"):
