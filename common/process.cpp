@@ -5,11 +5,14 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -75,6 +78,40 @@ Child spawn(const SpawnOptions& options) {
     child.stderr_fd = err[0];
   }
   return child;
+}
+
+StopSignals::StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+  CONVOY_SYSCALL(::sigprocmask(SIG_BLOCK, &set, &old_mask_));
+  fd_ = CONVOY_SYSCALL(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+}
+
+StopSignals::~StopSignals() {
+  ::close(fd_);
+  ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+}
+
+void StopSignals::forward() {
+  signalfd_siginfo si;
+  while (::read(fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    const int sig = static_cast<int>(si.ssi_signo);
+    const int send = first_ ? SIGKILL : sig;
+    if (!first_) first_ = sig;
+    for (pid_t pid : children_) ::kill(pid, send);
+  }
+}
+
+int StopSignals::wait(pid_t pid) {
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) CONVOY_SYSCALL(r);
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) forward();
+  }
 }
 
 std::string self_executable() { return "/proc/self/exe"; }

@@ -3,6 +3,7 @@
 // starts its node's data service under mpirun.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <string>
@@ -28,6 +29,38 @@ struct Child {
 // Throws Error when fork or the pipes fail; a failed exec ends the child
 // with exit code 127 and a message on its stderr.
 Child spawn(const SpawnOptions& options);
+
+// While it lives, a command that started children is stopped the way it
+// stops them: SIGINT, SIGTERM and SIGHUP are blocked and read from a
+// signalfd instead, each is forwarded to every child added (a second one as
+// SIGKILL, for a child that takes too long), and the command goes on waiting
+// for them, so it exits only after they have (exit status 128 + signal(),
+// by convention). Children die with the command in any case (spawn's
+// parent_death_signal; prctl(PR_SET_PDEATHSIG) in a forked child).
+// One at a time per process; the constructor must run before the children
+// are started, so that no signal falls between.
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  void add(pid_t pid) { children_.push_back(pid); }
+  // A descriptor to poll beside others (POLLIN: call forward()).
+  int fd() const { return fd_; }
+  // Forwards the signals that arrived since the last call.
+  void forward();
+  // Waits for a child, forwarding signals meanwhile; its waitpid() status.
+  int wait(pid_t pid);
+  // The first stop signal received, 0 if none.
+  int signal() const { return first_; }
+
+ private:
+  int fd_ = -1;
+  int first_ = 0;
+  sigset_t old_mask_;
+  std::vector<pid_t> children_;
+};
 
 // How to exec the running program again: "/proc/self/exe", which stays
 // valid even when the file on disk is replaced or deleted (a rebuild during

@@ -4,6 +4,9 @@
 #include "data_service/bench_data.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,15 +157,24 @@ RunResult run_producer(const Config& cfg, int threads, int shard, int shards, do
 // K producer processes, as K data-service shards would run: each pinned to
 // its share of the cores, each filling its positions of the same batches.
 // A child reports its figures on a pipe as one line of numbers.
-std::vector<RunResult> run_shards(const Config& cfg, int threads, int shards, double seconds, int epochs, bool pin) {
+// *stopped_by: the stop signal that ended them early, 0 if none.
+std::vector<RunResult> run_shards(const Config& cfg, int threads, int shards, double seconds, int epochs, bool pin,
+                                  int* stopped_by) {
   CpuList cpus = allowed_cpus();
   auto sets = split_cpus(cpus, numa_nodes_of(cpus), 0, shards);
   std::vector<std::pair<pid_t, int>> children;
+  StopSignals stop;  // a stop signal goes to every shard, and this waits for them
   for (int k = 0; k < shards; ++k) {
     int fds[2];
     CONVOY_SYSCALL(::pipe2(fds, O_CLOEXEC));
+    const pid_t parent = ::getpid();
     pid_t pid = CONVOY_SYSCALL(::fork());
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::close(fds[0]);
       int rc = 0;
       try {
@@ -179,23 +191,32 @@ std::vector<RunResult> run_shards(const Config& cfg, int threads, int shards, do
     }
     ::close(fds[1]);
     children.push_back({pid, fds[0]});
+    stop.add(pid);
   }
   std::vector<RunResult> out;
   std::string failure;
   for (auto [pid, fd] : children) {
     std::string text;
     char buf[256];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    for (;;) {
+      pollfd p[2] = {{fd, POLLIN, 0}, {stop.fd(), POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0 && errno != EINTR) CONVOY_SYSCALL(-1);
+      if (p[1].revents & POLLIN) stop.forward();
+      if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
     ::close(fd);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    int status = stop.wait(pid);
     RunResult r;
     std::istringstream in(text);
     if (!(in >> r.images >> r.steps >> r.seconds >> r.cpu >> r.peak_rss_mb >> r.corrupt) && failure.empty())
       failure = CONVOY_STR("a shard process (pid " << pid << ") failed: " << describe_exit(status));
     out.push_back(r);
   }
-  if (!failure.empty()) CONVOY_USER_ERROR(failure);
+  *stopped_by = stop.signal();
+  if (!failure.empty() && !*stopped_by) CONVOY_USER_ERROR(failure);
   return out;
 }
 
@@ -229,10 +250,17 @@ int bench_data_main(const std::vector<std::string>& argv) {
     std::fflush(stdout);
   }
   std::vector<RunResult> shards;
-  if (services == 1)
+  if (services == 1) {
     shards.push_back(run_producer(cfg, threads, 0, 1, seconds, epochs, ::isatty(1) && !json));
-  else
-    shards = run_shards(cfg, threads, services, seconds, epochs, !args.has("--no-pin"));
+  } else {
+    int stopped_by = 0;
+    shards = run_shards(cfg, threads, services, seconds, epochs, !args.has("--no-pin"), &stopped_by);
+    if (stopped_by) {
+      std::fprintf(stderr, "bench data: stopped by signal %d; its %d shard process(es) have ended\n", stopped_by,
+                   services);
+      return 128 + stopped_by;
+    }
+  }
 
   // Whole batches: every shard must have done its part of a step for it to count.
   int64_t steps = shards[0].steps, images = 0;

@@ -38,7 +38,8 @@ constexpr const char* kUsage =
     "time split into data wait, forward, backward, exposed communication and optimizer. Writes\n"
     "scaling.json and scaling.svg into the run directory (default runs/bench-scaling-<time>).\n"
     "--device auto trains on the GPUs when the build has CUDA and they are visible (rank = GPU);\n"
-    "fp16 needs them.\n"
+    "fp16 needs them. SIGINT/SIGTERM/SIGHUP go to the running launch (a second one: SIGKILL),\n"
+    "and bench scaling exits after it has stopped (status 128 + signal).\n"
     "example: convoy bench scaling --image-folder bench-data/inet --ranks 1,2 --amp bf16 --json\n";
 
 const std::vector<std::string> kPhases = {"data_wait", "forward", "backward", "exposed_comm", "optimizer"};
@@ -92,20 +93,24 @@ std::string bench_config_text(const CliArgs& args) {
 }
 
 // Runs `argv` with its output appended to `log`; returns the wait status.
-int run_logged(const std::vector<std::string>& argv, const std::string& log) {
+// A stop signal meanwhile goes to the child, and this waits for it to end.
+int run_logged(const std::vector<std::string>& argv, const std::string& log, StopSignals& stop) {
   SpawnOptions opts;
   opts.program = self_executable();
   opts.argv = argv;
   opts.capture_output = true;
   Child c = spawn(opts);
+  stop.add(c.pid);
   std::ofstream out(log, std::ios::app);
   int fds[2] = {c.stdout_fd, c.stderr_fd};
   while (fds[0] >= 0 || fds[1] >= 0) {
-    pollfd p[2];
+    pollfd p[3];
     int n = 0;
     for (int fd : fds)
       if (fd >= 0) p[n++] = {fd, POLLIN, 0};
-    if (::poll(p, static_cast<nfds_t>(n), 1000) < 0 && errno != EINTR) break;
+    p[n] = {stop.fd(), POLLIN, 0};
+    if (::poll(p, static_cast<nfds_t>(n + 1), 1000) < 0 && errno != EINTR) break;
+    if (p[n].revents & POLLIN) stop.forward();
     for (int i = 0; i < n; ++i) {
       if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       char buf[4096];
@@ -121,9 +126,7 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log) {
         }
     }
   }
-  int status = 0;
-  ::waitpid(c.pid, &status, 0);
-  return status;
+  return stop.wait(c.pid);
 }
 
 Result measure(const std::string& metrics_path, int ranks, int batch, int warmup) {
@@ -200,6 +203,7 @@ int bench_scaling_main(const std::vector<std::string>& argv) {
   for (const auto& s : args.all("--set")) sets.push_back(s);
 
   std::vector<Result> results;
+  StopSignals stop;
   for (int r : world_sizes) {
     load_config(config_path, sets);  // any mistake in it or in --set, before starting anything
     std::vector<std::string> argv_run = {self_path(), "launch", "--nproc-per-node", std::to_string(r), config_path,
@@ -211,7 +215,12 @@ int bench_scaling_main(const std::vector<std::string>& argv) {
     std::printf("bench scaling: %d rank(s) x %d thread(s), batch %d, %d warm-up + %d steps (log: %s)\n", r, threads,
                 batch, warmup, steps, log.c_str());
     std::fflush(stdout);
-    int status = run_logged(argv_run, log);
+    int status = run_logged(argv_run, log, stop);
+    if (stop.signal()) {
+      std::fprintf(stderr, "bench scaling: stopped by signal %d; the %d-rank launch has ended (%s)\n", stop.signal(), r,
+                   describe_exit(status).c_str());
+      return 128 + stop.signal();
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
       CONVOY_USER_ERROR("the " << r << "-rank run failed (" << describe_exit(status) << "); see " << log);
     results.push_back(measure(join_path(join_path(dir, "ranks-" + std::to_string(r)), "metrics.jsonl"), r, batch, warmup));

@@ -71,6 +71,7 @@ int run_local_ranks(const std::vector<std::string>& argv, int ranks) {
   int port = free_local_port();
   const std::string token = generate_job_token();
   std::vector<pid_t> pids;
+  StopSignals stop;
   for (int r = 0; r < ranks; ++r) {
     SpawnOptions opts;
     opts.program = self_executable();
@@ -81,14 +82,14 @@ int run_local_ranks(const std::vector<std::string>& argv, int ranks) {
                 {"MASTER_ADDR", "127.0.0.1"},       {"MASTER_PORT", std::to_string(port)},
                 {kJobTokenEnv, token}};
     pids.push_back(spawn(opts).pid);
+    stop.add(pids.back());
   }
   int rc = 0;
   for (pid_t pid : pids) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    int status = stop.wait(pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = 1;
   }
-  return rc;
+  return stop.signal() ? 128 + stop.signal() : rc;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@ independent tools (Python's tarfile, GNU tar), and the data service's memory
 staying flat over many epochs of a real `convoy launch` run."""
 import json
 import os
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -10,7 +11,8 @@ import threading
 import time
 import unittest
 
-from helpers import BIN, make_folder, read_metrics, run, shm_segments, subcommand_pids, write_config
+from helpers import (BIN, has_train_line, make_folder, read_metrics, run, shm_segments, subcommand_pids, wait_for,
+                     write_config)
 
 BENCH_KEYS = {"images_per_sec", "images_per_sec_per_thread", "threads", "cpu_seconds_per_image", "peak_rss_mb"}
 
@@ -154,6 +156,105 @@ class DataServiceMemoryTest(unittest.TestCase):
             # Epoch orders are cached (at most 8) and buffers reused: the
             # service's heap must not grow with the epoch count.
             self.assertLess(max(late) - max(early), 3.0, f"early {early}, late {late}")
+
+
+def process_tree(root):
+    """{pid: start time} of `root` and every process below it, from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = (int(fields[1]), fields[19])
+            except (OSError, IndexError):
+                pass
+    tree = {root: parents.get(root, (0, ""))[1]}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, start) in parents.items():
+            if ppid in tree and pid not in tree:
+                tree[pid] = start
+                grew = True
+    return tree
+
+
+def still_running(tree):
+    """The processes of `tree` that still exist (same pid, same start time)."""
+    alive = []
+    for pid, start in tree.items():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[19] == start and fields[0] != "Z":
+                alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
+class ChildrenStopWithTheCommandTest(unittest.TestCase):
+    """A benchmark that started `convoy launch` forwards a stop signal to it
+    and exits only after it (and its workers and data service) have; killed
+    outright, its children still stop (PR_SET_PDEATHSIG)."""
+
+    def start_scaling(self, tmp):
+        folder = make_folder(os.path.join(tmp, "images"), classes=2, per_class=20)
+        out = os.path.join(tmp, "bench")
+        p = subprocess.Popen([BIN, "bench", "scaling", "--image-folder", folder, "--model", "cnn", "--image-size", "32",
+                              "--batch", "4", "--ranks", "2", "--steps", "1000000", "--warmup", "1",
+                              "--run-dir", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        wait_for(lambda: has_train_line(os.path.join(out, "ranks-2")), 120, "the 2-rank launch to train")
+        tree = process_tree(p.pid)
+        # bench scaling, convoy launch, 2 workers, the data service.
+        self.assertGreaterEqual(len(tree), 5, tree)
+        return p, tree
+
+    def test_sigterm_is_forwarded_and_waited_for(self):
+        with tempfile.TemporaryDirectory(prefix="convoy-stop-") as tmp:
+            p, tree = self.start_scaling(tmp)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
+            self.assertIn("stopped by signal 15; the 2-rank launch has ended", err)
+            # Nothing it started outlived it.
+            self.assertEqual(still_running(tree), [])
+
+    def test_children_stop_when_it_is_killed(self):
+        with tempfile.TemporaryDirectory(prefix="convoy-stop-") as tmp:
+            p, tree = self.start_scaling(tmp)
+            p.kill()
+            p.communicate(timeout=10)
+            wait_for(lambda: not still_running(tree), 60, "the launch and its processes to stop")
+
+    def test_bench_data_forwards_sigterm_to_its_shards(self):
+        with tempfile.TemporaryDirectory(prefix="convoy-stop-") as tmp:
+            folder = make_folder(os.path.join(tmp, "images"), classes=2, per_class=20)
+            p = subprocess.Popen([BIN, "bench", "data", "--image-folder", folder, "--crop", "32", "--batch", "8",
+                                  "--threads", "1", "--data-services", "2", "--seconds", "600"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.addCleanup(lambda: p.poll() is None and p.kill())
+            wait_for(lambda: len(process_tree(p.pid)) >= 3, 60, "the two shard processes to start")
+            tree = process_tree(p.pid)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
+            self.assertIn("stopped by signal 15; its 2 shard process(es) have ended", err)
+            self.assertEqual(still_running(tree), [])
+
+    def test_bench_allreduce_forwards_sigterm(self):
+        p = subprocess.Popen([BIN, "bench", "allreduce", "--ranks", "2", "--min-bytes", "1KB", "--max-bytes", "1MB",
+                              "--iters", "1000000", "--warmup", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        wait_for(lambda: len(process_tree(p.pid)) >= 3, 60, "the two ranks to start")
+        tree = process_tree(p.pid)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 128 + signal.SIGTERM)
+        self.assertEqual(still_running(tree), [])
 
 
 if __name__ == "__main__":
