@@ -6,7 +6,7 @@
 //   algbw = bytes / time;  busbw = algbw * 2 (n - 1) / n
 // (busbw is what each rank's link carries in a ring all-reduce, comparable
 // across world sizes).
-#include "worker/bench_allreduce.h"
+#include "bench/bench_allreduce.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // `convoy bench data` (see bench_data.h). Drives the data service's own
 // BatchProducer (the code that fills the shared-memory rings) on the train
 // split as rank 0 of 1, so the figures are the pipeline's, minus the ring.
-#include "data_service/bench_data.h"
+#include "bench/bench_data.h"
 
 #include <fcntl.h>
 #include <poll.h>

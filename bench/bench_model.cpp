@@ -2,7 +2,7 @@
 // random labels, gradients zeroed each step; no optimizer step, no data
 // pipeline: the model's own compute only. bench/torchvision_model.py does
 // exactly the same in Python.
-#include "worker/bench_model.h"
+#include "bench/bench_model.h"
 
 #include <algorithm>
 #include <chrono>

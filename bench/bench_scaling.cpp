@@ -2,7 +2,7 @@
 // `convoy launch` (data service + ranks, the production path) trains the
 // configured model for warm-up + measured steps; throughput and the step
 // breakdown come from that run's metrics.jsonl (one train line per step).
-#include "launcher/bench_scaling.h"
+#include "bench/bench_scaling.h"
 
 #include <poll.h>
 #include <sys/wait.h>
