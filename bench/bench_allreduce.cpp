@@ -21,9 +21,9 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/process.h"
-#include "worker/device.h"
-#include "worker/rendezvous.h"
-#include "worker/shm_allreduce.h"
+#include "worker/dist/device.h"
+#include "worker/dist/rendezvous.h"
+#include "worker/dist/shm_allreduce.h"
 
 namespace convoy {
 namespace {

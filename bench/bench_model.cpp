@@ -12,9 +12,10 @@
 #include "common/cli_args.h"
 #include "common/error.h"
 #include "common/metrics.h"
-#include "worker/device.h"
-#include "worker/models.h"
-#include "worker/torch_errors.h"
+#include "models/autocast.h"
+#include "models/models.h"
+#include "models/torch_errors.h"
+#include "worker/dist/device.h"
 
 namespace convoy {
 

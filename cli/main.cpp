@@ -7,19 +7,19 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_allreduce.h"
+#include "bench/bench_data.h"
+#include "bench/bench_model.h"
+#include "bench/bench_scaling.h"
 #include "common/error.h"
 #include "common/process.h"
-#include "bench/bench_data.h"
 #include "data_service/data_service.h"
 #include "data_service/pack.h"
 #include "inference/export.h"
 #include "inference/predict.h"
-#include "bench/bench_scaling.h"
 #include "launcher/launcher.h"
 #include "report/run_report.h"
-#include "bench/bench_allreduce.h"
-#include "bench/bench_model.h"
-#include "worker/hardware.h"
+#include "worker/dist/device.h"
 #include "worker/worker.h"
 
 namespace {

@@ -164,7 +164,7 @@ class Validator {
   const std::vector<std::string>& overrides_;
 };
 
-// Mirrors worker/models.cpp's names (common cannot link the worker).
+// Mirrors models/models.cpp's names (common cannot link models/).
 bool known_arch(const std::string& a) {
   static const std::regex archs(
       "cnn|mlp|resnet(18|34|50)|vgg(11|16|19)(_bn)?|vit_(ti|s|b)_[1-9][0-9]{0,2}");

@@ -56,7 +56,7 @@ struct ModelSpec {
   int width = 32;
   bool batch_norm = true;
   float dropout = -1.f;  // < 0: the architecture's default
-  std::optional<bool> channels_last;  // unset: auto (worker/hardware.h decides)
+  std::optional<bool> channels_last;  // unset: auto (models/hardware.h decides)
   float attention_dropout = 0.f, drop_path = 0.f;
   std::string init_from;  // absolute; empty: none
   bool freeze_backbone = false;

@@ -22,7 +22,7 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A wait or collective that ran out of time (DESIGN.md invariant 4).
+// A wait or collective that ran out of time (docs/ARCHITECTURE.md, invariant 5).
 class TimeoutError : public Error {
  public:
   using Error::Error;

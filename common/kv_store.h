@@ -1,5 +1,5 @@
 // The job's rendezvous key-value store: a small TCP server (in rank 0) and its
-// clients (every rank), the backing of worker/job_store.h's c10d::Store.
+// clients (every rank), the backing of worker/dist/job_store.h's c10d::Store.
 // LibTorch's TCPStore lets any process that reaches its port read and write
 // keys; this one first makes each side prove it holds the job token:
 //

@@ -1,6 +1,6 @@
 // Counter-based random numbers for sampling, augmentation and dropout. Every draw for
 // sample i in epoch e comes from a generator seeded by (seed, epoch, i) alone
-// (DESIGN.md invariant 1), and the arithmetic is our own (not <random>'s
+// (docs/ARCHITECTURE.md, invariant 1), and the arithmetic is our own (not <random>'s
 // distributions, which differ between standard libraries), so batches are
 // bit-identical across thread counts, runs and machines.
 #pragma once

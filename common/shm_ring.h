@@ -1,6 +1,6 @@
 // A single-producer single-consumer ring of fixed-size batch slots in POSIX
 // shared memory: how batches cross from the data service into a worker
-// without a copy (DESIGN.md invariant 3).
+// without a copy (docs/ARCHITECTURE.md, invariant 3).
 //
 // Wire format of the segment (host byte order; both ends are on one node):
 //   [RingHeader, padded to 4096 bytes][slot 0][slot 1]...[slot N-1]

@@ -1,6 +1,6 @@
 // Which sample goes where: the epoch order and each rank's share of it, as a
 // pure function of (seed, epoch, dataset size, world size, batch size)
-// (DESIGN.md invariants 1 and 2).
+// (docs/ARCHITECTURE.md, invariants 1 and 2).
 //
 // Layout: step s of an epoch consumes global positions [s*W*B, (s+1)*W*B);
 // rank r takes the r-th block of B of them. So 2 ranks x batch B see, step by

@@ -2,7 +2,7 @@
 #include "inference/checkpoint_model.h"
 
 #include "common/error.h"
-#include "worker/checkpoint.h"
+#include "models/checkpoint.h"
 
 namespace convoy {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/config.h"
-#include "worker/models.h"
+#include "models/models.h"
 
 namespace convoy {
 

@@ -12,8 +12,8 @@
 #include "common/files.h"
 #include "common/metrics.h"
 #include "inference/checkpoint_model.h"
-#include "worker/state_dict.h"
-#include "worker/torch_errors.h"
+#include "models/state_dict.h"
+#include "models/torch_errors.h"
 
 namespace convoy {
 

@@ -3,7 +3,7 @@
 // center crop), the model in batches, softmax, top-K with the checkpoint's
 // class names. Decoding the next batch on a thread pool overlaps the
 // model's forward pass on the current one. --device: the CPU or a CUDA GPU
-// (worker/device.h), as training chooses.
+// (models/device_choice.h).
 #include "inference/predict.h"
 
 #include <spdlog/spdlog.h>
@@ -22,8 +22,8 @@
 #include "data_service/image_decode.h"
 #include "data_service/thread_pool.h"
 #include "inference/checkpoint_model.h"
-#include "worker/device.h"
-#include "worker/torch_errors.h"
+#include "models/device_choice.h"
+#include "models/torch_errors.h"
 
 namespace convoy {
 namespace {
@@ -107,15 +107,14 @@ int run_predict(const CliArgs& args) {
   auto images = collect_images(args.positional());
   CheckpointModel m = load_checkpoint_model(args.get("--checkpoint"));
   torch::set_num_threads(threads);
-  auto runtime = make_device_runtime(args.get("--device", "auto"), /*local_rank=*/0);
-  const torch::Device device = runtime->device();
+  const torch::Device device = choose_device(args.get("--device", "auto"));
   m.model->to(device);
   const auto& d = m.config.data;
   auto mean = torch::tensor(std::vector<float>(d.mean.begin(), d.mean.end())).view({1, -1, 1, 1}).to(device);
   auto std = torch::tensor(std::vector<float>(d.std.begin(), d.std.end())).view({1, -1, 1, 1}).to(device);
   const int64_t k = std::min<int64_t>(topk_wanted, static_cast<int64_t>(m.class_names.size()));
   spdlog::info("{} image(s), {} ({} classes), batch {}, {} thread(s), on {}", images.size(), m.config.model.arch,
-               m.class_names.size(), batch, threads, runtime->describe());
+               m.class_names.size(), batch, threads, device.str());
 
   BatchDecoder decoder(m.config, images, threads);
   torch::NoGradGuard no_grad;

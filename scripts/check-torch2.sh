@@ -2,7 +2,7 @@
 # Builds Convoy against Debian trixie's LibTorch 2.6 (CPU) and runs the whole
 # test suite there: the same scripts/test.sh as CI, inside a trixie chroot
 # (debootstrap, cached outside the clone; see scripts/debian-chroot.sh), with
-# the build in build-torch2/. Proves worker/torch_compat.h against 2.x: the
+# the build in build-torch2/. Proves worker/dist/c10d_compat.h (and models/autocast.h) against 2.x: the
 # c10d Backend split, c10d::Work, the Store interface, the device-generic
 # autocast API, CPU kernels for the AMP ops. Needs root. Extra arguments go
 # to ctest (e.g. -R integration.launch).

@@ -17,7 +17,7 @@ CMAKE_ARGS=()
 case $FLAVOUR in
   cpu)
     # LibTorch (CPU) with c10d + Gloo; the headers of the oneDNN it links
-    # (Winograd convolutions, worker/onednn_conv.cpp)
+    # (Winograd convolutions, models/onednn_conv.cpp)
     # (with a real BLAS: see the recommended packages below)
     TORCH_PACKAGES=(libtorch-dev libgloo-dev libdnnl-dev libopenblas0-openmp)
     ;;

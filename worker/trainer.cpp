@@ -5,8 +5,9 @@
 
 #include "common/error.h"
 #include "common/sample_rng.h"
-#include "worker/hardware.h"
-#include "worker/state_dict.h"
+#include "models/autocast.h"
+#include "models/hardware.h"
+#include "models/state_dict.h"
 
 namespace convoy {
 namespace {

@@ -10,13 +10,13 @@
 #include <memory>
 
 #include "common/config.h"
-#include "worker/device.h"
+#include "models/models.h"
+#include "worker/dist/device.h"
+#include "worker/dist/grad_sync.h"
+#include "worker/dist/overlap_sync.h"
 #include "worker/eval_metrics.h"
-#include "worker/grad_sync.h"
 #include "worker/loss_scaler.h"
-#include "worker/models.h"
 #include "worker/optimizer.h"
-#include "worker/overlap_sync.h"
 
 namespace convoy {
 

@@ -1,4 +1,4 @@
-// DESIGN.md invariant 1: the data service's batches are byte-identical for
+// docs/ARCHITECTURE.md, invariant 1: the data service's batches are byte-identical for
 // the same (seed, epoch, rank) whatever the number of decode threads, and
 // also through the real process (socket + shared-memory ring).
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Sampler invariants (DESIGN.md 1 and 2): coverage, equal steps, purity, and
+// Sampler invariants (docs/ARCHITECTURE.md, invariants 1 and 2): coverage, equal steps, purity, and
 // the layout that makes 2 ranks x B equal 1 rank x 2B.
 #include <gtest/gtest.h>
 

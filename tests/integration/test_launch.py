@@ -11,7 +11,7 @@ from helpers import (BIN, SOURCE_DIR, TempDirMixin, has_train_line, make_folder,
 
 
 def cpu_has_native_bf16():
-    """What worker/hardware.cpp decides, from the flags the kernels see."""
+    """What models/hardware.cpp decides, from the flags the kernels see."""
     with open("/proc/cpuinfo") as f:
         flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")

@@ -11,9 +11,9 @@
 #include <cstdio>
 #include <exception>
 
-#include "worker/models.h"
-#include "worker/state_dict.h"
-#include "worker/torch_errors.h"
+#include "models/models.h"
+#include "models/state_dict.h"
+#include "models/torch_errors.h"
 
 namespace {
 
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     // LibTorch's own convolution kernels, as torchvision runs: the parity is
     // about the model (names, shapes, layer order), and 1e-4 leaves no room
     // for Winograd's different rounding, which ResNet-50's 16 blocks can
-    // carry past it on a logit near zero. tests/worker/conv_test.cpp bounds
+    // carry past it on a logit near zero. tests/models/conv_test.cpp bounds
     // Winograd against the direct kernel.
     spec.conv_algorithm = "direct";
     convoy::ImageSpec image{std::stoi(argv[3]), std::stoi(argv[4]), 3};

@@ -9,8 +9,9 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "data_service/sampler.h"
-#include "worker/rendezvous.h"
-#include "worker/shm_allreduce.h"
+#include "worker/dist/device.h"
+#include "worker/dist/rendezvous.h"
+#include "worker/dist/shm_allreduce.h"
 #include "worker/trainer.h"
 
 namespace convoy {

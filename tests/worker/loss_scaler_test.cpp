@@ -9,12 +9,13 @@
 
 #include "common/config.h"
 #include "common/error.h"
-#include "worker/checkpoint.h"
-#include "worker/grad_sync.h"
-#include "worker/loss_scaler.h"
-#include "worker/rendezvous.h"
-#include "worker/trainer.h"
+#include "models/checkpoint.h"
 #include "tests/tools/temp_dir.h"
+#include "worker/dist/device.h"
+#include "worker/dist/grad_sync.h"
+#include "worker/dist/rendezvous.h"
+#include "worker/loss_scaler.h"
+#include "worker/trainer.h"
 
 namespace convoy {
 namespace {

@@ -1,0 +1,17 @@
+// The device for a command that runs a model on its own (convoy predict),
+// from LibTorch alone: no process group, no data rings (training's device
+// seam is worker/dist/device.h, which adds those).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace convoy {
+
+// "cpu"; "cuda": the first visible GPU, a UserError saying why when there is
+// none; "auto": a GPU when LibTorch has CUDA and one is visible, else the CPU.
+// Anything else is a UserError.
+torch::Device choose_device(const std::string& name);
+
+}  // namespace convoy
