@@ -3,6 +3,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <opencv2/core/utility.hpp>
 
@@ -66,8 +69,9 @@ std::shared_ptr<const EpochOrder> BatchProducer::order(int split, uint32_t epoch
   return o;
 }
 
-BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t step, int rank,
-                                         int world_size, uint8_t* slot, int shard, int shards) {
+const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, int rank, int world_size,
+                                      uint8_t* slot, int shard, int shards) {
+  const auto t0 = std::chrono::steady_clock::now();
   auto ord = order(split, epoch, world_size);
   const Dataset& ds = *data_.splits.at(split).second;
   TransformSpec tf{cfg_.data.image, cfg_.data.train_augment, data_.splits[split].first == "train",
@@ -110,12 +114,18 @@ BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t ste
     }
   });
 
-  Stats stats;
-  stats.filled = static_cast<uint32_t>(mine.size());
+  auto* h = reinterpret_cast<SlotHeader*>(slot);
+  h->step = step;
+  h->epoch = epoch;
+  h->split = static_cast<uint32_t>(split);
+  h->count = static_cast<uint32_t>(layout_.batch);
+  h->shard = static_cast<uint32_t>(shard);
+  h->filled = static_cast<uint32_t>(mine.size());
+  h->invalid = h->errors = 0;
   std::string text;
   for (int j : mine) {
-    stats.invalid += invalid[j];
-    stats.errors += corrupt[j];
+    h->invalid += invalid[j];
+    h->errors += corrupt[j];
     if (corrupt[j]) {
       std::string line = ds.describe(static_cast<size_t>(ord->sample(step, rank, j))) + "\n";
       if (text.size() + line.size() < BatchLayout::kErrorTextBytes) text += line;
@@ -123,8 +133,10 @@ BatchProducer::Stats BatchProducer::fill(int split, uint32_t epoch, uint64_t ste
   }
   char* error_text = reinterpret_cast<char*>(slot + layout_.error_text_offset());
   std::memcpy(error_text, text.c_str(), text.size() + 1);
-  total_errors_ += stats.errors;
-  return stats;
+  total_errors_ += h->errors;
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  h->fill_us = static_cast<uint32_t>(std::min<int64_t>(us.count(), UINT32_MAX));
+  return *h;
 }
 
 }  // namespace convoy

@@ -29,17 +29,15 @@ class BatchProducer {
   int split_index(const std::string& name) const;  // -1 when absent
   ShardSpec shard_spec(int split, int world_size) const;
 
-  struct Stats {
-    uint32_t invalid = 0;  // padding and skipped images
-    uint32_t errors = 0;   // skipped images
-    uint32_t filled = 0;   // positions written (this shard's)
-  };
-  // Writes the error text, owner mask, labels and pixels into `slot` (which
-  // starts with a SlotHeader) for the positions of shard `shard` of `shards`
-  // (sample_shard in sampler.h); other positions are left as they are.
-  // In strict mode a corrupt image throws UserError naming the file.
-  Stats fill(int split, uint32_t epoch, uint64_t step, int rank, int world_size, uint8_t* slot, int shard = 0,
-             int shards = 1);
+  // Fills `slot` (a SlotHeader, then the payload) with step `step` of
+  // `split`'s epoch for `rank`: the error text, owner mask, labels and pixels
+  // of the positions of shard `shard` of `shards` (sample_shard in sampler.h;
+  // other positions are left as they are), and every header field but
+  // `sequence` (the ring's): step, epoch, split, count, invalid, errors,
+  // filled, fill_us, shard. It is the slot's only writer. Returns the
+  // header. In strict mode a corrupt image throws UserError naming the file.
+  const SlotHeader& fill(int split, uint32_t epoch, uint64_t step, int rank, int world_size, uint8_t* slot,
+                         int shard = 0, int shards = 1);
 
   uint64_t total_errors() const { return total_errors_.load(); }
   int decode_threads() const { return pool_.size(); }

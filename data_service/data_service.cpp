@@ -75,97 +75,16 @@ class DataService {
   void stop() { stop_ = true; }
 
  private:
+  // One worker's connection: the handshake, then the batches its Stream
+  // requests ask for, until Shutdown or until it goes away.
   void serve(std::unique_ptr<ControlChannel> ch) {
     std::unique_ptr<ShmRing> ring;
-    int rank = -1;
+    int rank = -1, world = 0;
     try {
       auto check = [&] {
         if (stop_.load()) throw Stopped{};
       };
-      proto::Envelope msg;
-      if (!ch->receive(&msg, seconds(60), check)) return;
-      CONVOY_CHECK(msg.has_hello(), "expected Hello from a worker");
-      if (!tokens_equal(msg.hello().job_token(), token_)) {
-        // Not one of this job's ranks: refused, and it does not count.
-        spdlog::warn("refused a client claiming rank {}: wrong job token; the job goes on", msg.hello().rank());
-        proto::Envelope err;
-        err.mutable_error()->set_message("refused: wrong job token (CONVOY_JOB_TOKEN must match the job's)");
-        ch->send(err);
-        return;
-      }
-      ++joined_;
-      rank = msg.hello().rank();
-      int world = msg.hello().world_size();
-      CONVOY_CHECK(rank >= 0 && rank < world, "bad rank " << rank << " of " << world);
-      auto layout = producer_.layout();
-      ring = ShmRing::create(ring_name(socket_, rank), static_cast<uint32_t>(cfg_.data_service.ring_slots),
-                             layout.payload_bytes(), msg.hello().numa_node());
-      register_ring(ring.get());
-      proto::Envelope ready;
-      auto* r = ready.mutable_ready();
-      r->set_ring_name(ring->name());
-      r->set_slots(ring->slots());
-      r->set_slot_bytes(ring->slot_bytes());
-      r->set_batch_size(layout.batch);
-      r->set_channels(layout.channels);
-      r->set_height(layout.height);
-      r->set_width(layout.width);
-      for (const auto& c : producer_.data().class_names) r->add_class_names(c);
-      r->set_shard(shard_);
-      r->set_shards(shards_);
-      if (!restart_reason_.empty()) r->set_restart_reason(restart_reason_);
-      for (size_t i = 0; i < producer_.data().splits.size(); ++i) {
-        auto* s = r->add_splits();
-        auto spec = producer_.shard_spec(static_cast<int>(i), world);
-        s->set_name(producer_.data().splits[i].first);
-        s->set_num_samples(spec.num_samples);
-        s->set_steps_per_epoch(steps_per_epoch(spec));
-      }
-      ch->send(ready);
-      if (!ch->receive(&msg, seconds(60), check) || !msg.has_attached()) return;
-      ring->unlink_name();  // mapped on both sides now: nothing can leak in /dev/shm
-      spdlog::debug("rank {} attached to {}", rank, ring->name());
-
-      auto alive = [&] {
-        check();
-        if (ch->peer_closed()) throw PeerGone{};
-      };
-      // With several shards a healthy rank may leave this ring full while it
-      // waits (up to timeout_s) for another shard to be restarted; the rank
-      // reports that itself. Here, "stopped taking batches" is a backstop.
-      const int slack = shards_ > 1 ? cfg_.data_service.timeout_s + 10 : 0;
-      const auto timeout = seconds(cfg_.data_service.timeout_s + slack);
-      for (;;) {
-        if (!ch->receive(&msg, std::chrono::hours(24 * 365), check) || msg.has_shutdown()) break;
-        CONVOY_CHECK(msg.has_stream(), "expected Stream or Shutdown from rank " << rank);
-        const auto& st = msg.stream();
-        int split = producer_.split_index(st.split());
-        CONVOY_CHECK(split >= 0, "rank " << rank << " asked for unknown split '" << st.split() << "'");
-        for (uint64_t step = st.start_step(); step < st.start_step() + st.num_steps(); ++step) {
-          uint8_t* slot;
-          try {
-            slot = ring->acquire_write(timeout, alive);
-          } catch (const TimeoutError&) {
-            throw TimeoutError(CONVOY_STR("rank " << rank << " stopped taking batches: no free slot in its ring for "
-                                                  << timeout.count() << " s (" << st.split() << " epoch "
-                                                  << st.epoch() + 1 << ", step " << step << ")"));
-          }
-          auto t0 = std::chrono::steady_clock::now();
-          auto stats = producer_.fill(split, st.epoch(), step, rank, world, slot, shard_, shards_);
-          auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-          auto* h = reinterpret_cast<SlotHeader*>(slot);
-          h->filled = stats.filled;
-          h->fill_us = static_cast<uint32_t>(std::min<int64_t>(us.count(), UINT32_MAX));
-          h->shard = static_cast<uint32_t>(shard_);
-          h->step = step;
-          h->epoch = st.epoch();
-          h->split = static_cast<uint32_t>(split);
-          h->count = static_cast<uint32_t>(producer_.layout().batch);
-          h->invalid = stats.invalid;
-          h->errors = stats.errors;
-          ring->publish();
-        }
-      }
+      if (handshake(*ch, check, &ring, &rank, &world)) produce(*ch, *ring, rank, world, check);
     } catch (const Stopped&) {
       if (ring) ring->fail("the data service was stopped");
     } catch (const PeerGone&) {
@@ -175,6 +94,98 @@ class DataService {
       fail_all(what);
     }
     unregister_ring(ring.get());
+  }
+
+  // Hello (with this job's token) -> Ready -> Attached. *ring is created and
+  // registered once the client proved the token, so a fatal error reaches it
+  // during the rest of the handshake. False when the client was refused or
+  // left before attaching.
+  bool handshake(ControlChannel& ch, const ControlChannel::Check& check, std::unique_ptr<ShmRing>* ring, int* rank,
+                 int* world) {
+    proto::Envelope msg;
+    if (!ch.receive(&msg, seconds(60), check)) return false;
+    CONVOY_CHECK(msg.has_hello(), "expected Hello from a worker");
+    if (!tokens_equal(msg.hello().job_token(), token_)) {
+      // Not one of this job's ranks: refused, and it does not count.
+      spdlog::warn("refused a client claiming rank {}: wrong job token; the job goes on", msg.hello().rank());
+      proto::Envelope err;
+      err.mutable_error()->set_message("refused: wrong job token (CONVOY_JOB_TOKEN must match the job's)");
+      ch.send(err);
+      return false;
+    }
+    ++joined_;
+    *rank = msg.hello().rank();
+    *world = msg.hello().world_size();
+    CONVOY_CHECK(*rank >= 0 && *rank < *world, "bad rank " << *rank << " of " << *world);
+    *ring = ShmRing::create(ring_name(socket_, *rank), static_cast<uint32_t>(cfg_.data_service.ring_slots),
+                            producer_.layout().payload_bytes(), msg.hello().numa_node());
+    register_ring(ring->get());
+    ch.send(ready_message(**ring, *world));
+    if (!ch.receive(&msg, seconds(60), check) || !msg.has_attached()) return false;
+    (*ring)->unlink_name();  // mapped on both sides now: nothing can leak in /dev/shm
+    spdlog::debug("rank {} attached to {}", *rank, (*ring)->name());
+    return true;
+  }
+
+  // The ring's geometry, the class names and each split's size and steps for
+  // a world of `world` ranks.
+  proto::Envelope ready_message(const ShmRing& ring, int world) const {
+    const auto layout = producer_.layout();
+    proto::Envelope ready;
+    auto* r = ready.mutable_ready();
+    r->set_ring_name(ring.name());
+    r->set_slots(ring.slots());
+    r->set_slot_bytes(ring.slot_bytes());
+    r->set_batch_size(layout.batch);
+    r->set_channels(layout.channels);
+    r->set_height(layout.height);
+    r->set_width(layout.width);
+    for (const auto& c : producer_.data().class_names) r->add_class_names(c);
+    r->set_shard(shard_);
+    r->set_shards(shards_);
+    if (!restart_reason_.empty()) r->set_restart_reason(restart_reason_);
+    for (size_t i = 0; i < producer_.data().splits.size(); ++i) {
+      auto* s = r->add_splits();
+      auto spec = producer_.shard_spec(static_cast<int>(i), world);
+      s->set_name(producer_.data().splits[i].first);
+      s->set_num_samples(spec.num_samples);
+      s->set_steps_per_epoch(steps_per_epoch(spec));
+    }
+    return ready;
+  }
+
+  // Each Stream request's steps, one slot each, in order; a full ring blocks
+  // (back-pressure) until the rank takes a batch or stops taking them.
+  void produce(ControlChannel& ch, ShmRing& ring, int rank, int world, const ControlChannel::Check& check) {
+    auto alive = [&] {
+      check();
+      if (ch.peer_closed()) throw PeerGone{};
+    };
+    // With several shards a healthy rank may leave this ring full while it
+    // waits (up to timeout_s) for another shard to be restarted; the rank
+    // reports that itself. Here, "stopped taking batches" is a backstop.
+    const int slack = shards_ > 1 ? cfg_.data_service.timeout_s + 10 : 0;
+    const auto timeout = seconds(cfg_.data_service.timeout_s + slack);
+    proto::Envelope msg;
+    for (;;) {
+      if (!ch.receive(&msg, std::chrono::hours(24 * 365), check) || msg.has_shutdown()) return;
+      CONVOY_CHECK(msg.has_stream(), "expected Stream or Shutdown from rank " << rank);
+      const auto& st = msg.stream();
+      int split = producer_.split_index(st.split());
+      CONVOY_CHECK(split >= 0, "rank " << rank << " asked for unknown split '" << st.split() << "'");
+      for (uint64_t step = st.start_step(); step < st.start_step() + st.num_steps(); ++step) {
+        uint8_t* slot;
+        try {
+          slot = ring.acquire_write(timeout, alive);
+        } catch (const TimeoutError&) {
+          throw TimeoutError(CONVOY_STR("rank " << rank << " stopped taking batches: no free slot in its ring for "
+                                                << timeout.count() << " s (" << st.split() << " epoch "
+                                                << st.epoch() + 1 << ", step " << step << ")"));
+        }
+        producer_.fill(split, st.epoch(), step, rank, world, slot, shard_, shards_);
+        ring.publish();
+      }
+    }
   }
 
   void register_ring(ShmRing* r) {
