@@ -311,15 +311,9 @@ std::string resolve_data_path(const std::string& p, const std::string& config_di
                                     << "); fix the path or add its folder to CONVOY_DATA_PATH");
 }
 
-Config to_struct(const proto::Config& c) {
-  Config out;
-  out.name = c.name();
-  out.device = c.device();
-  out.seed = c.seed();
-  out.log_level = c.log_level();
-  out.run_root = c.run_root();
-  const auto& d = c.data();
-  auto& od = out.data;
+// Each section of the text format into its struct, field by field by name.
+DataSpec data_spec(const proto::DataConfig& d) {
+  DataSpec od;
   switch (d.source_case()) {
     case proto::DataConfig::kIdx:
       od.kind = DataSpec::Kind::kIdx;
@@ -350,19 +344,29 @@ Config to_struct(const proto::Config& c) {
       od.train_path = d.csv().train();
       od.val_path = d.csv().val();
       od.test_path = d.csv().test();
-      od.csv = {d.csv().path_column(), d.csv().label_column(), d.csv().one_hot(), d.csv().image_dir(),
-                d.csv().extension()};
+      od.csv.path_column = d.csv().path_column();
+      od.csv.label_column = d.csv().label_column();
+      od.csv.one_hot = d.csv().one_hot();
+      od.csv.image_dir = d.csv().image_dir();
+      od.csv.extension = d.csv().extension();
   }
   od.val_fraction = d.val_fraction();
   od.test_fraction = d.test_fraction();
   od.split_seed = d.split_seed();
   od.batch_size = d.batch_size();
   od.drop_last = d.drop_last();
-  od.image = {d.image().height(), d.image().width(), d.image().channels()};
+  od.image.height = d.image().height();
+  od.image.width = d.image().width();
+  od.image.channels = d.image().channels();
   const auto& a = d.train_augment();
-  od.train_augment = {a.random_resized_crop(), a.rrc_scale_min(), a.rrc_scale_max(),
-                      a.rrc_ratio_min(),       a.rrc_ratio_max(), a.random_crop_padding(),
-                      a.horizontal_flip()};
+  auto& oa = od.train_augment;
+  oa.random_resized_crop = a.random_resized_crop();
+  oa.rrc_scale_min = a.rrc_scale_min();
+  oa.rrc_scale_max = a.rrc_scale_max();
+  oa.rrc_ratio_min = a.rrc_ratio_min();
+  oa.rrc_ratio_max = a.rrc_ratio_max();
+  oa.random_crop_padding = a.random_crop_padding();
+  oa.horizontal_flip = a.horizontal_flip();
   od.eval_resize_ratio = d.eval_resize_ratio() > 0 ? d.eval_resize_ratio()
                          : a.random_resized_crop()  ? 256.f / 224.f
                                                     : 1.f;
@@ -375,13 +379,27 @@ Config to_struct(const proto::Config& c) {
   od.mean = per_channel(d.mean());
   od.std = per_channel(d.std());
   od.strict = d.strict();
-  const auto& m = c.model();
-  out.model = {m.arch(),      m.num_classes(),       m.width(),     m.batch_norm(),        m.dropout(),
-               m.has_channels_last() ? std::optional<bool>(m.channels_last()) : std::nullopt,
-               m.attention_dropout(), m.drop_path(), m.init_from(), m.freeze_backbone(),
-               m.conv_algorithm()};
-  const auto& o = c.optim();
-  auto& oo = out.optim;
+  return od;
+}
+
+ModelSpec model_spec(const proto::ModelConfig& m) {
+  ModelSpec om;
+  om.arch = m.arch();
+  om.num_classes = m.num_classes();
+  om.width = m.width();
+  om.batch_norm = m.batch_norm();
+  om.dropout = m.dropout();
+  if (m.has_channels_last()) om.channels_last = m.channels_last();
+  om.attention_dropout = m.attention_dropout();
+  om.drop_path = m.drop_path();
+  om.init_from = m.init_from();
+  om.freeze_backbone = m.freeze_backbone();
+  om.conv_algorithm = m.conv_algorithm();
+  return om;
+}
+
+OptimSpec optim_spec(const proto::OptimConfig& o) {
+  OptimSpec oo;
   oo.optimizer = o.optimizer();
   oo.lr = o.lr();
   oo.momentum = o.momentum();
@@ -396,20 +414,74 @@ Config to_struct(const proto::Config& c) {
   oo.step_gamma = o.step_gamma();
   oo.min_lr = o.min_lr();
   oo.label_smoothing = o.label_smoothing();
-  const auto& t = c.train();
-  out.train = {t.epochs(), t.max_steps_per_epoch(), t.log_every_steps(), t.amp(), t.threads_per_rank(),
-               {t.eval_splits().begin(), t.eval_splits().end()}, t.eval_test_each_epoch(),
-               t.checkpoint_every_steps(), t.checkpoint_every_minutes(), t.keep_checkpoints(), t.stop_grace_s(),
-               t.timeline_steps(), t.timeline_start(), t.max_steps(), t.loss_scaling(), t.accumulation_steps(),
-               t.best_metric(), t.early_stopping_patience(), t.early_stopping_min_delta(), t.cudnn_benchmark()};
-  const auto& ds = c.data_service();
-  out.data_service = {ds.decode_threads(),      ds.ring_slots(),   ds.timeout_s(),
-                      ds.crop_aware_decode(),   ds.fast_idct(),    ds.services_per_node(),
-                      {ds.cpu_sets().begin(), ds.cpu_sets().end()}, ds.pin_services(), ds.max_restarts()};
-  const auto& di = c.distributed();
-  out.distributed = {di.timeout_s(),       di.interface(),       di.overlap_grad_sync(),
-                     di.bucket_mb(),       di.first_bucket_mb(), di.broadcast_buffers(),
-                     di.grad_compression(), di.grad_transport()};
+  return oo;
+}
+
+TrainSpec train_spec(const proto::TrainConfig& t) {
+  TrainSpec ot;
+  ot.epochs = t.epochs();
+  ot.max_steps_per_epoch = t.max_steps_per_epoch();
+  ot.log_every_steps = t.log_every_steps();
+  ot.amp = t.amp();
+  ot.threads_per_rank = t.threads_per_rank();
+  ot.eval_splits.assign(t.eval_splits().begin(), t.eval_splits().end());
+  ot.eval_test_each_epoch = t.eval_test_each_epoch();
+  ot.checkpoint_every_steps = t.checkpoint_every_steps();
+  ot.checkpoint_every_minutes = t.checkpoint_every_minutes();
+  ot.keep_checkpoints = t.keep_checkpoints();
+  ot.stop_grace_s = t.stop_grace_s();
+  ot.timeline_steps = t.timeline_steps();
+  ot.timeline_start = t.timeline_start();
+  ot.max_steps = t.max_steps();
+  ot.loss_scaling = t.loss_scaling();
+  ot.accumulation_steps = t.accumulation_steps();
+  ot.best_metric = t.best_metric();
+  ot.early_stopping_patience = t.early_stopping_patience();
+  ot.early_stopping_min_delta = t.early_stopping_min_delta();
+  ot.cudnn_benchmark = t.cudnn_benchmark();
+  return ot;
+}
+
+DataServiceSpec data_service_spec(const proto::DataServiceConfig& ds) {
+  DataServiceSpec ods;
+  ods.decode_threads = ds.decode_threads();
+  ods.ring_slots = ds.ring_slots();
+  ods.timeout_s = ds.timeout_s();
+  ods.crop_aware_decode = ds.crop_aware_decode();
+  ods.fast_idct = ds.fast_idct();
+  ods.services_per_node = ds.services_per_node();
+  ods.cpu_sets.assign(ds.cpu_sets().begin(), ds.cpu_sets().end());
+  ods.pin_services = ds.pin_services();
+  ods.max_restarts = ds.max_restarts();
+  return ods;
+}
+
+DistributedSpec distributed_spec(const proto::DistributedConfig& di) {
+  DistributedSpec odi;
+  odi.timeout_s = di.timeout_s();
+  odi.interface = di.interface();
+  odi.overlap_grad_sync = di.overlap_grad_sync();
+  odi.bucket_mb = di.bucket_mb();
+  odi.first_bucket_mb = di.first_bucket_mb();
+  odi.broadcast_buffers = di.broadcast_buffers();
+  odi.grad_compression = di.grad_compression();
+  odi.grad_transport = di.grad_transport();
+  return odi;
+}
+
+Config to_struct(const proto::Config& c) {
+  Config out;
+  out.name = c.name();
+  out.device = c.device();
+  out.seed = c.seed();
+  out.log_level = c.log_level();
+  out.run_root = c.run_root();
+  out.data = data_spec(c.data());
+  out.model = model_spec(c.model());
+  out.optim = optim_spec(c.optim());
+  out.train = train_spec(c.train());
+  out.data_service = data_service_spec(c.data_service());
+  out.distributed = distributed_spec(c.distributed());
   return out;
 }
 

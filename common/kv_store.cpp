@@ -130,12 +130,174 @@ struct KvServer::State {
     std::vector<std::string> waiting;
     Clock::time_point wait_deadline;
   };
+  State(const std::string& token, std::atomic<int>& refused) : token(token), refused(refused) {}
+
+  // A new connection: greeted with the magic and our nonce, then it must
+  // prove the token (read_from) within kHandshakeTimeout.
+  void accept_from(int listen_fd) {
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    Conn c;
+    c.fd = fd;
+    c.peer = peer_name(fd);
+    c.nonce = random_bytes(kNonce);
+    c.greeted = Clock::now();
+    if (send_all(fd, std::string(kMagic, 4) + c.nonce))
+      conns.push_back(std::move(c));
+    else
+      ::close(fd);
+  }
+
+  // What conns[i] sent: its proof of the token first, then requests. The
+  // connection may be dropped (conns shrinks).
+  void read_from(size_t i) {
+    auto& c = conns[i];
+    char buf[65536];
+    ssize_t n = ::recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      drop(i, c.authed ? "" : "closed before proving the job token");
+      return;
+    }
+    c.in.append(buf, static_cast<size_t>(n));
+    if (!c.authed && !authenticate(i)) return;
+    try {
+      while (c.in.size() >= 4) {
+        uint32_t len = get_u32(c.in.data());
+        if (len > kMaxFrame) throw Error("request too large");
+        if (c.in.size() < 4 + len) break;
+        uint8_t op = 0;
+        std::vector<std::string> args;
+        if (!decode(c.in.substr(4, len), &op, &args)) throw Error("malformed request");
+        c.in.erase(0, 4 + len);
+        if (!handle(c, op, args)) throw Error("client went away");
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("rendezvous: dropping {}: {}", c.peer, e.what());
+      drop(i, "");
+    }
+  }
+
+  // Checks conns[i]'s proof once it has arrived and proves ours back. False
+  // while it is incomplete, or when it was wrong (the connection dropped).
+  bool authenticate(size_t i) {
+    auto& c = conns[i];
+    if (c.in.size() < kNonce + kProof) return false;
+    std::string theirs = c.in.substr(0, kNonce), proof = c.in.substr(kNonce, kProof);
+    c.in.erase(0, kNonce + kProof);
+    if (!tokens_equal(proof, token_proof(token, c.nonce + theirs + "client"))) {
+      drop(i, "wrong job token (CONVOY_JOB_TOKEN must match the job's)");
+      return false;
+    }
+    c.authed = true;
+    send_all(c.fd, std::string(1, '\1') + token_proof(token, theirs + c.nonce + "server"));
+    return true;
+  }
+
+  // One request; false when the answer could not be sent.
+  bool handle(Conn& c, uint8_t op, const std::vector<std::string>& a) {
+    auto need = [&](size_t n) {
+      if (a.size() != n) throw Error("malformed request");
+    };
+    switch (op) {
+      case kSet:
+        need(2);
+        kv[a[0]] = a[1];
+        return send_all(c.fd, encode(kOk, {}));
+      case kGet: {
+        need(1);
+        auto it = kv.find(a[0]);
+        if (it == kv.end()) return send_all(c.fd, encode(kFailed, {"no key " + a[0]}));
+        return send_all(c.fd, encode(kOk, {it->second}));
+      }
+      case kAdd: {
+        need(2);
+        int64_t v = bytes_i64(a[1]);
+        auto it = kv.find(a[0]);
+        if (it != kv.end()) v += std::stoll(it->second);
+        kv[a[0]] = std::to_string(v);
+        return send_all(c.fd, encode(kOk, {i64_bytes(v)}));
+      }
+      case kCheck:
+        return send_all(c.fd, encode(kOk, {has_all(a) ? "1" : "0"}));
+      case kDelete:
+        need(1);
+        return send_all(c.fd, encode(kOk, {kv.erase(a[0]) ? "1" : "0"}));
+      case kNumKeys:
+        return send_all(c.fd, encode(kOk, {i64_bytes(static_cast<int64_t>(kv.size()))}));
+      case kWait: {
+        if (a.empty()) throw Error("malformed request");
+        c.waiting.assign(a.begin() + 1, a.end());
+        c.wait_deadline = Clock::now() + milliseconds(bytes_i64(a[0]));
+        return true;  // answered by settle_waits
+      }
+      case kCompareSet: {
+        need(3);
+        auto it = kv.find(a[0]);
+        if ((it == kv.end() && a[1].empty()) || (it != kv.end() && it->second == a[1])) {
+          kv[a[0]] = a[2];
+          return send_all(c.fd, encode(kOk, {a[2]}));
+        }
+        return send_all(c.fd, encode(kOk, {it == kv.end() ? a[1] : it->second}));
+      }
+      default:
+        throw Error("unknown request " + std::to_string(op));
+    }
+  }
+
+  bool has_all(const std::vector<std::string>& keys) const {
+    for (const auto& k : keys)
+      if (!kv.count(k)) return false;
+    return true;
+  }
+
+  // Answers every WAIT whose keys are all there, or whose time is up.
+  void settle_waits() {
+    auto now = Clock::now();
+    for (auto& c : conns) {
+      if (c.waiting.empty()) continue;
+      if (has_all(c.waiting)) {
+        c.waiting.clear();
+        send_all(c.fd, encode(kOk, {}));
+      } else if (now >= c.wait_deadline) {
+        std::string missing;
+        for (const auto& k : c.waiting)
+          if (!kv.count(k)) missing += (missing.empty() ? "" : ", ") + k;
+        c.waiting.clear();
+        send_all(c.fd, encode(kTimedOut, {missing}));
+      }
+    }
+  }
+
+  // Strangers that connect and say nothing are not kept around.
+  void drop_silent_strangers() {
+    auto now = Clock::now();
+    for (size_t i = conns.size(); i-- > 0;)
+      if (!conns[i].authed && now - conns[i].greeted > kHandshakeTimeout)
+        drop(i, "no proof of the job token within 10 s");
+  }
+
+  // Closes conns[i]; a refused peer (non-empty why) is told why first.
+  void drop(size_t i, const std::string& why) {
+    if (!why.empty()) {
+      ++refused;
+      spdlog::warn("rendezvous: refused a connection from {}: {}; the job goes on", conns[i].peer, why);
+      send_all(conns[i].fd, std::string(1, '\0') + encode(0, {why}));  // status 0, then why
+    }
+    ::close(conns[i].fd);
+    conns.erase(conns.begin() + static_cast<long>(i));
+  }
+
+  const std::string& token;
+  std::atomic<int>& refused;
   std::map<std::string, std::string> kv;
   std::vector<Conn> conns;
 };
 
 KvServer::KvServer(const std::string& bind_addr, int port, std::string token)
-    : addr_(bind_addr), token_(std::move(token)), state_(std::make_unique<State>()) {
+    : addr_(bind_addr), token_(std::move(token)), state_(std::make_unique<State>(token_, refused_)) {
   CONVOY_CHECK(!token_.empty(), "the rendezvous store needs a job token");
   listen_fd_ = listen_tcp(bind_addr, port, &port_);
   CONVOY_SYSCALL(::pipe2(wake_, O_CLOEXEC | O_NONBLOCK));
@@ -153,87 +315,6 @@ KvServer::~KvServer() {
 
 void KvServer::loop() {
   auto& st = *state_;
-  auto drop = [&](size_t i, const std::string& why) {
-    if (!why.empty()) {
-      ++refused_;
-      spdlog::warn("rendezvous: refused a connection from {}: {}; the job goes on", st.conns[i].peer, why);
-      send_all(st.conns[i].fd, std::string(1, '\0') + encode(0, {why}));  // status 0, then why
-    }
-    ::close(st.conns[i].fd);
-    st.conns.erase(st.conns.begin() + static_cast<long>(i));
-  };
-  auto has_all = [&](const std::vector<std::string>& keys) {
-    for (const auto& k : keys)
-      if (!st.kv.count(k)) return false;
-    return true;
-  };
-  // Answers every WAIT whose keys are all there, or whose time is up.
-  auto settle_waits = [&] {
-    auto now = Clock::now();
-    for (auto& c : st.conns) {
-      if (c.waiting.empty()) continue;
-      if (has_all(c.waiting)) {
-        c.waiting.clear();
-        send_all(c.fd, encode(kOk, {}));
-      } else if (now >= c.wait_deadline) {
-        std::string missing;
-        for (const auto& k : c.waiting)
-          if (!st.kv.count(k)) missing += (missing.empty() ? "" : ", ") + k;
-        c.waiting.clear();
-        send_all(c.fd, encode(kTimedOut, {missing}));
-      }
-    }
-  };
-  auto handle = [&](State::Conn& c, uint8_t op, const std::vector<std::string>& a) -> bool {
-    auto need = [&](size_t n) {
-      if (a.size() != n) throw Error("malformed request");
-    };
-    switch (op) {
-      case kSet:
-        need(2);
-        st.kv[a[0]] = a[1];
-        return send_all(c.fd, encode(kOk, {}));
-      case kGet: {
-        need(1);
-        auto it = st.kv.find(a[0]);
-        if (it == st.kv.end()) return send_all(c.fd, encode(kFailed, {"no key " + a[0]}));
-        return send_all(c.fd, encode(kOk, {it->second}));
-      }
-      case kAdd: {
-        need(2);
-        int64_t v = bytes_i64(a[1]);
-        auto it = st.kv.find(a[0]);
-        if (it != st.kv.end()) v += std::stoll(it->second);
-        st.kv[a[0]] = std::to_string(v);
-        return send_all(c.fd, encode(kOk, {i64_bytes(v)}));
-      }
-      case kCheck:
-        return send_all(c.fd, encode(kOk, {has_all(a) ? "1" : "0"}));
-      case kDelete:
-        need(1);
-        return send_all(c.fd, encode(kOk, {st.kv.erase(a[0]) ? "1" : "0"}));
-      case kNumKeys:
-        return send_all(c.fd, encode(kOk, {i64_bytes(static_cast<int64_t>(st.kv.size()))}));
-      case kWait: {
-        if (a.empty()) throw Error("malformed request");
-        c.waiting.assign(a.begin() + 1, a.end());
-        c.wait_deadline = Clock::now() + milliseconds(bytes_i64(a[0]));
-        return true;  // answered by settle_waits
-      }
-      case kCompareSet: {
-        need(3);
-        auto it = st.kv.find(a[0]);
-        if ((it == st.kv.end() && a[1].empty()) || (it != st.kv.end() && it->second == a[1])) {
-          st.kv[a[0]] = a[2];
-          return send_all(c.fd, encode(kOk, {a[2]}));
-        }
-        return send_all(c.fd, encode(kOk, {it == st.kv.end() ? a[1] : it->second}));
-      }
-      default:
-        throw Error("unknown request " + std::to_string(op));
-    }
-  };
-
   for (;;) {
     std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
     for (const auto& c : st.conns) fds.push_back({c.fd, POLLIN, 0});
@@ -243,69 +324,15 @@ void KvServer::loop() {
       return;
     }
     if (fds[0].revents) return;
-    if (fds[1].revents & POLLIN) {
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) {
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        State::Conn c;
-        c.fd = fd;
-        c.peer = peer_name(fd);
-        c.nonce = random_bytes(kNonce);
-        c.greeted = Clock::now();
-        if (send_all(fd, std::string(kMagic, 4) + c.nonce))
-          st.conns.push_back(std::move(c));
-        else
-          ::close(fd);
-      }
-    }
+    if (fds[1].revents & POLLIN) st.accept_from(listen_fd_);
     // fds[2 + i] matches conns[i] as they were when polled; walk backwards so
     // dropping one keeps the earlier indices valid.
     for (size_t i = fds.size() - 2; i-- > 0;) {
-      if (i >= st.conns.size()) continue;
-      auto& c = st.conns[i];
-      if (fds[2 + i].fd != c.fd || !(fds[2 + i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[65536];
-      ssize_t n = ::recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (n <= 0) {
-        drop(i, c.authed ? "" : "closed before proving the job token");
-        continue;
-      }
-      c.in.append(buf, static_cast<size_t>(n));
-      if (!c.authed) {
-        if (c.in.size() < kNonce + kProof) continue;
-        std::string theirs = c.in.substr(0, kNonce), proof = c.in.substr(kNonce, kProof);
-        c.in.erase(0, kNonce + kProof);
-        if (!tokens_equal(proof, token_proof(token_, c.nonce + theirs + "client"))) {
-          drop(i, "wrong job token (CONVOY_JOB_TOKEN must match the job's)");
-          continue;
-        }
-        c.authed = true;
-        send_all(c.fd, std::string(1, '\1') + token_proof(token_, theirs + c.nonce + "server"));
-      }
-      try {
-        while (c.in.size() >= 4) {
-          uint32_t len = get_u32(c.in.data());
-          if (len > kMaxFrame) throw Error("request too large");
-          if (c.in.size() < 4 + len) break;
-          uint8_t op = 0;
-          std::vector<std::string> args;
-          if (!decode(c.in.substr(4, len), &op, &args)) throw Error("malformed request");
-          c.in.erase(0, 4 + len);
-          if (!handle(c, op, args)) throw Error("client went away");
-        }
-      } catch (const std::exception& e) {
-        spdlog::warn("rendezvous: dropping {}: {}", c.peer, e.what());
-        drop(i, "");
-      }
+      if (i >= st.conns.size() || fds[2 + i].fd != st.conns[i].fd) continue;
+      if (fds[2 + i].revents & (POLLIN | POLLHUP | POLLERR)) st.read_from(i);
     }
-    // Strangers that connect and say nothing are not kept around.
-    auto now = Clock::now();
-    for (size_t i = st.conns.size(); i-- > 0;)
-      if (!st.conns[i].authed && now - st.conns[i].greeted > kHandshakeTimeout)
-        drop(i, "no proof of the job token within 10 s");
-    settle_waits();
+    st.drop_silent_strangers();
+    st.settle_waits();
   }
 }
 

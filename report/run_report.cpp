@@ -194,73 +194,83 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
   return svg.str();
 }
 
-std::string render_report(const std::string& run_dir) {
-  auto events = read_events(join_path(run_dir, "metrics.jsonl"));
+namespace {
+
+// What the report draws, gathered from metrics.jsonl in one pass.
+struct RunSeries {
+  json start, end, confusion;
+  std::string confusion_split;
   ChartSeries train_loss{"train loss", {}}, lr{"learning rate", {}}, ips{"images/s (global)", {}};
   std::map<std::string, ChartSeries> eval_loss, eval_acc, shard_rate;
   std::map<std::string, std::pair<double, int>> phase_sums;  // name -> (sum, count)
   std::vector<std::string> phase_order;
-  json start, end, confusion;
-  std::string confusion_split;
-  std::vector<std::string> notes;
+  std::vector<std::string> notes;  // restarts, resumes, data errors
+};
+
+void add_train(const json& e, RunSeries* r) {
+  double step = get(e, "step");
+  r->train_loss.points.push_back({step, get(e, "loss")});
+  r->lr.points.push_back({step, get(e, "lr")});
+  r->ips.points.push_back({step, get(e, "images_per_sec")});
+  if (e.contains("breakdown_ms"))
+    for (auto& [name, v] : e["breakdown_ms"].items()) {
+      if (!r->phase_sums.count(name)) r->phase_order.push_back(name);
+      r->phase_sums[name].first += v.get<double>();
+      r->phase_sums[name].second += 1;
+    }
+  if (e.contains("data_shards") && e["data_shards"].size() > 1)
+    for (const auto& s : e["data_shards"]) {
+      std::string name = "shard " + std::to_string(s["shard"].get<int>());
+      r->shard_rate[name].name = name;
+      r->shard_rate[name].points.push_back({step, get(s, "images_per_sec")});
+    }
+}
+
+void add_eval(const json& e, RunSeries* r) {
+  std::string split = e.value("split", "?");
+  double epoch = get(e, "epoch");
+  r->eval_loss[split].name = split + " loss";
+  r->eval_loss[split].points.push_back({epoch, get(e, "loss")});
+  r->eval_acc[split].name = split + " accuracy";
+  r->eval_acc[split].points.push_back({epoch, get(e, "accuracy")});
+  if (e.contains("confusion")) {
+    r->confusion = e["confusion"];
+    r->confusion_split = split + ", epoch " + num(epoch);
+  }
+}
+
+RunSeries collect(const std::vector<json>& events) {
+  RunSeries r;
   for (const auto& e : events) {
     const std::string kind = e["event"].get<std::string>();
-    if (kind == "start" && start.is_null()) start = e;
-    if (kind == "end") end = e;
-    if (kind == "train") {
-      double step = get(e, "step");
-      train_loss.points.push_back({step, get(e, "loss")});
-      lr.points.push_back({step, get(e, "lr")});
-      ips.points.push_back({step, get(e, "images_per_sec")});
-      if (e.contains("breakdown_ms"))
-        for (auto& [name, v] : e["breakdown_ms"].items()) {
-          if (!phase_sums.count(name)) phase_order.push_back(name);
-          phase_sums[name].first += v.get<double>();
-          phase_sums[name].second += 1;
-        }
-      if (e.contains("data_shards") && e["data_shards"].size() > 1)
-        for (const auto& s : e["data_shards"]) {
-          std::string name = "shard " + std::to_string(s["shard"].get<int>());
-          shard_rate[name].name = name;
-          shard_rate[name].points.push_back({step, get(s, "images_per_sec")});
-        }
-    }
-    if (kind == "eval") {
-      std::string split = e.value("split", "?");
-      double epoch = get(e, "epoch");
-      eval_loss[split].name = split + " loss";
-      eval_loss[split].points.push_back({epoch, get(e, "loss")});
-      eval_acc[split].name = split + " accuracy";
-      eval_acc[split].points.push_back({epoch, get(e, "accuracy")});
-      if (e.contains("confusion")) {
-        confusion = e["confusion"];
-        confusion_split = split + ", epoch " + num(epoch);
-      }
-    }
+    if (kind == "start" && r.start.is_null()) r.start = e;
+    if (kind == "end") r.end = e;
+    if (kind == "train") add_train(e, &r);
+    if (kind == "eval") add_eval(e, &r);
     if (kind == "restart" || kind == "data_service_restart" || kind == "data_errors" || kind == "resume")
-      notes.push_back(e.dump());
+      r.notes.push_back(e.dump());
   }
-  std::vector<ChartSeries> acc_series;
-  for (auto& [_, s] : eval_acc) acc_series.push_back(s);
-  // In the order a step runs them (JSON objects come back sorted by key).
+  return r;
+}
+
+// Mean milliseconds per phase, in the order a step runs them (JSON objects
+// come back sorted by key).
+std::vector<std::pair<std::string, double>> mean_phases(const RunSeries& r) {
   const std::vector<std::string> step_order = {"data_wait", "forward", "backward", "allreduce", "exposed_comm", "optimizer"};
-  std::stable_sort(phase_order.begin(), phase_order.end(), [&](const std::string& a, const std::string& b) {
+  std::vector<std::string> order = r.phase_order;
+  std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
     return std::find(step_order.begin(), step_order.end(), a) < std::find(step_order.begin(), step_order.end(), b);
   });
   std::vector<std::pair<std::string, double>> phases;
-  for (const auto& name : phase_order) phases.push_back({name, phase_sums[name].first / phase_sums[name].second});
-  std::vector<std::string> classes;
-  if (!start.is_null() && start.contains("classes") && start["classes"].is_array())
-    for (const auto& c : start["classes"]) classes.push_back(c.get<std::string>());
-  std::string name = basename_of(run_dir);
+  for (const auto& name : order) {
+    const auto& [sum, count] = r.phase_sums.at(name);
+    phases.push_back({name, sum / count});
+  }
+  return phases;
+}
 
-  std::ostringstream h;
-  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Convoy run " << html_escape(name)
-    << "</title><style>body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}"
-       "svg text{font-size:12px;font-family:sans-serif}svg text.t{font-size:14px;font-weight:bold}"
-       ".grid{display:flex;flex-wrap:wrap;gap:16px}table{border-collapse:collapse}"
-       "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}code{font-size:12px}</style></head><body>\n";
-  h << "<h1>Convoy run " << html_escape(name) << "</h1>\n<table id=\"summary\">";
+void write_summary(const json& start, const json& end, std::ostringstream& h) {
+  h << "<table id=\"summary\">";
   auto row = [&](const std::string& k, const std::string& v) {
     h << "<tr><th>" << html_escape(k) << "</th><td>" << html_escape(v) << "</td></tr>";
   };
@@ -276,27 +286,50 @@ std::string render_report(const std::string& run_dir) {
   } else {
     row("status", "no end event: the run is still going, or stopped early");
   }
-  h << "</table>\n<div class=\"grid\">\n";
-  h << svg_line_chart("Training loss", "global step", {train_loss}) << "\n";
-  if (!eval_loss.empty()) {
-    std::vector<ChartSeries> ev;
-    for (auto& [_, s] : eval_loss) ev.push_back(s);
-    h << svg_line_chart("Evaluation loss", "epoch", ev) << "\n";
+  h << "</table>\n";
+}
+
+void write_charts(const RunSeries& r, std::ostringstream& h) {
+  auto values = [](const std::map<std::string, ChartSeries>& m) {
+    std::vector<ChartSeries> out;
+    for (const auto& [_, s] : m) out.push_back(s);
+    return out;
+  };
+  h << "<div class=\"grid\">\n";
+  h << svg_line_chart("Training loss", "global step", {r.train_loss}) << "\n";
+  if (!r.eval_loss.empty()) h << svg_line_chart("Evaluation loss", "epoch", values(r.eval_loss)) << "\n";
+  h << svg_line_chart("Accuracy", "epoch", values(r.eval_acc)) << "\n";
+  h << svg_line_chart("Learning rate", "global step", {r.lr}) << "\n";
+  h << svg_line_chart("Throughput", "global step", {r.ips}) << "\n";
+  h << breakdown_chart(mean_phases(r)) << "\n";
+  if (!r.shard_rate.empty())
+    h << svg_line_chart("Data-service shards: decode images/s", "global step", values(r.shard_rate)) << "\n";
+  if (!r.confusion.is_null()) {
+    std::vector<std::string> classes;
+    if (r.start.contains("classes") && r.start["classes"].is_array())
+      for (const auto& c : r.start["classes"]) classes.push_back(c.get<std::string>());
+    h << heat_map("Confusion matrix (" + r.confusion_split + ")", r.confusion, classes) << "\n";
   }
-  h << svg_line_chart("Accuracy", "epoch", acc_series) << "\n";
-  h << svg_line_chart("Learning rate", "global step", {lr}) << "\n";
-  h << svg_line_chart("Throughput", "global step", {ips}) << "\n";
-  h << breakdown_chart(phases) << "\n";
-  if (!shard_rate.empty()) {
-    std::vector<ChartSeries> sr;
-    for (auto& [_, s] : shard_rate) sr.push_back(s);
-    h << svg_line_chart("Data-service shards: decode images/s", "global step", sr) << "\n";
-  }
-  if (!confusion.is_null()) h << heat_map("Confusion matrix (" + confusion_split + ")", confusion, classes) << "\n";
   h << "</div>\n";
-  if (!notes.empty()) {
+}
+
+}  // namespace
+
+std::string render_report(const std::string& run_dir) {
+  const RunSeries r = collect(read_events(join_path(run_dir, "metrics.jsonl")));
+  const std::string name = basename_of(run_dir);
+  std::ostringstream h;
+  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Convoy run " << html_escape(name)
+    << "</title><style>body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}"
+       "svg text{font-size:12px;font-family:sans-serif}svg text.t{font-size:14px;font-weight:bold}"
+       ".grid{display:flex;flex-wrap:wrap;gap:16px}table{border-collapse:collapse}"
+       "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}code{font-size:12px}</style></head><body>\n";
+  h << "<h1>Convoy run " << html_escape(name) << "</h1>\n";
+  write_summary(r.start, r.end, h);
+  write_charts(r, h);
+  if (!r.notes.empty()) {
     h << "<h2>Events</h2><ul id=\"events\">";
-    for (const auto& n : notes) h << "<li><code>" << html_escape(n) << "</code></li>";
+    for (const auto& n : r.notes) h << "<li><code>" << html_escape(n) << "</code></li>";
     h << "</ul>\n";
   }
   h << "<p>Files: <code>metrics.jsonl</code>, TensorBoard <code>events.out.tfevents.*</code>"
