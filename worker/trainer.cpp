@@ -236,17 +236,17 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
   sums->add(logits, y, per_sample);
 }
 
-EvalSums Trainer::reduce(const EvalSums& local, int64_t step) {
+EvalSums Trainer::collective_reduce(const EvalSums& local, int64_t step) {
   auto t = local.pack();
   sync_.sum(t, "evaluation metrics", step);
   return EvalSums::unpack(t, local.classes);
 }
 
-double Trainer::mean_across_ranks(double value, int64_t step) {
-  return sum_across_ranks(value, step, "training loss") / world_size_;
+double Trainer::collective_mean(double value, int64_t step) {
+  return collective_sum(value, step, "training loss") / world_size_;
 }
 
-double Trainer::sum_across_ranks(double value, int64_t step, const std::string& what) {
+double Trainer::collective_sum(double value, int64_t step, const std::string& what) {
   auto t = torch::tensor({value}, torch::kFloat64);
   sync_.sum(t, what, step);
   return t.item<double>();

@@ -68,11 +68,17 @@ class Trainer {
                         bool stop_vote = false, int micro = 0, int micros = 1);
   // Adds one eval batch to `sums` (this rank only; EvalSums(num_classes)).
   void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
+
+  // Collectives. Every rank must call each of these, in the same order, with
+  // the same `what` (the rule in worker/dist/rendezvous.h): one called by some
+  // ranks only, inside `if (rank == 0)` say, hangs the others until
+  // distributed.timeout_s. train_step is one too (the gradient all-reduce).
+  //
   // Sums across ranks; every rank gets the totals.
-  EvalSums reduce(const EvalSums& local, int64_t step);
+  EvalSums collective_reduce(const EvalSums& local, int64_t step);
   // Mean / sum of `value` across ranks.
-  double mean_across_ranks(double value, int64_t step);
-  double sum_across_ranks(double value, int64_t step, const std::string& what);
+  double collective_mean(double value, int64_t step);
+  double collective_sum(double value, int64_t step, const std::string& what);
   // Rank 0's BatchNorm statistics to every rank (before evaluation, as DDP).
   void sync_buffers();
 

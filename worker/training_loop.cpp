@@ -157,7 +157,7 @@ class TrainingLoop::Impl {
       if (end_epoch(epoch, train, splits)) break;  // early stopping
       // A stop asked for during evaluation is honoured here, at the boundary
       // (the epoch-end checkpoint already holds the position).
-      if (trainer_->sum_across_ranks(g_stop_requested.load() ? 1 : 0, global_step_, "stop vote") > 0) {
+      if (trainer_->collective_sum(g_stop_requested.load() ? 1 : 0, global_step_, "stop vote") > 0) {
         log_rank0("stop requested: checkpoint at the end of epoch {}; exiting", epoch + 1);
         return true;
       }
@@ -316,10 +316,11 @@ class TrainingLoop::Impl {
   };
 
   // A train line: metrics.jsonl, TensorBoard and (with several shards) the
-  // log, for the window ending at `step`.
+  // log, for the window ending at `step`. Collective (the window's mean
+  // loss): every rank calls it, not only rank 0, which writes.
   void write_train_line(int epoch, int64_t step, const StepResult& r, const Window& w) {
     const int64_t images_per_step = static_cast<int64_t>(cfg_.data.batch_size) * dist_.world_size();
-    double loss = trainer_->mean_across_ranks(w.loss / w.batches, global_step_);
+    double loss = trainer_->collective_mean(w.loss / w.batches, global_step_);
     double ips = images_per_step * w.batches / std::max(seconds_since(w.start), 1e-9);
     std::string shards_line;
     std::vector<JsonLine> shards_json = shard_stats_json(&shards_line);
@@ -431,7 +432,7 @@ class TrainingLoop::Impl {
     }
     progress_.clear();
     s.seconds = seconds_since(t0);
-    s.train_loss = trainer_->mean_across_ranks(taken ? epoch_loss / taken : 0, global_step_);
+    s.train_loss = trainer_->collective_mean(taken ? epoch_loss / taken : 0, global_step_);
     s.images_per_sec = images_per_step * taken / std::max(s.seconds, 1e-9);
     return s;
   }
@@ -460,6 +461,7 @@ class TrainingLoop::Impl {
   // Evaluates, logs, checkpoints (best.ckpt by train.best_metric on the
   // selection split: val when there is one). Returns true when early
   // stopping ends the run; every rank decides alike from the reduced sums.
+  // Collective (evaluation, the data-error count): every rank calls it.
   bool end_epoch(int epoch, const EpochSummary& train, const std::vector<std::string>& splits) {
     if (cfg_.distributed.broadcast_buffers != "none") trainer_->sync_buffers();
     std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch + 1, cfg_.train.epochs, train.train_loss);
@@ -475,7 +477,7 @@ class TrainingLoop::Impl {
       if (!selected || s == "val") selected = r;
     }
     log_rank0("{} | {:.0f} img/s, {:.1f} s", line, train.images_per_sec, train.seconds);
-    int64_t errors = static_cast<int64_t>(trainer_->sum_across_ranks(static_cast<double>(errors_), global_step_,
+    int64_t errors = static_cast<int64_t>(trainer_->collective_sum(static_cast<double>(errors_), global_step_,
                                                                       "data error count"));
     tb_.scalar("data/errors", global_step_, static_cast<double>(errors));
     tb_.scalar("train/epoch_loss", global_step_, train.train_loss);
@@ -541,7 +543,7 @@ class TrainingLoop::Impl {
                        images_per_step * (step + 1) / std::max(elapsed, 1e-9), NAN, NAN);
     }
     progress_.clear();
-    return trainer_->reduce(sums, global_step_);
+    return trainer_->collective_reduce(sums, global_step_);
   }
 
   // Every rank writes its part of the timeline once its window is over (or
@@ -549,7 +551,7 @@ class TrainingLoop::Impl {
   void finish_timeline() {
     if (cfg_.train.timeline_steps <= 0) return;
     timeline_.finish_if_done(std::numeric_limits<int64_t>::max(), run_dir_);
-    double parts = trainer_->sum_across_ranks(timeline_.written() ? 1 : 0, global_step_, "timeline parts");
+    double parts = trainer_->collective_sum(timeline_.written() ? 1 : 0, global_step_, "timeline parts");
     if (dist_.rank() == 0 && static_cast<int>(parts) == dist_.world_size()) {
       std::string path = merge_timelines(run_dir_, dist_.world_size());
       if (!path.empty()) log_rank0("timeline of steps {}-{}: {}", cfg_.train.timeline_start,
