@@ -158,17 +158,22 @@ class DataServiceMemoryTest(unittest.TestCase):
             self.assertLess(max(late) - max(early), 3.0, f"early {early}, late {late}")
 
 
+def proc_stat(pid):
+    """/proc/PID/stat's fields after the command name (state first, then
+    ppid, ...; start time is [19]), or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def process_tree(root):
     """{pid: start time} of `root` and every process below it, from /proc."""
     parents = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                parents[int(entry)] = (int(fields[1]), fields[19])
-            except (OSError, IndexError):
-                pass
+        if entry.isdigit() and (fields := proc_stat(entry)):
+            parents[int(entry)] = (int(fields[1]), fields[19])
     tree = {root: parents.get(root, (0, ""))[1]}
     grew = True
     while grew:
@@ -182,16 +187,8 @@ def process_tree(root):
 
 def still_running(tree):
     """The processes of `tree` that still exist (same pid, same start time)."""
-    alive = []
-    for pid, start in tree.items():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if fields[19] == start and fields[0] != "Z":
-                alive.append(pid)
-        except OSError:
-            pass
-    return alive
+    return [pid for pid, start in tree.items()
+            if (fields := proc_stat(pid)) and fields[19] == start and fields[0] != "Z"]
 
 
 class ChildrenStopWithTheCommandTest(unittest.TestCase):
@@ -212,15 +209,20 @@ class ChildrenStopWithTheCommandTest(unittest.TestCase):
         self.assertGreaterEqual(len(tree), 5, tree)
         return p, tree
 
+    def sigterm_stops_tree(self, p, tree, timeout):
+        """SIGTERM to `p`: it exits 128 + 15 and nothing it started outlives
+        it. Returns its stderr."""
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=timeout)
+        self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
+        self.assertEqual(still_running(tree), [])
+        return err
+
     def test_sigterm_is_forwarded_and_waited_for(self):
         with tempfile.TemporaryDirectory(prefix="convoy-stop-") as tmp:
             p, tree = self.start_scaling(tmp)
-            p.send_signal(signal.SIGTERM)
-            _, err = p.communicate(timeout=120)
-            self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
+            err = self.sigterm_stops_tree(p, tree, 120)
             self.assertIn("stopped by signal 15; the 2-rank launch has ended", err)
-            # Nothing it started outlived it.
-            self.assertEqual(still_running(tree), [])
 
     def test_children_stop_when_it_is_killed(self):
         with tempfile.TemporaryDirectory(prefix="convoy-stop-") as tmp:
@@ -237,12 +239,8 @@ class ChildrenStopWithTheCommandTest(unittest.TestCase):
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.addCleanup(lambda: p.poll() is None and p.kill())
             wait_for(lambda: len(process_tree(p.pid)) >= 3, 60, "the two shard processes to start")
-            tree = process_tree(p.pid)
-            p.send_signal(signal.SIGTERM)
-            _, err = p.communicate(timeout=60)
-            self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
+            err = self.sigterm_stops_tree(p, process_tree(p.pid), 60)
             self.assertIn("stopped by signal 15; its 2 shard process(es) have ended", err)
-            self.assertEqual(still_running(tree), [])
 
     def test_bench_allreduce_forwards_sigterm(self):
         p = subprocess.Popen([BIN, "bench", "allreduce", "--ranks", "2", "--min-bytes", "1KB", "--max-bytes", "1MB",
@@ -250,11 +248,7 @@ class ChildrenStopWithTheCommandTest(unittest.TestCase):
                              text=True)
         self.addCleanup(lambda: p.poll() is None and p.kill())
         wait_for(lambda: len(process_tree(p.pid)) >= 3, 60, "the two ranks to start")
-        tree = process_tree(p.pid)
-        p.send_signal(signal.SIGTERM)
-        p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 128 + signal.SIGTERM)
-        self.assertEqual(still_running(tree), [])
+        self.sigterm_stops_tree(p, process_tree(p.pid), 60)
 
 
 if __name__ == "__main__":
