@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -170,11 +169,7 @@ std::vector<RunResult> run_shards(const Config& cfg, int threads, int shards, do
     const pid_t parent = ::getpid();
     pid_t pid = CONVOY_SYSCALL(::fork());
     if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      become_child(parent, SIGTERM);
       ::close(fds[0]);
       int rc = 0;
       try {

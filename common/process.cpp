@@ -55,11 +55,7 @@ Child spawn(const SpawnOptions& options) {
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
     }
-    ::prctl(PR_SET_PDEATHSIG, options.parent_death_signal);
-    if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    become_child(parent, options.parent_death_signal);
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     ::signal(SIGPIPE, SIG_DFL);
@@ -78,6 +74,14 @@ Child spawn(const SpawnOptions& options) {
     child.stderr_fd = err[0];
   }
   return child;
+}
+
+void become_child(pid_t parent, int death_signal) {
+  ::prctl(PR_SET_PDEATHSIG, death_signal);
+  if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
 StopSignals::StopSignals() {

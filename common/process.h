@@ -26,6 +26,13 @@ struct Child {
   int stderr_fd = -1;
 };
 
+// In a process just forked from `parent`: it gets `death_signal` when the
+// parent dies (PR_SET_PDEATHSIG; _exit(1) at once if the parent is already
+// gone) and no signal stays blocked (a parent holding StopSignals blocks
+// some). Async-signal-safe, for use between fork and exec. spawn's children
+// and forked workers (bench data's shards) start with it.
+void become_child(pid_t parent, int death_signal);
+
 // Throws Error when fork or the pipes fail; a failed exec ends the child
 // with exit code 127 and a message on its stderr.
 Child spawn(const SpawnOptions& options);
