@@ -103,8 +103,8 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
   const uint64_t hi = parse_bytes(args.get("--max-bytes", "256MB"), "--max-bytes");
   const int iters = args.get_int("--iters", 20), warmup = args.get_int("--warmup", 5);
   if (lo < 4 || hi < lo || iters < 1 || warmup < 0) CONVOY_USER_ERROR("need 4 <= --min-bytes <= --max-bytes, --iters >= 1");
-  const std::string transport = args.get("--transport", "c10d");
-  if (transport != "c10d" && transport != "shm") CONVOY_USER_ERROR("--transport must be c10d or shm");
+  const GradTransport transport = parse_choice<GradTransport>(args.get("--transport", "c10d"), "--transport");
+  if (transport == GradTransport::kAuto) CONVOY_USER_ERROR("--transport: c10d or shm (a benchmark measures one)");
   RankInfo info = rank_info_from_env();
   const bool has_ranks = std::getenv("RANK") || info.under_mpi;
   if (!has_ranks) {
@@ -115,16 +115,16 @@ int bench_allreduce_main(const std::vector<std::string>& argv) {
   init_logging("bench", info.rank);
   Config cfg;
   cfg.distributed.timeout_s = args.get_int("--timeout-s", 300);
-  auto runtime = make_device_runtime(args.get("--device", "auto"), info.local_rank);
+  auto runtime = make_device_runtime(parse_choice<DeviceKind>(args.get("--device", "auto"), "--device"), info.local_rank);
   auto dist = Distributed::connect(info, cfg, *runtime);
   const int n = dist->world_size();
   auto group = dist->group();
   const bool json = args.has("--json");
   const bool cuda = runtime->device().is_cuda();
-  const bool shm = transport == "shm" && n > 1;
+  const bool shm = transport == GradTransport::kShm && n > 1;
   if (shm) {
     if (cuda) CONVOY_USER_ERROR("--transport shm sums CPU tensors; add --device cpu");
-    cfg.distributed.grad_transport = "shm";
+    cfg.distributed.grad_transport = GradTransport::kShm;
     dist->connect_local_allreduce(cfg, dist->share("shm_name", "/convoy-bench-" + std::to_string(::getpid()) + "-allreduce"));
   }
   auto local = dist->local_allreduce();

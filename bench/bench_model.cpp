@@ -19,6 +19,12 @@
 
 namespace convoy {
 
+Amp bench_amp(const std::string& name) {
+  const Amp amp = parse_choice<Amp>(name, "--amp");
+  if (amp == Amp::kAuto) CONVOY_USER_ERROR("--amp: a benchmark measures what it is told: none, bf16 or fp16, not auto");
+  return amp;
+}
+
 int bench_model_main(const std::vector<std::string>& argv) {
   CliArgs args("bench model",
                "usage: convoy bench model [--arch resnet50] [--batch 32] [--image-size 224] [--classes 1000]\n"
@@ -35,21 +41,20 @@ int bench_model_main(const std::vector<std::string>& argv) {
   if (!args.parse(argv)) return 0;
   ModelSpec spec;
   spec.arch = args.get("--arch", "resnet50");
-  spec.conv_algorithm = args.get("--conv-algorithm", "auto");
+  spec.conv_algorithm = parse_choice<ConvChoice>(args.get("--conv-algorithm", "auto"), "--conv-algorithm");
   const int batch = args.get_int("--batch", 32), size = args.get_int("--image-size", 224);
   const int classes = args.get_int("--classes", 1000), steps = args.get_int("--steps", 10);
   const int warmup = args.get_int("--warmup", 3);
-  const std::string amp = args.get("--amp", "none");
+  const Amp amp = bench_amp(args.get("--amp", "none"));
   const bool channels_last = args.has("--channels-last");
   if (batch < 1 || size < 1 || classes < 1 || steps < 1 || warmup < 0)
     CONVOY_USER_ERROR("--batch, --image-size, --classes and --steps must be >= 1, --warmup >= 0");
-  if (amp != "none" && amp != "bf16" && amp != "fp16") CONVOY_USER_ERROR("--amp must be none, bf16 or fp16");
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   torch::set_num_threads(args.get_int("--threads", cores));
   try {
-    auto runtime = make_device_runtime(args.get("--device", "auto"), /*local_rank=*/0);
+    auto runtime = make_device_runtime(parse_choice<DeviceKind>(args.get("--device", "auto"), "--device"), /*local_rank=*/0);
     const torch::Device device = runtime->device();
-    if (amp == "fp16" && !device.is_cuda()) CONVOY_USER_ERROR("--amp fp16 needs a CUDA device (use bf16 on the CPU)");
+    if (amp == Amp::kFp16 && !device.is_cuda()) CONVOY_USER_ERROR("--amp fp16 needs a CUDA device (use bf16 on the CPU)");
     torch::manual_seed(0);
     auto model = make_model(spec, {size, size, 3}, classes);
     model->to(device);
@@ -65,7 +70,7 @@ int bench_model_main(const std::vector<std::string>& argv) {
       model->zero_grad();
       torch::Tensor loss;
       {
-        compat::AutocastGuard autocast(device.type(), amp != "none", amp == "fp16" ? torch::kHalf : torch::kBFloat16);
+        compat::AutocastGuard autocast(device.type(), amp != Amp::kNone, amp == Amp::kFp16 ? torch::kHalf : torch::kBFloat16);
         loss = torch::nn::functional::cross_entropy(model->forward(x).to(torch::kFloat), y);
       }
       loss.backward();
@@ -79,7 +84,7 @@ int bench_model_main(const std::vector<std::string>& argv) {
     const double ips = batch * steps / s;
     std::printf("convoy %s on %s: batch %d, %dx%d, %d thread(s), amp %s%s, conv %s: %.1f images/s (%.1f ms/step)\n",
                 spec.arch.c_str(), runtime->describe().c_str(), batch, size, size, torch::get_num_threads(),
-                amp.c_str(), channels_last ? ", channels_last" : "", spec.conv_algorithm.c_str(), ips, 1e3 * s / steps);
+                name_of(amp), channels_last ? ", channels_last" : "", name_of(spec.conv_algorithm), ips, 1e3 * s / steps);
     if (args.has("--json"))
       std::printf("%s\n", JsonLine()
                               .add("arch", spec.arch)
@@ -87,9 +92,9 @@ int bench_model_main(const std::vector<std::string>& argv) {
                               .add("image_size", size)
                               .add("threads", torch::get_num_threads())
                               .add("device", runtime->describe())
-                              .add("amp", amp)
+                              .add("amp", name_of(amp))
                               .add("channels_last", channels_last)
-                              .add("conv_algorithm", spec.conv_algorithm)
+                              .add("conv_algorithm", name_of(spec.conv_algorithm))
                               .add("images_per_sec", ips)
                               .add("ms_per_step", 1e3 * s / steps)
                               .str()

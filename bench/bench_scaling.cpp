@@ -16,11 +16,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bench/bench_model.h"
 #include "common/cli_args.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "common/metrics.h"
+#include "common/metrics_schema.h"
 #include "common/process.h"
 #include "common/run_dir.h"
 #include "report/run_report.h"
@@ -71,21 +73,19 @@ std::vector<int> parse_ranks(const std::string& text) {
 // config with the standard augmentation; no evaluation, one train line per
 // step, as many epochs as the steps need.
 std::string bench_config_text(const CliArgs& args) {
-  std::string amp = args.get("--amp", "none");
-  if (amp != "none" && amp != "bf16" && amp != "fp16") CONVOY_USER_ERROR("--amp must be none, bf16 or fp16");
-  const std::string device = args.get("--device", "auto");
-  if (device != "auto" && device != "cpu" && device != "cuda") CONVOY_USER_ERROR("--device must be auto, cpu or cuda");
-  if (amp == "fp16" && device == "cpu") CONVOY_USER_ERROR("--amp fp16 needs CUDA (use bf16 on the CPU)");
+  const Amp amp = bench_amp(args.get("--amp", "none"));
+  const DeviceKind device = parse_choice<DeviceKind>(args.get("--device", "auto"), "--device");
+  if (amp == Amp::kFp16 && device == DeviceKind::kCpu) CONVOY_USER_ERROR("--amp fp16 needs CUDA (use bf16 on the CPU)");
   std::string size = args.get("--image-size", "112");
   std::ostringstream t;
   if (args.has("--image-folder")) {
     char* real = ::realpath(args.get("--image-folder").c_str(), nullptr);
     if (!real) CONVOY_USER_ERROR("--image-folder " << args.get("--image-folder") << " does not exist");
-    t << "name: \"bench-scaling\" device: \"" << device << "\" data { image_folder { root: \"" << real << "\" } val_fraction: 0"
+    t << "name: \"bench-scaling\" device: \"" << name_of(device) << "\" data { image_folder { root: \"" << real << "\" } val_fraction: 0"
       << " image { height: " << size << " width: " << size << " }"
       << " train_augment { random_resized_crop: true horizontal_flip: true }"
       << " mean: [0.485, 0.456, 0.406] std: [0.229, 0.224, 0.225] }"
-      << " model { arch: \"" << args.get("--model", "resnet18") << "\" channels_last: " << (amp != "none" ? "true" : "false")
+      << " model { arch: \"" << args.get("--model", "resnet18") << "\" channels_last: " << (amp != Amp::kNone ? "true" : "false")
       << " } optim { lr: 0.05 momentum: 0.9 weight_decay: 0.0001 schedule: \"constant\" }\n";
     std::free(real);
   }
@@ -137,13 +137,13 @@ Result measure(const std::string& metrics_path, int ranks, int batch, int warmup
   int steps = 0;
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || j.value("event", "") != "train") continue;
-    if (j.value("step", 0) <= warmup) continue;  // "step" is the global step after it
-    double ips = j.value("images_per_sec", 0.0);
+    if (!metrics::is(j, metrics::kTrain)) continue;
+    if (metrics::number(j, "step", 0) <= warmup) continue;  // "step" is the global step after it
+    double ips = metrics::number(j, "images_per_sec", 0);
     if (ips <= 0) continue;
     step_seconds += static_cast<double>(ranks) * batch / ips;
-    for (const auto& p : kPhases) r.breakdown_ms[p] += j["breakdown_ms"].value(p, 0.0);
-    r.allreduce_total_ms += j.value("allreduce_total_ms", 0.0);
+    for (const auto& p : kPhases) r.breakdown_ms[p] += metrics::value(j, "breakdown_ms").value(p, 0.0);
+    r.allreduce_total_ms += metrics::number(j, "allreduce_total_ms", 0);
     ++steps;
   }
   if (steps == 0) CONVOY_USER_ERROR("no measured steps in " << metrics_path << " (see the log next to it)");

@@ -202,8 +202,14 @@ std::string options_text(std::initializer_list<const char*> options) {
             "unknown value '" + std::string(value) + "' (use one of: " +             \
                 options_text({__VA_ARGS__}) + ")")
 
+// Validated before the specs are filled, so the specs' choice_from_name never
+// meets an unknown name.
+#define REQUIRE_CHOICE(Enum, value, path)                                                \
+  v.require(choice_from_name<Enum>(value).has_value(), path,                          \
+            "unknown value '" + std::string(value) + "' (use one of: " + choice_list<Enum>() + ")")
+
 void validate(const proto::Config& c, const Validator& v) {
-  REQUIRE_ONE_OF(c.device(), "device", "cpu", "cuda", "auto");
+  REQUIRE_CHOICE(DeviceKind, c.device(), "device");
   const auto& d = c.data();
   v.require(d.source_case() != proto::DataConfig::SOURCE_NOT_SET, "data",
             "no dataset: set one of data.idx, data.image_folder, data.csv, data.shards, data.file_names");
@@ -241,27 +247,27 @@ void validate(const proto::Config& c, const Validator& v) {
             "must be in [0, 1) (or -1: the architecture's default)");
   v.require(m.attention_dropout() >= 0 && m.attention_dropout() < 1, "model.attention_dropout", "must be in [0, 1)");
   v.require(m.drop_path() >= 0 && m.drop_path() < 1, "model.drop_path", "must be in [0, 1)");
-  REQUIRE_ONE_OF(m.conv_algorithm(), "model.conv_algorithm", "auto", "direct", "winograd_f2");
+  REQUIRE_CHOICE(ConvChoice, m.conv_algorithm(), "model.conv_algorithm");
   v.require(!m.freeze_backbone() || !m.init_from().empty(), "model.freeze_backbone",
             "needs model.init_from (a frozen random backbone learns nothing)");
   const auto& o = c.optim();
-  REQUIRE_ONE_OF(o.optimizer(), "optim.optimizer", "sgd", "adamw");
+  REQUIRE_CHOICE(OptimizerKind, o.optimizer(), "optim.optimizer");
   v.require(o.lr() > 0, "optim.lr", "must be > 0");
   v.require(o.momentum() >= 0 && o.momentum() < 1, "optim.momentum", "must be in [0, 1)");
   v.require(o.weight_decay() >= 0, "optim.weight_decay", "must be >= 0");
-  REQUIRE_ONE_OF(o.schedule(), "optim.schedule", "cosine", "step", "constant");
+  REQUIRE_CHOICE(ScheduleKind, o.schedule(), "optim.schedule");
   v.require(o.warmup_epochs() >= 0, "optim.warmup_epochs", "must be >= 0");
   v.require(o.label_smoothing() >= 0 && o.label_smoothing() < 1, "optim.label_smoothing", "must be in [0, 1)");
   const auto& t = c.train();
   v.require(t.epochs() > 0, "train.epochs", "must be > 0");
   v.require(t.max_steps_per_epoch() >= 0, "train.max_steps_per_epoch", "must be >= 0");
   v.require(t.log_every_steps() > 0, "train.log_every_steps", "must be > 0");
-  REQUIRE_ONE_OF(t.amp(), "train.amp", "auto", "none", "bf16", "fp16");
-  REQUIRE_ONE_OF(t.loss_scaling(), "train.loss_scaling", "auto", "dynamic", "none");
+  REQUIRE_CHOICE(Amp, t.amp(), "train.amp");
+  REQUIRE_CHOICE(LossScaling, t.loss_scaling(), "train.loss_scaling");
   v.require(t.accumulation_steps() >= 1 && t.accumulation_steps() <= 1024, "train.accumulation_steps",
             "must be in 1..1024");
   v.require(t.threads_per_rank() >= 0, "train.threads_per_rank", "must be >= 0");
-  REQUIRE_ONE_OF(t.best_metric(), "train.best_metric", "accuracy", "macro_f1", "loss");
+  REQUIRE_CHOICE(BestMetric, t.best_metric(), "train.best_metric");
   v.require(t.early_stopping_patience() >= 0, "train.early_stopping_patience", "must be >= 0 (0: off)");
   v.require(t.early_stopping_min_delta() >= 0, "train.early_stopping_min_delta", "must be >= 0");
   for (const auto& s : t.eval_splits()) REQUIRE_ONE_OF(s, "train.eval_splits", "train", "val", "test", "none");
@@ -281,9 +287,9 @@ void validate(const proto::Config& c, const Validator& v) {
             "needs one CPU list per service (services_per_node)");
   v.require(ds.max_restarts() >= 0, "data_service.max_restarts", "must be >= 0");
   v.require(c.distributed().timeout_s() > 0, "distributed.timeout_s", "must be > 0");
-  REQUIRE_ONE_OF(c.distributed().broadcast_buffers(), "distributed.broadcast_buffers", "step", "epoch", "none");
-  REQUIRE_ONE_OF(c.distributed().grad_compression(), "distributed.grad_compression", "none", "fp16", "bf16");
-  REQUIRE_ONE_OF(c.distributed().grad_transport(), "distributed.grad_transport", "auto", "shm", "c10d");
+  REQUIRE_CHOICE(BufferSync, c.distributed().broadcast_buffers(), "distributed.broadcast_buffers");
+  REQUIRE_CHOICE(GradCompression, c.distributed().grad_compression(), "distributed.grad_compression");
+  REQUIRE_CHOICE(GradTransport, c.distributed().grad_transport(), "distributed.grad_transport");
   v.require(c.distributed().bucket_mb() > 0 && c.distributed().first_bucket_mb() > 0, "distributed.bucket_mb",
             "bucket sizes must be > 0");
   REQUIRE_ONE_OF(c.log_level(), "log_level", "trace", "debug", "info", "warn", "error", "critical", "off");
@@ -394,13 +400,13 @@ ModelSpec model_spec(const proto::ModelConfig& m) {
   om.drop_path = m.drop_path();
   om.init_from = m.init_from();
   om.freeze_backbone = m.freeze_backbone();
-  om.conv_algorithm = m.conv_algorithm();
+  om.conv_algorithm = *choice_from_name<ConvChoice>(m.conv_algorithm());
   return om;
 }
 
 OptimSpec optim_spec(const proto::OptimConfig& o) {
   OptimSpec oo;
-  oo.optimizer = o.optimizer();
+  oo.optimizer = *choice_from_name<OptimizerKind>(o.optimizer());
   oo.lr = o.lr();
   oo.momentum = o.momentum();
   oo.nesterov = o.nesterov();
@@ -408,7 +414,7 @@ OptimSpec optim_spec(const proto::OptimConfig& o) {
   oo.beta1 = o.beta1();
   oo.beta2 = o.beta2();
   oo.eps = o.eps();
-  oo.schedule = o.schedule();
+  oo.schedule = *choice_from_name<ScheduleKind>(o.schedule());
   oo.warmup_epochs = o.warmup_epochs();
   oo.step_epochs.assign(o.step_epochs().begin(), o.step_epochs().end());
   oo.step_gamma = o.step_gamma();
@@ -422,7 +428,7 @@ TrainSpec train_spec(const proto::TrainConfig& t) {
   ot.epochs = t.epochs();
   ot.max_steps_per_epoch = t.max_steps_per_epoch();
   ot.log_every_steps = t.log_every_steps();
-  ot.amp = t.amp();
+  ot.amp = *choice_from_name<Amp>(t.amp());
   ot.threads_per_rank = t.threads_per_rank();
   ot.eval_splits.assign(t.eval_splits().begin(), t.eval_splits().end());
   ot.eval_test_each_epoch = t.eval_test_each_epoch();
@@ -433,9 +439,9 @@ TrainSpec train_spec(const proto::TrainConfig& t) {
   ot.timeline_steps = t.timeline_steps();
   ot.timeline_start = t.timeline_start();
   ot.max_steps = t.max_steps();
-  ot.loss_scaling = t.loss_scaling();
+  ot.loss_scaling = *choice_from_name<LossScaling>(t.loss_scaling());
   ot.accumulation_steps = t.accumulation_steps();
-  ot.best_metric = t.best_metric();
+  ot.best_metric = *choice_from_name<BestMetric>(t.best_metric());
   ot.early_stopping_patience = t.early_stopping_patience();
   ot.early_stopping_min_delta = t.early_stopping_min_delta();
   ot.cudnn_benchmark = t.cudnn_benchmark();
@@ -463,16 +469,16 @@ DistributedSpec distributed_spec(const proto::DistributedConfig& di) {
   odi.overlap_grad_sync = di.overlap_grad_sync();
   odi.bucket_mb = di.bucket_mb();
   odi.first_bucket_mb = di.first_bucket_mb();
-  odi.broadcast_buffers = di.broadcast_buffers();
-  odi.grad_compression = di.grad_compression();
-  odi.grad_transport = di.grad_transport();
+  odi.broadcast_buffers = *choice_from_name<BufferSync>(di.broadcast_buffers());
+  odi.grad_compression = *choice_from_name<GradCompression>(di.grad_compression());
+  odi.grad_transport = *choice_from_name<GradTransport>(di.grad_transport());
   return odi;
 }
 
 Config to_struct(const proto::Config& c) {
   Config out;
   out.name = c.name();
-  out.device = c.device();
+  out.device = *choice_from_name<DeviceKind>(c.device());
   out.seed = c.seed();
   out.log_level = c.log_level();
   out.run_root = c.run_root();
@@ -578,6 +584,10 @@ Config parse_config(const std::string& text, const std::string& origin,
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (!path_exists(path)) CONVOY_USER_ERROR("config file " << path << " does not exist");
   return parse_config(read_file(path), path, overrides);
+}
+
+void throw_unknown_choice(const std::string& what, const std::string& name, const std::string& options) {
+  CONVOY_USER_ERROR(what << ": unknown value '" << name << "' (use one of: " << options << ")");
 }
 
 }  // namespace convoy

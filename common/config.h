@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "common/choices.h"
+
 namespace convoy {
 
 struct ImageSpec {
@@ -60,15 +62,15 @@ struct ModelSpec {
   float attention_dropout = 0.f, drop_path = 0.f;
   std::string init_from;  // absolute; empty: none
   bool freeze_backbone = false;
-  std::string conv_algorithm = "auto";  // auto | direct
+  ConvChoice conv_algorithm = ConvChoice::kAuto;
 };
 
 struct OptimSpec {
-  std::string optimizer = "sgd";
+  OptimizerKind optimizer = OptimizerKind::kSgd;
   float lr = 0.1f, momentum = 0.9f;
   bool nesterov = false;
   float weight_decay = 0.f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-  std::string schedule = "cosine";
+  ScheduleKind schedule = ScheduleKind::kCosine;
   float warmup_epochs = 0.f;
   std::vector<int> step_epochs;
   float step_gamma = 0.1f, min_lr = 0.f, label_smoothing = 0.f;
@@ -78,7 +80,7 @@ struct TrainSpec {
   int epochs = 10;
   int64_t max_steps_per_epoch = 0;
   int log_every_steps = 50;
-  std::string amp = "auto";  // auto | none | bf16 | fp16
+  Amp amp = Amp::kAuto;
   int threads_per_rank = 0;
   std::vector<std::string> eval_splits;  // empty: decided from the dataset
   bool eval_test_each_epoch = true;
@@ -89,9 +91,9 @@ struct TrainSpec {
   int timeline_steps = 0;
   int64_t timeline_start = 10;
   int64_t max_steps = 0;
-  std::string loss_scaling = "auto";
+  LossScaling loss_scaling = LossScaling::kAuto;
   int accumulation_steps = 1;
-  std::string best_metric = "accuracy";
+  BestMetric best_metric = BestMetric::kAccuracy;
   int early_stopping_patience = 0;
   float early_stopping_min_delta = 0.f;
   bool cudnn_benchmark = true;
@@ -114,14 +116,14 @@ struct DistributedSpec {
   std::string interface;
   bool overlap_grad_sync = true;
   float bucket_mb = 25.f, first_bucket_mb = 1.f;
-  std::string broadcast_buffers = "epoch";
-  std::string grad_compression = "none";
-  std::string grad_transport = "auto";
+  BufferSync broadcast_buffers = BufferSync::kEpoch;
+  GradCompression grad_compression = GradCompression::kNone;
+  GradTransport grad_transport = GradTransport::kAuto;
 };
 
 struct Config {
   std::string name;
-  std::string device = "auto";
+  DeviceKind device = DeviceKind::kAuto;
   uint64_t seed = 0;
   std::string log_level = "info";
   std::string run_root = "runs";

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "common/error.h"
+#include "common/metrics_schema.h"
 
 namespace convoy {
 
@@ -120,6 +121,9 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::write(const JsonLine& line) {
   if (!file_) return;
+  // A line off the schema is a bug in its writer: refuse it, loudly.
+  const std::string why = metrics::check_text(line.str());
+  CONVOY_CHECK(why.empty(), "metrics.jsonl line off its schema (common/metrics_schema.cpp): " << why);
   std::string s = line.str() + "\n";
   CONVOY_CHECK(std::fwrite(s.data(), 1, s.size(), file_) == s.size(), "writing metrics.jsonl failed");
   std::fflush(file_);

@@ -1,7 +1,6 @@
 // metrics.jsonl: one JSON object per line, appended and flushed (by rank 0,
-// and by the launcher between attempts).
-// Events: {"event":"train",...} every log_every_steps, {"event":"eval",...}
-// per split per epoch, {"event":"start"/"end",...}.
+// and by the launcher between attempts). Its events and fields are stated
+// in common/metrics_schema.h; MetricsLog::write refuses a line off it.
 #pragma once
 
 #include <cstdint>

@@ -107,7 +107,7 @@ int run_predict(const CliArgs& args) {
   auto images = collect_images(args.positional());
   CheckpointModel m = load_checkpoint_model(args.get("--checkpoint"));
   torch::set_num_threads(threads);
-  const torch::Device device = choose_device(args.get("--device", "auto"));
+  const torch::Device device = choose_device(parse_choice<DeviceKind>(args.get("--device", "auto"), "--device"));
   m.model->to(device);
   const auto& d = m.config.data;
   auto mean = torch::tensor(std::vector<float>(d.mean.begin(), d.mean.end())).view({1, -1, 1, 1}).to(device);

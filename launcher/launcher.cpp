@@ -23,6 +23,7 @@
 #include "common/job_token.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/metrics_schema.h"
 #include "common/process.h"
 #include "common/run_dir.h"
 #include "launcher/output_pump.h"
@@ -459,7 +460,7 @@ int run_with_restarts(const LaunchOptions& options) {
     // Rank 0 is gone by now, so the launcher's line cannot interleave with its.
     if (opts.node_rank == 0)
       MetricsLog(join_path(opts.run_dir, "metrics.jsonl"))
-          .write(JsonLine().add("event", "restart").add("attempt", attempt + 1).add("reason", o.reason));
+          .write(JsonLine().add("event", metrics::kRestart).add("attempt", attempt + 1).add("reason", o.reason));
     resume = "auto";
   }
   ::close(sigfd);

@@ -6,13 +6,6 @@
 
 namespace convoy {
 
-ConvAlgorithm conv_algorithm_from_name(const std::string& name) {
-  if (name == "auto") return ConvAlgorithm::kAuto;
-  if (name == "direct") return ConvAlgorithm::kDirect;
-  if (name == "winograd_f2") return ConvAlgorithm::kWinogradF2;
-  CONVOY_USER_ERROR("model.conv_algorithm: '" << name << "' is not auto, direct or winograd_f2");
-}
-
 bool winograd_f2_preferred() {
   static const bool preferred = !onednn::winograd_available() && cpu_kernels_avx2_class(this_cpu());
   return preferred;

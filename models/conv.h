@@ -18,18 +18,17 @@
 
 #include <string>
 
+#include "common/choices.h"
+
 namespace convoy {
 
-// kAuto: Winograd where it applies and pays: oneDNN's F(4x4, 3x3) where
-// oneDNN has it (AVX-512), Convoy's F(2x2, 3x3) on CPUs whose kernels are
-// AVX2-class (see winograd_f2_preferred), LibTorch's kernel elsewhere.
-// kWinogradF2: Convoy's F(2x2, 3x3) wherever a layer allows it (for A/B
-// runs). kDirect: always LibTorch's.
-enum class ConvAlgorithm { kAuto, kDirect, kWinogradF2 };
-
-// "auto" | "direct" | "winograd_f2"; anything else is a UserError naming
-// model.conv_algorithm.
-ConvAlgorithm conv_algorithm_from_name(const std::string& name);
+// model.conv_algorithm (common/choices.h). kAuto: Winograd where it applies
+// and pays: oneDNN's F(4x4, 3x3) where oneDNN has it (AVX-512), Convoy's
+// F(2x2, 3x3) on CPUs whose kernels are AVX2-class (see
+// winograd_f2_preferred), LibTorch's kernel elsewhere. kWinogradF2: Convoy's
+// F(2x2, 3x3) wherever a layer allows it (for A/B runs). kDirect: always
+// LibTorch's.
+using ConvAlgorithm = ConvChoice;
 
 struct ConvImpl : torch::nn::Conv2dImpl {
   ConvImpl(int in, int out, int kernel, int stride, int pad, bool bias);

@@ -5,11 +5,10 @@
 
 namespace convoy {
 
-torch::Device choose_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name != "cuda" && name != "auto") CONVOY_USER_ERROR("device must be cpu, cuda or auto, not '" << name << "'");
+torch::Device choose_device(DeviceKind kind) {
+  if (kind == DeviceKind::kCpu) return torch::kCPU;
   if (torch::cuda::is_available()) return {torch::kCUDA, 0};
-  if (name == "auto") return torch::kCPU;
+  if (kind == DeviceKind::kAuto) return torch::kCPU;
   if (!torch::hasCUDA())
     CONVOY_USER_ERROR("device: 'cuda' asked for, but this build of Convoy has no CUDA (its LibTorch is CPU-only); "
                       "use device cpu or auto");

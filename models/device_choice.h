@@ -7,11 +7,12 @@
 
 #include <string>
 
+#include "common/choices.h"
+
 namespace convoy {
 
-// "cpu"; "cuda": the first visible GPU, a UserError saying why when there is
-// none; "auto": a GPU when LibTorch has CUDA and one is visible, else the CPU.
-// Anything else is a UserError.
-torch::Device choose_device(const std::string& name);
+// kCpu; kCuda: the first visible GPU, a UserError saying why when there is
+// none; kAuto: a GPU when LibTorch has CUDA and one is visible, else the CPU.
+torch::Device choose_device(DeviceKind kind);
 
 }  // namespace convoy

@@ -44,44 +44,46 @@ bool is_conv_net(const std::string& arch) {
   return arch == "cnn" || arch.rfind("resnet", 0) == 0 || arch.rfind("vgg", 0) == 0;
 }
 
-Choice choose_amp(const std::string& amp, const DeviceFacts& d) {
-  if (amp == "auto")
-    return {d.native_bf16 ? "bf16" : "none",
+Choice<Amp> choose_amp(Amp amp, const DeviceFacts& d) {
+  if (amp == Amp::kAuto)
+    return {d.native_bf16 ? Amp::kBf16 : Amp::kNone,
             std::string("amp auto -> ") + (d.native_bf16 ? "bf16: " : "none: ") + d.bf16_why};
-  if (amp == "bf16" && !d.native_bf16)
-    return {"bf16",
+  if (amp == Amp::kBf16 && !d.native_bf16)
+    return {Amp::kBf16,
             "amp bf16 asked for, but " + d.bf16_why +
                 ": bf16 is emulated here and trains several times slower than float32 (train.amp=auto or none)",
             true};
-  return {amp, "amp " + amp};
+  return {amp, std::string("amp ") + name_of(amp)};
 }
 
-Choice choose_channels_last(std::optional<bool> asked, const std::string& arch, const std::string& amp,
-                            const DeviceFacts& d) {
-  if (asked) return {*asked ? "true" : "false", std::string("channels_last ") + (*asked ? "true" : "false")};
+Choice<bool> choose_channels_last(std::optional<bool> asked, const std::string& arch, Amp amp, const DeviceFacts& d) {
+  if (asked) return {*asked, std::string("channels_last ") + (*asked ? "true" : "false")};
   if (!is_conv_net(arch))
-    return {"false", "channels_last auto -> false: " + arch + " has no convolution layers to speak of"};
+    return {false, "channels_last auto -> false: " + arch + " has no convolution layers to speak of"};
   if (!d.cuda)
-    return {"true",
+    return {true,
             "channels_last auto -> true: oneDNN's CPU convolutions read NHWC without reordering (faster in float32 "
             "and bf16, with or without AVX-512)"};
-  if (amp == "none")
-    return {"false", "channels_last auto -> false: cuDNN's float32 convolutions are fastest in NCHW"};
-  return {"true", "channels_last auto -> true: tensor-core convolutions (" + amp + ") are fastest in NHWC"};
+  if (amp == Amp::kNone)
+    return {false, "channels_last auto -> false: cuDNN's float32 convolutions are fastest in NCHW"};
+  return {true, std::string("channels_last auto -> true: tensor-core convolutions (") + name_of(amp) +
+                    ") are fastest in NHWC"};
 }
 
-Choice choose_conv(const std::string& conv, const std::string& arch, const std::string& amp, const DeviceFacts& d) {
-  if (conv != "auto") return {conv, "conv_algorithm " + conv};
+Choice<ConvChoice> choose_conv(ConvChoice conv, const std::string& arch, Amp amp, const DeviceFacts& d) {
+  if (conv != ConvChoice::kAuto) return {conv, std::string("conv_algorithm ") + name_of(conv)};
   const std::string head = "conv_algorithm auto -> ";
-  if (d.cuda) return {"auto", head + "cuDNN's choice (train.cudnn_benchmark)"};
-  if (!is_conv_net(arch)) return {"direct", head + "direct: " + arch + " has no 3x3 convolutions"};
-  if (amp != "none") return {"direct", head + "direct: Winograd is for float32 only (amp " + amp + ")"};
+  const ConvChoice kAuto = ConvChoice::kAuto, kDirect = ConvChoice::kDirect;
+  if (d.cuda) return {kAuto, head + "cuDNN's choice (train.cudnn_benchmark)"};
+  if (!is_conv_net(arch)) return {kDirect, head + "direct: " + arch + " has no 3x3 convolutions"};
+  if (amp != Amp::kNone)
+    return {kDirect, head + "direct: Winograd is for float32 only (amp " + name_of(amp) + ")"};
   if (d.winograd)
-    return {"auto", head + "Winograd for float32 3x3 convolutions (oneDNN's AVX-512 kernels), direct for the rest"};
+    return {kAuto, head + "Winograd for float32 3x3 convolutions (oneDNN's AVX-512 kernels), direct for the rest"};
   if (d.winograd_f2)
-    return {"auto", head + "Convoy's Winograd F(2x2, 3x3) for float32 3x3 convolutions, direct for the rest "
-                        "(AVX2-class kernels here; " + d.winograd_why + ")"};
-  return {"direct", head + "direct: " + d.winograd_why};
+    return {kAuto, head + "Convoy's Winograd F(2x2, 3x3) for float32 3x3 convolutions, direct for the rest "
+                          "(AVX2-class kernels here; " + d.winograd_why + ")"};
+  return {kDirect, head + "direct: " + d.winograd_why};
 }
 
 }  // namespace
@@ -161,9 +163,8 @@ DeviceFacts cpu_facts() {
   return d;
 }
 
-HardwareChoices choose_for_hardware(const std::string& amp, std::optional<bool> channels_last,
-                                    const std::string& conv_algorithm, const std::string& arch,
-                                    const DeviceFacts& device) {
+HardwareChoices choose_for_hardware(Amp amp, std::optional<bool> channels_last, ConvChoice conv_algorithm,
+                                    const std::string& arch, const DeviceFacts& device) {
   HardwareChoices c;
   c.amp = choose_amp(amp, device);
   c.channels_last = choose_channels_last(channels_last, arch, c.amp.value, device);
@@ -176,9 +177,28 @@ HardwareChoices choose_for_hardware(const Config& cfg, const DeviceFacts& device
   return choose_for_hardware(cfg.train.amp, m.channels_last, m.conv_algorithm, m.arch, device);
 }
 
+std::string HardwareChoices::values_text() const {
+  return std::string(name_of(amp.value)) + " " + (channels_last.value ? "true" : "false") + " " +
+         name_of(conv_algorithm.value);
+}
+
+void HardwareChoices::parse_values(const std::string& text) {
+  std::istringstream in(text);
+  std::string a, cl, conv;
+  in >> a >> cl >> conv;
+  amp.value = parse_choice<Amp>(a, "hardware choices");
+  channels_last.value = cl == "true";
+  conv_algorithm.value = parse_choice<ConvChoice>(conv, "hardware choices");
+}
+
+std::vector<std::pair<std::string, bool>> HardwareChoices::lines() const {
+  return {{amp.line, amp.warning}, {channels_last.line, channels_last.warning},
+          {conv_algorithm.line, conv_algorithm.warning}};
+}
+
 void apply_choices(const HardwareChoices& choices, Config* cfg) {
   cfg->train.amp = choices.amp.value;
-  cfg->model.channels_last = choices.channels_last.value == "true";
+  cfg->model.channels_last = choices.channels_last.value;
   cfg->model.conv_algorithm = choices.conv_algorithm.value;
 }
 
@@ -186,9 +206,8 @@ std::string hardware_summary(const DeviceFacts& facts) {
   std::string out = "device auto: " + facts.name;
   if (!facts.cuda) out += " (flags: " + vector_flags(this_cpu()) + ")";
   out += "\nauto settings here, for a convolutional model:";
-  const HardwareChoices choices = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", facts);
-  for (const Choice* c : choices.all())
-    out += "\n  " + c->line;
+  const HardwareChoices choices = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet18", facts);
+  for (const auto& [line, warning] : choices.lines()) out += "\n  " + line;
   return out;
 }
 

@@ -13,7 +13,10 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "common/choices.h"
 
 namespace convoy {
 
@@ -64,24 +67,29 @@ DeviceFacts cpu_facts();
 // One resolved setting: its value and the line a run logs, e.g.
 // "amp auto -> none: this CPU has no native bf16 (flags: avx2 ...)".
 // `warning`: the setting was asked for explicitly and will be slow here.
+template <class T>
 struct Choice {
-  std::string value;
+  T value{};
   std::string line;
   bool warning = false;
 };
 
 struct HardwareChoices {
-  Choice amp;             // none | bf16 | fp16
-  Choice channels_last;   // true | false
-  Choice conv_algorithm;  // auto (Winograd where it applies) | direct | winograd_f2
-  std::vector<const Choice*> all() const { return {&amp, &channels_last, &conv_algorithm}; }
+  Choice<Amp> amp;                  // none | bf16 | fp16 (never auto)
+  Choice<bool> channels_last;
+  Choice<ConvChoice> conv_algorithm;  // auto (Winograd where it applies) | direct | winograd_f2
+  // The three values as text ("bf16 true auto"): what rank 0 sends to the
+  // others, and what parse_values reads back (a UserError for a bad one).
+  std::string values_text() const;
+  void parse_values(const std::string& text);
+  // The log lines, each with whether it is a warning.
+  std::vector<std::pair<std::string, bool>> lines() const;
 };
 
-// The settings as asked (amp may be "auto", channels_last unset, conv
-// "auto") for model `arch` on `device`. Pure.
-HardwareChoices choose_for_hardware(const std::string& amp, std::optional<bool> channels_last,
-                                    const std::string& conv_algorithm, const std::string& arch,
-                                    const DeviceFacts& device);
+// The settings as asked (amp may be auto, channels_last unset, conv auto)
+// for model `arch` on `device`. Pure.
+HardwareChoices choose_for_hardware(Amp amp, std::optional<bool> channels_last, ConvChoice conv_algorithm,
+                                    const std::string& arch, const DeviceFacts& device);
 // The same for a config's model and train sections.
 HardwareChoices choose_for_hardware(const Config& cfg, const DeviceFacts& device);
 // Writes the resolved values into cfg (train.amp, model.channels_last,

@@ -99,7 +99,7 @@ const std::vector<std::string>& model_archs() {
 
 Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_classes) {
   auto model = build(spec, image, num_classes);
-  set_conv_algorithm(*model, conv_algorithm_from_name(spec.conv_algorithm));
+  set_conv_algorithm(*model, spec.conv_algorithm);
   return model;
 }
 

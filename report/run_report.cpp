@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/metrics.h"
+#include "common/metrics_schema.h"
 
 namespace convoy {
 namespace {
@@ -48,11 +49,13 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-// Ticks at 1, 2 or 5 times a power of ten, about `count` of them.
-std::vector<double> nice_ticks(double lo, double hi, int count) {
+// Ticks at 1, 2 or 5 times a power of ten, about `count` of them; at least
+// `min_step` apart (1 for axes that count: epochs, ranks, steps).
+std::vector<double> nice_ticks(double lo, double hi, int count, double min_step = 0) {
   if (hi <= lo) hi = lo + 1;
   double raw = (hi - lo) / count, mag = std::pow(10, std::floor(std::log10(raw)));
   double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+  step = std::max(step, min_step);
   std::vector<double> out;
   for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push_back(std::fabs(t) < step * 1e-9 ? 0 : t);
   return out;
@@ -74,8 +77,11 @@ std::string breakdown_chart(const std::vector<std::pair<std::string, double>>& p
     svg << "<rect class=\"phase\" x=\"" << x << "\" y=\"36\" width=\"" << w << "\" height=\"34\" fill=\"" << kColors[i % 8]
         << "\"><title>" << html_escape(phases[i].first) << " " << num(phases[i].second) << " ms</title></rect>";
     x += w;
-    svg << "<rect x=\"" << L + 180 * (i % 3) << "\" y=\"" << 86 + 22 * (i / 3) << "\" width=\"10\" height=\"10\" fill=\""
-        << kColors[i % 8] << "\"/><text x=\"" << L + 14 + 180 * (i % 3) << "\" y=\"" << 95 + 22 * (i / 3) << "\">"
+    // The legend in two columns: "exposed_comm 12.34 ms (6%)" needs about
+    // 190 px at 12 px sans-serif; a column is half the chart (264 px).
+    const double column = (W - L - R) / 2;
+    svg << "<rect x=\"" << L + column * (i % 2) << "\" y=\"" << 84 + 20 * (i / 2) << "\" width=\"10\" height=\"10\" fill=\""
+        << kColors[i % 8] << "\"/><text x=\"" << L + 14 + column * (i % 2) << "\" y=\"" << 93 + 20 * (i / 2) << "\">"
         << html_escape(phases[i].first) << " " << fixed(phases[i].second, 2) << " ms ("
         << fixed(100 * phases[i].second / total, 0) << "%)</text>";
   }
@@ -106,25 +112,28 @@ std::vector<json> read_events(const std::string& path) {
   return out;
 }
 
-double get(const json& j, const char* key, double fallback = NAN) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
-}
+// Fields of an event, through the schema (common/metrics_schema.h): asking
+// for a field it does not declare is a bug here, and throws.
+using metrics::number;
+using metrics::text;
 
 }  // namespace
 
 std::string svg_heat_map(const std::string& title, const std::vector<std::vector<double>>& matrix,
                          const std::vector<std::string>& labels) {
   size_t n = matrix.size();
-  const double cell = std::max(8.0, std::min(36.0, 420.0 / std::max<size_t>(n, 1))), L = 110, T = 40;
+  const double cell = std::max(8.0, std::min(36.0, 420.0 / std::max<size_t>(n, 1))), L = 110, T = 58;
   double peak = 1;
   for (const auto& row : matrix)
     for (double v : row) peak = std::max(peak, v);
   std::ostringstream svg;
-  double size = L + cell * n + 20;
+  // The title starts at the left edge and the chart is at least as wide as
+  // it (up to 9 px a character in bold 14 px DejaVu Sans), so neither end is
+  // cut off however long the split's name or however few the classes.
+  const double size = std::max(L + cell * n + 20, 9.0 * static_cast<double>(title.size()) + 16);
   svg << "<svg class=\"chart heat\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << size << "\" height=\""
-      << T + cell * n + 30 << "\"><title>" << html_escape(title) << "</title><text x=\"" << size / 2
-      << "\" y=\"20\" text-anchor=\"middle\" class=\"t\">" << html_escape(title) << " (rows: true, columns: predicted)</text>";
+      << T + cell * n + 30 << "\"><title>" << html_escape(title) << "</title><text x=\"8\" y=\"20\" class=\"t\">"
+      << html_escape(title) << "</text><text x=\"8\" y=\"38\">rows: true class, columns: predicted</text>";
   for (size_t r = 0; r < n; ++r) {
     std::string label = r < labels.size() ? labels[r] : std::to_string(r);
     svg << "<text x=\"" << L - 4 << "\" y=\"" << T + cell * r + cell / 2 + 4 << "\" text-anchor=\"end\">"
@@ -146,9 +155,11 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
   const double W = 560, H = 300, L = 64, R = 16, T = 34, B = 44;
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   size_t points = 0;
+  bool integer_x = true;  // epochs, ranks, steps: no ticks between them
   for (const auto& s : series)
     for (auto [x, y] : s.points) {
       if (!std::isfinite(y)) continue;
+      integer_x = integer_x && x == std::round(x);
       x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
       ++points;
     }
@@ -172,7 +183,7 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
     svg << "<line x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << py(t) << "\" y2=\"" << py(t)
         << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4 << "\" text-anchor=\"end\">" << num(t)
         << "</text>";
-  for (double t : nice_ticks(x0, x1, 6))
+  for (double t : nice_ticks(x0, x1, 6, integer_x ? 1 : 0))
     svg << "<text x=\"" << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(t) << "</text>";
   svg << "<text x=\"" << L + (W - L - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">"
       << html_escape(x_label) << "</text>";
@@ -208,33 +219,33 @@ struct RunSeries {
 };
 
 void add_train(const json& e, RunSeries* r) {
-  double step = get(e, "step");
-  r->train_loss.points.push_back({step, get(e, "loss")});
-  r->lr.points.push_back({step, get(e, "lr")});
-  r->ips.points.push_back({step, get(e, "images_per_sec")});
-  if (e.contains("breakdown_ms"))
-    for (auto& [name, v] : e["breakdown_ms"].items()) {
-      if (!r->phase_sums.count(name)) r->phase_order.push_back(name);
-      r->phase_sums[name].first += v.get<double>();
-      r->phase_sums[name].second += 1;
-    }
-  if (e.contains("data_shards") && e["data_shards"].size() > 1)
-    for (const auto& s : e["data_shards"]) {
-      std::string name = "shard " + std::to_string(s["shard"].get<int>());
+  double step = number(e, "step");
+  r->train_loss.points.push_back({step, number(e, "loss")});
+  r->lr.points.push_back({step, number(e, "lr")});
+  r->ips.points.push_back({step, number(e, "images_per_sec")});
+  for (auto& [name, v] : metrics::value(e, "breakdown_ms").items()) {
+    if (!r->phase_sums.count(name)) r->phase_order.push_back(name);
+    r->phase_sums[name].first += v.get<double>();
+    r->phase_sums[name].second += 1;
+  }
+  const json& shards = metrics::value(e, "data_shards");
+  if (shards.size() > 1)
+    for (const auto& s : shards) {
+      std::string name = "shard " + std::to_string(s.value("shard", 0));
       r->shard_rate[name].name = name;
-      r->shard_rate[name].points.push_back({step, get(s, "images_per_sec")});
+      r->shard_rate[name].points.push_back({step, s.value("images_per_sec", 0.0)});
     }
 }
 
 void add_eval(const json& e, RunSeries* r) {
-  std::string split = e.value("split", "?");
-  double epoch = get(e, "epoch");
+  std::string split = text(e, "split", "?");
+  double epoch = number(e, "epoch");
   r->eval_loss[split].name = split + " loss";
-  r->eval_loss[split].points.push_back({epoch, get(e, "loss")});
+  r->eval_loss[split].points.push_back({epoch, number(e, "loss")});
   r->eval_acc[split].name = split + " accuracy";
-  r->eval_acc[split].points.push_back({epoch, get(e, "accuracy")});
-  if (e.contains("confusion")) {
-    r->confusion = e["confusion"];
+  r->eval_acc[split].points.push_back({epoch, number(e, "accuracy")});
+  if (!metrics::value(e, "confusion").is_null()) {
+    r->confusion = metrics::value(e, "confusion");
     r->confusion_split = split + ", epoch " + num(epoch);
   }
 }
@@ -242,13 +253,12 @@ void add_eval(const json& e, RunSeries* r) {
 RunSeries collect(const std::vector<json>& events) {
   RunSeries r;
   for (const auto& e : events) {
-    const std::string kind = e["event"].get<std::string>();
-    if (kind == "start" && r.start.is_null()) r.start = e;
-    if (kind == "end") r.end = e;
-    if (kind == "train") add_train(e, &r);
-    if (kind == "eval") add_eval(e, &r);
-    if (kind == "restart" || kind == "data_service_restart" || kind == "data_errors" || kind == "resume")
-      r.notes.push_back(e.dump());
+    if (metrics::is(e, metrics::kStart) && r.start.is_null()) r.start = e;
+    if (metrics::is(e, metrics::kEnd)) r.end = e;
+    if (metrics::is(e, metrics::kTrain)) add_train(e, &r);
+    if (metrics::is(e, metrics::kEval)) add_eval(e, &r);
+    for (const char* note : {metrics::kRestart, metrics::kDataServiceRestart, metrics::kDataErrors, metrics::kResume})
+      if (metrics::is(e, note)) r.notes.push_back(e.dump());
   }
   return r;
 }
@@ -275,14 +285,18 @@ void write_summary(const json& start, const json& end, std::ostringstream& h) {
     h << "<tr><th>" << html_escape(k) << "</th><td>" << html_escape(v) << "</td></tr>";
   };
   if (!start.is_null()) {
-    row("model", start.value("model", "?") + " (" + num(get(start, "parameters") / 1e6) + "M parameters)");
-    row("ranks x batch", num(get(start, "world_size")) + " x " + num(get(start, "batch_size")));
-    row("epochs x steps", num(get(start, "epochs")) + " x " + num(get(start, "steps_per_epoch")));
+    row("model", text(start, "model", "?") + " (" + num(number(start, "parameters") / 1e6) + "M parameters)");
+    row("ranks x batch", num(number(start, "world_size")) + " x " + num(number(start, "batch_size")));
+    row("epochs x steps", num(number(start, "epochs")) + " x " + num(number(start, "steps_per_epoch")));
   }
   if (!end.is_null()) {
-    row("time", num(get(end, "seconds")) + " s");
-    row("best accuracy", num(get(end, "best_accuracy")));
-    row("parameter checksum", end.value("param_checksum", ""));
+    row("time", num(number(end, "seconds")) + " s");
+    const std::string split = text(end, "best_split");
+    if (split == "none")
+      row("best accuracy", "not evaluated");
+    else
+      row(split.empty() ? "best accuracy" : "best " + split + " accuracy", num(number(end, "best_accuracy")));
+    row("parameter checksum", text(end, "param_checksum"));
   } else {
     row("status", "no end event: the run is still going, or stopped early");
   }
@@ -306,8 +320,8 @@ void write_charts(const RunSeries& r, std::ostringstream& h) {
     h << svg_line_chart("Data-service shards: decode images/s", "global step", values(r.shard_rate)) << "\n";
   if (!r.confusion.is_null()) {
     std::vector<std::string> classes;
-    if (r.start.contains("classes") && r.start["classes"].is_array())
-      for (const auto& c : r.start["classes"]) classes.push_back(c.get<std::string>());
+    if (!r.start.is_null())
+      for (const auto& c : metrics::value(r.start, "classes")) classes.push_back(c.get<std::string>());
     h << heat_map("Confusion matrix (" + r.confusion_split + ")", r.confusion, classes) << "\n";
   }
   h << "</div>\n";
@@ -347,12 +361,18 @@ std::string write_report(const std::string& run_dir, const std::string& out) {
 int report_main(const std::vector<std::string>& argv) {
   CliArgs args("report",
                "usage: convoy report RUN_DIR [--out FILE]\n"
+               "       convoy report --schema\n"
                "Writes a self-contained HTML page with the run's curves (loss, accuracy, learning rate,\n"
                "images/s), the step-time breakdown and its events, from RUN_DIR/metrics.jsonl.\n"
                "Runs write it at the end by themselves; use this for a running or stopped run.\n"
+               "--schema prints metrics.jsonl's events and fields as JSON.\n"
                "example: convoy report runs/fashion_mnist-20261121-101500\n");
-  args.option("--out");
+  args.option("--out").flag("--schema");
   if (!args.parse(argv)) return 0;
+  if (args.has("--schema")) {
+    std::printf("%s\n", metrics::schema_json().c_str());
+    return 0;
+  }
   if (args.positional().size() != 1) CONVOY_USER_ERROR("expected RUN_DIR (see convoy report --help)");
   std::printf("%s\n", write_report(args.positional()[0], args.get("--out")).c_str());
   return 0;

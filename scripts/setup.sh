@@ -57,6 +57,7 @@ PACKAGES=(
 if [ "$FLAVOUR" = cpu ]; then PACKAGES+=(
   iproute2                                 # tests: network namespaces as hosts (cluster/netns-testbed.sh)
   chromium tmux                            # tests: the report rendered headless; the progress bar in a terminal
+  fonts-dejavu-core                        # tests: the report's text measured in Chromium (also what fontconfig pulls in)
   dataset-fashion-mnist                    # the default config's data set
   python3                                  # integration tests (/usr/bin/python3)
   python3-torch python3-torchvision        # the PyTorch peers of the benchmarks (bench/)

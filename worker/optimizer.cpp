@@ -9,14 +9,16 @@ namespace convoy {
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimSpec& s,
                                                         const std::vector<torch::Tensor>& params) {
-  if (s.optimizer == "sgd")
-    return std::make_unique<torch::optim::SGD>(
+  switch (s.optimizer) {
+    case OptimizerKind::kSgd:
+      return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(s.nesterov).weight_decay(s.weight_decay));
-  if (s.optimizer == "adamw")
-    return std::make_unique<torch::optim::AdamW>(
-        params,
-        torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).eps(s.eps).weight_decay(s.weight_decay));
-  CONVOY_USER_ERROR("optim.optimizer: unknown optimizer '" << s.optimizer << "'");
+    case OptimizerKind::kAdamW:
+      return std::make_unique<torch::optim::AdamW>(
+          params,
+          torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).eps(s.eps).weight_decay(s.weight_decay));
+  }
+  throw std::logic_error("optim.optimizer out of range");
 }
 
 LrSchedule::LrSchedule(const OptimSpec& spec, int64_t steps_per_epoch, int epochs)
@@ -27,8 +29,8 @@ LrSchedule::LrSchedule(const OptimSpec& spec, int64_t steps_per_epoch, int epoch
 double LrSchedule::at(int64_t step) const {
   const double base = spec_.lr;
   if (step < warmup_steps_) return base * (step + 1) / static_cast<double>(warmup_steps_);
-  if (spec_.schedule == "constant") return base;
-  if (spec_.schedule == "step") {
+  if (spec_.schedule == ScheduleKind::kConstant) return base;
+  if (spec_.schedule == ScheduleKind::kStep) {
     double lr = base;
     double epoch = static_cast<double>(step) / steps_per_epoch_;
     for (int e : spec_.step_epochs)

@@ -14,15 +14,19 @@ namespace {
 
 // The dtype gradients cross the network in (distributed.grad_compression).
 c10::ScalarType wire_dtype(const Config& cfg) {
-  const auto& c = cfg.distributed.grad_compression;
-  return c == "fp16" ? c10::kHalf : c == "bf16" ? c10::kBFloat16 : c10::kFloat;
+  switch (cfg.distributed.grad_compression) {
+    case GradCompression::kFp16: return c10::kHalf;
+    case GradCompression::kBf16: return c10::kBFloat16;
+    case GradCompression::kNone: break;
+  }
+  return c10::kFloat;
 }
 
 // A config whose hardware-dependent settings are still "auto" (a trainer
 // made outside a worker: tests, tools) gets this device's choices, silently;
 // the worker resolves them before, logging why (worker.cpp).
 Config with_hardware_choices(Config cfg, const DeviceRuntime& runtime) {
-  if (cfg.train.amp == "auto" || !cfg.model.channels_last)
+  if (cfg.train.amp == Amp::kAuto || !cfg.model.channels_last)
     apply_choices(choose_for_hardware(cfg, device_facts(runtime)), &cfg);
   return cfg;
 }
@@ -49,12 +53,12 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
       schedule_(cfg.optim, steps_per_epoch, cfg.train.epochs),
       sync_(group, rank, world_size, std::chrono::seconds(cfg.distributed.timeout_s),
             static_cast<size_t>(cfg.distributed.bucket_mb * (1 << 20)), device_, wire_dtype(cfg), local),
-      bf16_(cfg_.train.amp == "bf16"), fp16_(cfg_.train.amp == "fp16"),
-      scaler_(cfg.train.loss_scaling == "dynamic" || (cfg.train.loss_scaling == "auto" && fp16_)) {
+      bf16_(cfg_.train.amp == Amp::kBf16), fp16_(cfg_.train.amp == Amp::kFp16),
+      scaler_(cfg.train.loss_scaling == LossScaling::kDynamic || (cfg.train.loss_scaling == LossScaling::kAuto && fp16_)) {
   if (fp16_ && !device_.is_cuda())
     CONVOY_USER_ERROR("train.amp: fp16 needs a CUDA device (this run is on the CPU); use bf16");
   // Gloo would sum the buckets: not in shared memory, not for one rank.
-  if (cfg.distributed.grad_compression == "bf16" && device_.is_cpu() && world_size > 1 && !local &&
+  if (cfg.distributed.grad_compression == GradCompression::kBf16 && device_.is_cpu() && world_size > 1 && !local &&
       !compat::gloo_sums_bf16())
     CONVOY_USER_ERROR("distributed.grad_compression: Gloo in this LibTorch ("
                       << TORCH_VERSION << ") cannot sum bf16; use fp16 or none (ranks on one host sum bf16 in shared "
@@ -106,7 +110,7 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
                                bool stop_vote, int micro, int micros) {
   if (timeline_) timeline_->set_step(global_step);
   model_->train();
-  if (micro == 0 && cfg_.distributed.broadcast_buffers == "step") sync_buffers();
+  if (micro == 0 && cfg_.distributed.broadcast_buffers == BufferSync::kStep) sync_buffers();
   torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)) +
                      static_cast<uint64_t>(micro));
   clock_->reset();

@@ -117,16 +117,15 @@ std::string choose_resume_checkpoint(const std::string& resume, const std::strin
 // would have chosen otherwise says so.
 void resolve_hardware_choices(Distributed& dist, const DeviceRuntime& runtime, Config* cfg) {
   const HardwareChoices mine = choose_for_hardware(*cfg, device_facts(runtime));
-  const std::string mine_text = mine.amp.value + " " + mine.channels_last.value + " " + mine.conv_algorithm.value;
+  const std::string mine_text = mine.values_text();
   const std::string decided = dist.share("hardware_choices", mine_text);
   HardwareChoices job = mine;
-  std::istringstream in(decided);
-  in >> job.amp.value >> job.channels_last.value >> job.conv_algorithm.value;
+  job.parse_values(decided);
   apply_choices(job, cfg);
   if (dist.rank() == 0) {
-    for (const Choice* c : mine.all())
-      if (c->warning) spdlog::warn("{}", c->line);
-      else spdlog::info("{}", c->line);
+    for (const auto& [line, warning] : mine.lines())
+      if (warning) spdlog::warn("{}", line);
+      else spdlog::info("{}", line);
   } else if (decided != mine_text) {
     spdlog::warn("this rank's device would have chosen amp/channels_last/conv_algorithm '{}'; the job uses rank "
                  "0's '{}' ({})",

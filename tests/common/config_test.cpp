@@ -36,22 +36,46 @@ TEST(Config, LoadsAndConverts) {
 
 TEST(Config, HardwareSettingsDefaultToAutoAndTakeAutoInSet) {
   Config c = parse_config(kBase, "t.pbtxt");
-  EXPECT_EQ(c.train.amp, "auto");
+  EXPECT_EQ(c.train.amp, Amp::kAuto);
   EXPECT_FALSE(c.model.channels_last.has_value());
-  EXPECT_EQ(c.model.conv_algorithm, "auto");
+  EXPECT_EQ(c.model.conv_algorithm, ConvChoice::kAuto);
   const std::string text =
       "data { image_folder { root: \".\" } } model { channels_last: true } train { amp: \"none\" }\n";
   Config set = parse_config(text, "t.pbtxt");
   EXPECT_EQ(set.model.channels_last, std::optional<bool>(true));
-  EXPECT_EQ(set.train.amp, "none");
+  EXPECT_EQ(set.train.amp, Amp::kNone);
   Config back = parse_config(text, "t.pbtxt", {"model.channels_last=auto", "train.amp=auto"});
   EXPECT_FALSE(back.model.channels_last.has_value());
-  EXPECT_EQ(back.train.amp, "auto");
+  EXPECT_EQ(back.train.amp, Amp::kAuto);
   EXPECT_EQ(parse_config(kBase, "t.pbtxt", {"model.channels_last=false"}).model.channels_last,
             std::optional<bool>(false));
   // Only fields whose absence means auto take it.
   EXPECT_NE(error_of(kBase, {"data.strict=auto"}).find("data.strict"), std::string::npos);
   EXPECT_NE(error_of(kBase, {"train.amp=fast"}).find("train.amp"), std::string::npos);
+}
+
+TEST(Config, ChoicesBecomeEnumsOnce) {
+  Config c = parse_config(kBase, "t.pbtxt",
+                          {"device=cpu", "optim.optimizer=adamw", "optim.schedule=step", "train.loss_scaling=dynamic",
+                           "train.best_metric=macro_f1", "distributed.broadcast_buffers=none",
+                           "distributed.grad_compression=fp16", "distributed.grad_transport=c10d",
+                           "model.conv_algorithm=winograd_f2"});
+  EXPECT_EQ(c.device, DeviceKind::kCpu);
+  EXPECT_EQ(c.optim.optimizer, OptimizerKind::kAdamW);
+  EXPECT_EQ(c.optim.schedule, ScheduleKind::kStep);
+  EXPECT_EQ(c.train.loss_scaling, LossScaling::kDynamic);
+  EXPECT_EQ(c.train.best_metric, BestMetric::kMacroF1);
+  EXPECT_EQ(c.distributed.broadcast_buffers, BufferSync::kNone);
+  EXPECT_EQ(c.distributed.grad_compression, GradCompression::kFp16);
+  EXPECT_EQ(c.distributed.grad_transport, GradTransport::kC10d);
+  EXPECT_EQ(c.model.conv_algorithm, ConvChoice::kWinogradF2);
+  // The names in the error come from the same table as the enums.
+  EXPECT_NE(error_of(kBase, {"distributed.grad_transport=nccl"})
+                .find("distributed.grad_transport: unknown value 'nccl' (use one of: auto, shm, c10d)"),
+            std::string::npos);
+  // Every name maps back to itself.
+  for (const auto& c : Choices<BestMetric>::names) EXPECT_EQ(choice_from_name<BestMetric>(c.name), c.value);
+  EXPECT_FALSE(choice_from_name<Amp>("BF16").has_value());
 }
 
 TEST(Config, EvalResizeRatioFollowsTheTrainingCrop) {
@@ -86,7 +110,7 @@ TEST(Config, BadValueNamesLineAndField) {
 TEST(Config, OverridesApplyAndAreValidated) {
   Config c = parse_config(kBase, "t.pbtxt", {"optim.lr=0.25", "train.amp=bf16", "data.mean=[0.1,0.2,0.3]"});
   EXPECT_FLOAT_EQ(c.optim.lr, 0.25f);
-  EXPECT_EQ(c.train.amp, "bf16");
+  EXPECT_EQ(c.train.amp, Amp::kBf16);
   EXPECT_FLOAT_EQ(c.data.mean[2], 0.3f);
   EXPECT_NE(error_of(kBase, {"optim.lrr=1"}).find("--set optim.lrr=1: OptimConfig has no field 'lrr'"),
             std::string::npos);

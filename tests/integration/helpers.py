@@ -56,9 +56,76 @@ def run(args, timeout=300, env=None):
     return subprocess.run([BIN] + args, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+_SCHEMA = None
+
+
+def metrics_schema():
+    """metrics.jsonl's events as `convoy report --schema` states them:
+    {event name: [field, ...]} (common/metrics_schema.h)."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        out = subprocess.run([BIN, "report", "--schema"], capture_output=True, text=True, check=True).stdout
+        _SCHEMA = {e["event"]: e["fields"] for e in json.loads(out)["metrics.jsonl"]}
+    return _SCHEMA
+
+
+def _has_type(value, kind):
+    number = (int, float)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "number":
+        return value is None or (isinstance(value, number) and not isinstance(value, bool))
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "strings":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "objects":
+        return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    if kind == "matrix":
+        return isinstance(value, list) and all(isinstance(r, list) for r in value)
+    return False
+
+
+def schema_errors(obj, fields, where):
+    """What in `obj` breaks `fields` (the schema's list for it), as text."""
+    by_name = {f["name"]: f for f in fields}
+    errors = []
+    for key, value in obj.items():
+        if key == "event" and where.count(".") == 0:
+            continue
+        field = by_name.get(key)
+        if field is None:
+            errors.append(f"{where}: undeclared field '{key}'")
+        elif not _has_type(value, field["type"]):
+            errors.append(f"{where}: field '{key}' is not of type {field['type']}: {value!r}")
+        elif field.get("members"):
+            items = [value] if field["type"] == "object" else value
+            for item in items:
+                errors += schema_errors(item, field["members"], f"{where}.{key}")
+    errors += [f"{where}: missing field '{f['name']}'" for f in fields if f["required"] and f["name"] not in obj]
+    return errors
+
+
 def read_metrics(run_dir):
+    """Every line of RUN_DIR/metrics.jsonl, each checked against the schema
+    the binary states (an AssertionError names the first line off it)."""
+    schema = metrics_schema()
+    events = []
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            e = json.loads(line)
+            name = e.get("event")
+            errors = [f"unknown event {name!r}"] if name not in schema else schema_errors(e, schema[name], name)
+            if errors:
+                raise AssertionError(f"metrics.jsonl line {n} is off its schema: {errors[0]}\n{line}")
+            events.append(e)
+    return events
 
 
 def processes_mentioning(marker):

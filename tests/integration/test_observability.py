@@ -187,6 +187,63 @@ class RunOutputsTest(unittest.TestCase):
         self.assertGreater(sum(1 for p in pixels if abs(p[0] - 31) < 20 and abs(p[1] - 119) < 20
                                and abs(p[2] - 180) < 20), 200)
 
+    def test_report_layout_measured_in_headless_chromium(self):
+        """Every chart's text lies inside its chart, the step-time legend's
+        entries do not overlap, epoch axes have whole-number ticks, and the
+        summary says on which split the best accuracy was measured, all as
+        Chromium lays the page out."""
+        chromium = shutil.which("chromium")
+        self.assertIsNotNone(chromium, "chromium is missing (scripts/setup.sh installs it)")
+        with open(os.path.join(self.run_dir, "report.html")) as f:
+            page = f.read()
+        measure = """<script>
+const out = [];
+for (const svg of document.querySelectorAll('svg.chart')) {
+  const texts = [...svg.querySelectorAll(':scope > text')].map(t => {
+    const b = t.getBBox();
+    return {s: t.textContent, x: b.x, y: b.y, w: b.width, h: b.height, ya: t.getAttribute('y')};
+  });
+  out.push({title: svg.querySelector('title').textContent, width: svg.width.baseVal.value,
+            height: svg.height.baseVal.value, texts});
+}
+const pre = document.createElement('pre');
+pre.id = 'layout';
+pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script></body>"""
+        measured = os.path.join(self.tmp.name, "measured.html")
+        with open(measured, "w") as f:
+            f.write(page.replace("</body>", measure))
+        dom = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                              "file://" + measured], capture_output=True, text=True, timeout=120).stdout
+        found = re.search(r'<pre id="layout">(.*?)</pre>', dom, re.S)
+        self.assertIsNotNone(found, dom[-2000:])
+        charts = json.loads(found[1].replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
+                            .replace("&gt;", ">"))
+        titles = [c["title"] for c in charts]
+        self.assertTrue(any(t.startswith("Confusion matrix") for t in titles), titles)
+        for c in charts:
+            for t in c["texts"]:
+                self.assertGreater(t["w"], 0, f"{c['title']}: text {t['s']!r} has no width (no font?)")
+                self.assertGreaterEqual(t["x"], -0.5, f"{c['title']}: {t['s']!r} cut off at the left: {t}")
+                self.assertLessEqual(t["x"] + t["w"], c["width"] + 0.5,
+                                     f"{c['title']}: {t['s']!r} cut off at the right: {t} (width {c['width']})")
+        step = next(c for c in charts if c["title"] == "step-time breakdown")
+        legend = [t for t in step["texts"] if " ms (" in t["s"]]
+        self.assertEqual(len(legend), 5, [t["s"] for t in step["texts"]])
+        for i, a in enumerate(legend):
+            for b in legend[i + 1:]:
+                apart = (a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or
+                         a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"])
+                self.assertTrue(apart, f"legend entries overlap: {a} and {b}")
+        for title in ("Accuracy", "Evaluation loss"):
+            chart = next(c for c in charts if c["title"] == title)
+            axis = [t["s"] for t in chart["texts"] if float(t["ya"]) > chart["height"] - 44]
+            ticks = [float(s) for s in axis if re.fullmatch(r"-?[\d.]+", s)]
+            self.assertTrue(ticks, axis)
+            self.assertTrue(all(x == int(x) for x in ticks), f"{title}: epoch ticks {ticks}")
+        self.assertIn("<th>best val accuracy</th>", dom)
+
     def test_report_on_demand(self):
         out = os.path.join(self.tmp.name, "again.html")
         r = run(["report", self.run_dir, "--out", out])
@@ -244,7 +301,13 @@ class ProgressTest(unittest.TestCase):
         text = r.stdout + r.stderr
         self.assertNotIn("\r", text)
         self.assertNotIn("\033", text)
-        self.assertRegex(text, r"\[worker 0\] .*epoch 1/4: \d+/\d+ +\d+ img/s +loss [\d.]+ +lr [\d.e-]+ +ETA \d+:\d\d \(\d+%\)")
+        line = r"\[worker 0\] .*epoch 1/4: \d+/\d+ +\d+ img/s +loss [\d.]+ +lr [\d.e-]+ +ETA (\d+):(\d\d), run (\d+):(\d\d) \(\d+%\)"
+        self.assertRegex(text, line)
+        # The run's ETA covers three more epochs after this one: never less
+        # than the epoch's.
+        for m in re.finditer(line, text):
+            epoch_eta, run_eta = int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+            self.assertGreaterEqual(run_eta, epoch_eta, m[0])
 
 
 class CliTest(unittest.TestCase):

@@ -120,16 +120,16 @@ TEST(Conv, LibTorchRunsWhatWinogradDoesNot) {
   }
 }
 
-// A whole ResNet-18 with `algorithm` ("auto" or "winograd_f2").
-void expect_resnet18_gradients_as_good_as_direct(const char* algorithm) {
+// A whole ResNet-18 with `algorithm` (kAuto or kWinogradF2).
+void expect_resnet18_gradients_as_good_as_direct(ConvAlgorithm algorithm) {
   ModelSpec spec;
   spec.arch = "resnet18";
-  auto build = [&](const char* algorithm) {
+  auto build = [&](ConvAlgorithm algorithm) {
     spec.conv_algorithm = algorithm;
     torch::manual_seed(3);
     return make_model(spec, {32, 32, 3}, 5);
   };
-  auto direct = build("direct"), wino = build(algorithm), exact = build("direct");
+  auto direct = build(ConvAlgorithm::kDirect), wino = build(algorithm), exact = build(ConvAlgorithm::kDirect);
   exact->to(torch::kDouble);  // the reference: float64 (always LibTorch's kernels)
   auto x = torch::randn({8, 3, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast);
   auto y = torch::randint(5, {8});
@@ -157,23 +157,29 @@ void expect_resnet18_gradients_as_good_as_direct(const char* algorithm) {
   EXPECT_GT(worst_wino, 0.0);
   EXPECT_LT(worst_wino, std::max(1e-4, 4 * worst_direct)) << "direct's worst: " << worst_direct;
   std::printf("worst relative gradient error against float64: direct %.3g, winograd (%s) %.3g\n", worst_direct,
-              algorithm, worst_wino);
+              name_of(algorithm), worst_wino);
 }
 
 TEST(Conv, ResNet18GradientsWithWinogradAreAsGoodAsDirect) {
   SKIP_WITHOUT_AUTO_WINOGRAD();
-  expect_resnet18_gradients_as_good_as_direct("auto");
+  expect_resnet18_gradients_as_good_as_direct(ConvAlgorithm::kAuto);
 }
 
 TEST(Conv, ResNet18GradientsWithWinogradF2AreAsGoodAsDirect) {
-  expect_resnet18_gradients_as_good_as_direct("winograd_f2");
+  expect_resnet18_gradients_as_good_as_direct(ConvAlgorithm::kWinogradF2);
 }
 
 TEST(Conv, ConfigNamesTheAlgorithm) {
-  EXPECT_EQ(conv_algorithm_from_name("auto"), ConvAlgorithm::kAuto);
-  EXPECT_EQ(conv_algorithm_from_name("direct"), ConvAlgorithm::kDirect);
-  EXPECT_EQ(conv_algorithm_from_name("winograd_f2"), ConvAlgorithm::kWinogradF2);
-  EXPECT_THROW(conv_algorithm_from_name("winograd"), UserError);
+  EXPECT_EQ(parse_choice<ConvAlgorithm>("auto", "model.conv_algorithm"), ConvAlgorithm::kAuto);
+  EXPECT_EQ(parse_choice<ConvAlgorithm>("direct", "model.conv_algorithm"), ConvAlgorithm::kDirect);
+  EXPECT_EQ(parse_choice<ConvAlgorithm>("winograd_f2", "model.conv_algorithm"), ConvAlgorithm::kWinogradF2);
+  EXPECT_EQ(name_of(ConvAlgorithm::kWinogradF2), std::string("winograd_f2"));
+  try {
+    parse_choice<ConvAlgorithm>("winograd", "model.conv_algorithm");
+    ADD_FAILURE() << "no error for an unknown algorithm";
+  } catch (const UserError& e) {
+    EXPECT_STREQ(e.what(), "model.conv_algorithm: unknown value 'winograd' (use one of: auto, direct, winograd_f2)");
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "common/config.h"
+#include "common/error.h"
 
 namespace convoy {
 namespace {
@@ -72,85 +73,85 @@ TEST(Hardware, NativeBf16NeedsAvx512Bf16OrAmxAndNoCapBelowIt) {
 }
 
 TEST(Hardware, AmpAutoIsBf16OnlyWhereItIsNative) {
-  auto zen3 = choose_for_hardware("auto", std::nullopt, "auto", "cnn", cpu_facts(kZen3));
-  EXPECT_EQ(zen3.amp.value, "none");
+  auto zen3 = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "cnn", cpu_facts(kZen3));
+  EXPECT_EQ(zen3.amp.value, Amp::kNone);
   EXPECT_EQ(zen3.amp.line, "amp auto -> none: this CPU has no native bf16 (flags: sse4_2 avx avx2 fma f16c)");
   EXPECT_FALSE(zen3.amp.warning);
-  EXPECT_EQ(choose_for_hardware("auto", std::nullopt, "auto", "cnn", cpu_facts(kSkylake)).amp.value, "none");
-  auto zen5 = choose_for_hardware("auto", std::nullopt, "auto", "cnn", cpu_facts(kZen5));
-  EXPECT_EQ(zen5.amp.value, "bf16");
+  EXPECT_EQ(choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "cnn", cpu_facts(kSkylake)).amp.value, Amp::kNone);
+  auto zen5 = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "cnn", cpu_facts(kZen5));
+  EXPECT_EQ(zen5.amp.value, Amp::kBf16);
   EXPECT_EQ(zen5.amp.line, "amp auto -> bf16: this CPU computes bf16 natively (avx512_bf16)");
-  EXPECT_EQ(choose_for_hardware("auto", std::nullopt, "auto", "cnn", cpu_facts(kSapphireRapids)).amp.value, "bf16");
-  EXPECT_EQ(choose_for_hardware("auto", std::nullopt, "auto", "cnn", cpu_facts(kZen5, "avx2", "AVX2")).amp.value,
-            "none");
-  EXPECT_EQ(choose_for_hardware("auto", std::nullopt, "auto", "cnn", gpu_facts(true)).amp.value, "bf16");
-  EXPECT_EQ(choose_for_hardware("auto", std::nullopt, "auto", "cnn", gpu_facts(false)).amp.value, "none");
+  EXPECT_EQ(choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "cnn", cpu_facts(kSapphireRapids)).amp.value, Amp::kBf16);
+  EXPECT_EQ(choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "cnn", cpu_facts(kZen5, "avx2", "AVX2")).amp.value,
+            Amp::kNone);
+  EXPECT_EQ(choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "cnn", gpu_facts(true)).amp.value, Amp::kBf16);
+  EXPECT_EQ(choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "cnn", gpu_facts(false)).amp.value, Amp::kNone);
 }
 
 TEST(Hardware, ExplicitAmpIsKeptAndEmulatedBf16IsAWarning) {
-  auto slow = choose_for_hardware("bf16", std::nullopt, "auto", "resnet18", cpu_facts(kZen3));
-  EXPECT_EQ(slow.amp.value, "bf16");
+  auto slow = choose_for_hardware(Amp::kBf16, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts(kZen3));
+  EXPECT_EQ(slow.amp.value, Amp::kBf16);
   EXPECT_TRUE(slow.amp.warning);
   EXPECT_NE(slow.amp.line.find("several times slower"), std::string::npos) << slow.amp.line;
-  auto fast = choose_for_hardware("bf16", std::nullopt, "auto", "resnet18", cpu_facts(kZen5));
+  auto fast = choose_for_hardware(Amp::kBf16, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts(kZen5));
   EXPECT_FALSE(fast.amp.warning);
   EXPECT_EQ(fast.amp.line, "amp bf16");
-  auto none = choose_for_hardware("none", std::nullopt, "auto", "resnet18", cpu_facts(kZen5));
-  EXPECT_EQ(none.amp.value, "none");
-  EXPECT_EQ(choose_for_hardware("fp16", std::nullopt, "auto", "resnet18", gpu_facts(false)).amp.value, "fp16");
+  auto none = choose_for_hardware(Amp::kNone, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts(kZen5));
+  EXPECT_EQ(none.amp.value, Amp::kNone);
+  EXPECT_EQ(choose_for_hardware(Amp::kFp16, std::nullopt, ConvChoice::kAuto, "resnet18", gpu_facts(false)).amp.value, Amp::kFp16);
 }
 
 TEST(Hardware, ChannelsLastFollowsModelDeviceAndPrecision) {
   for (const auto& flags : {kZen3, kZen5, kSkylake})
-    for (const char* amp : {"none", "bf16"}) {
-      auto c = choose_for_hardware(amp, std::nullopt, "auto", "resnet50", cpu_facts(flags));
-      EXPECT_EQ(c.channels_last.value, "true") << flags << " " << amp;
+    for (Amp amp : {Amp::kNone, Amp::kBf16}) {
+      auto c = choose_for_hardware(amp, std::nullopt, ConvChoice::kAuto, "resnet50", cpu_facts(flags));
+      EXPECT_TRUE(c.channels_last.value) << flags << " " << name_of(amp);
       EXPECT_EQ(c.channels_last.line.rfind("channels_last auto -> true: ", 0), 0u) << c.channels_last.line;
     }
-  EXPECT_EQ(choose_for_hardware("none", std::nullopt, "auto", "mlp", cpu_facts(kZen3)).channels_last.value, "false");
-  EXPECT_EQ(choose_for_hardware("none", std::nullopt, "auto", "vit_b_16", cpu_facts(kZen3)).channels_last.value,
-            "false");
-  EXPECT_EQ(choose_for_hardware("auto", std::nullopt, "auto", "resnet50", gpu_facts(true)).channels_last.value, "true");
-  EXPECT_EQ(choose_for_hardware("auto", std::nullopt, "auto", "resnet50", gpu_facts(false)).channels_last.value,
-            "false");
-  EXPECT_EQ(choose_for_hardware("fp16", std::nullopt, "auto", "resnet50", gpu_facts(false)).channels_last.value,
-            "true");
+  EXPECT_EQ(choose_for_hardware(Amp::kNone, std::nullopt, ConvChoice::kAuto, "mlp", cpu_facts(kZen3)).channels_last.value, false);
+  EXPECT_EQ(choose_for_hardware(Amp::kNone, std::nullopt, ConvChoice::kAuto, "vit_b_16", cpu_facts(kZen3)).channels_last.value,
+            false);
+  EXPECT_EQ(choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet50", gpu_facts(true)).channels_last.value, true);
+  EXPECT_EQ(choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet50", gpu_facts(false)).channels_last.value,
+            false);
+  EXPECT_EQ(choose_for_hardware(Amp::kFp16, std::nullopt, ConvChoice::kAuto, "resnet50", gpu_facts(false)).channels_last.value,
+            true);
   // Asked for: kept, whatever the hardware.
-  auto asked = choose_for_hardware("auto", false, "auto", "resnet50", cpu_facts(kZen5));
-  EXPECT_EQ(asked.channels_last.value, "false");
+  auto asked = choose_for_hardware(Amp::kAuto, false, ConvChoice::kAuto, "resnet50", cpu_facts(kZen5));
+  EXPECT_EQ(asked.channels_last.value, false);
   EXPECT_EQ(asked.channels_last.line, "channels_last false");
 }
 
 TEST(Hardware, WinogradOnlyInFloat32WhereOneDnnHasIt) {
-  auto avx512 = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts(kSkylake));
-  EXPECT_EQ(avx512.amp.value, "none");
-  EXPECT_EQ(avx512.conv_algorithm.value, "auto");
+  auto avx512 = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts(kSkylake));
+  EXPECT_EQ(avx512.amp.value, Amp::kNone);
+  EXPECT_EQ(avx512.conv_algorithm.value, ConvChoice::kAuto);
   EXPECT_NE(avx512.conv_algorithm.line.find("Winograd"), std::string::npos);
   // AVX2 (or AVX-512 capped to it): Convoy's F(2x2, 3x3).
   for (const auto& facts : {cpu_facts(kZen3), cpu_facts(kSkylake, "avx2", "AVX2")}) {
-    auto avx2 = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", facts);
-    EXPECT_EQ(avx2.conv_algorithm.value, "auto");
+    auto avx2 = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet18", facts);
+    EXPECT_EQ(avx2.conv_algorithm.value, ConvChoice::kAuto);
     EXPECT_EQ(avx2.conv_algorithm.line,
               "conv_algorithm auto -> Convoy's Winograd F(2x2, 3x3) for float32 3x3 convolutions, direct for the "
               "rest (AVX2-class kernels here; oneDNN has no Winograd convolution for this CPU: it needs AVX-512)");
   }
   // AVX-512 without oneDNN's Winograd in the build: LibTorch's AVX-512 kernels.
-  auto unbuilt = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts(kSkylake, "", "", false));
-  EXPECT_EQ(unbuilt.conv_algorithm.value, "direct");
+  auto unbuilt = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts(kSkylake, "", "", false));
+  EXPECT_EQ(unbuilt.conv_algorithm.value, ConvChoice::kDirect);
   // Neither AVX2 nor AVX-512.
-  auto old = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts("fpu sse4_2 avx"));
-  EXPECT_EQ(old.conv_algorithm.value, "direct");
+  auto old = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts("fpu sse4_2 avx"));
+  EXPECT_EQ(old.conv_algorithm.value, ConvChoice::kDirect);
   EXPECT_EQ(old.conv_algorithm.line,
             "conv_algorithm auto -> direct: oneDNN has no Winograd convolution for this CPU: it needs AVX-512");
-  EXPECT_EQ(choose_for_hardware("none", std::nullopt, "winograd_f2", "resnet18", cpu_facts(kSkylake))
+  EXPECT_EQ(choose_for_hardware(Amp::kNone, std::nullopt, ConvChoice::kWinogradF2, "resnet18", cpu_facts(kSkylake))
                 .conv_algorithm.value,
-            "winograd_f2");
-  auto bf16 = choose_for_hardware("auto", std::nullopt, "auto", "resnet18", cpu_facts(kZen5));
-  EXPECT_EQ(bf16.conv_algorithm.value, "direct");
+            ConvChoice::kWinogradF2);
+  auto bf16 = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts(kZen5));
+  EXPECT_EQ(bf16.conv_algorithm.value, ConvChoice::kDirect);
   EXPECT_NE(bf16.conv_algorithm.line.find("float32 only"), std::string::npos);
-  EXPECT_EQ(choose_for_hardware("none", std::nullopt, "direct", "resnet18", cpu_facts(kSkylake)).conv_algorithm.value,
-            "direct");
-  EXPECT_EQ(choose_for_hardware("none", std::nullopt, "auto", "resnet18", gpu_facts(true)).conv_algorithm.value, "auto");
+  EXPECT_EQ(choose_for_hardware(Amp::kNone, std::nullopt, ConvChoice::kDirect, "resnet18", cpu_facts(kSkylake)).conv_algorithm.value,
+            ConvChoice::kDirect);
+  EXPECT_EQ(choose_for_hardware(Amp::kNone, std::nullopt, ConvChoice::kAuto, "resnet18", gpu_facts(true)).conv_algorithm.value, ConvChoice::kAuto);
 }
 
 TEST(Hardware, Avx2ClassKernels) {
@@ -160,14 +161,26 @@ TEST(Hardware, Avx2ClassKernels) {
   EXPECT_FALSE(cpu_kernels_avx2_class(parse_cpu_features(cpuinfo("old", "fpu sse4_2 avx"), "", "")));
 }
 
+// What rank 0 sends the other ranks, read back as the same choices.
+TEST(Hardware, ChoicesTravelAsText) {
+  auto mine = choose_for_hardware(Amp::kAuto, std::nullopt, ConvChoice::kAuto, "resnet18", cpu_facts(kZen5));
+  EXPECT_EQ(mine.values_text(), "bf16 true direct");
+  HardwareChoices job = choose_for_hardware(Amp::kNone, false, ConvChoice::kWinogradF2, "cnn", cpu_facts(kZen3));
+  job.parse_values(mine.values_text());
+  EXPECT_EQ(job.amp.value, Amp::kBf16);
+  EXPECT_TRUE(job.channels_last.value);
+  EXPECT_EQ(job.conv_algorithm.value, ConvChoice::kDirect);
+  EXPECT_THROW(job.parse_values("fast true auto"), UserError);
+}
+
 TEST(Hardware, AppliedChoicesLeaveNothingAuto) {
   Config cfg;
-  ASSERT_EQ(cfg.train.amp, "auto");
+  ASSERT_EQ(cfg.train.amp, Amp::kAuto);
   ASSERT_FALSE(cfg.model.channels_last.has_value());
   apply_choices(choose_for_hardware(cfg, cpu_facts("fpu sse4_2 avx")), &cfg);
-  EXPECT_EQ(cfg.train.amp, "none");
+  EXPECT_EQ(cfg.train.amp, Amp::kNone);
   EXPECT_EQ(cfg.model.channels_last, std::optional<bool>(true));
-  EXPECT_EQ(cfg.model.conv_algorithm, "direct");
+  EXPECT_EQ(cfg.model.conv_algorithm, ConvChoice::kDirect);
 }
 
 }  // namespace

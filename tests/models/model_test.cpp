@@ -91,7 +91,7 @@ TEST(Schedule, WarmupThenCosineOrStep) {
   EXPECT_NEAR(cos.at(10), 1.0, 1e-9);
   EXPECT_NEAR(cos.at(20), 0.5, 1e-9);
   EXPECT_NEAR(cos.at(30), 0.0, 1e-9);
-  s.schedule = "step";
+  s.schedule = ScheduleKind::kStep;
   s.warmup_epochs = 0;
   s.step_epochs = {1, 2};
   LrSchedule step(s, 10, 3);

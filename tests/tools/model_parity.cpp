@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     // for Winograd's different rounding, which ResNet-50's 16 blocks can
     // carry past it on a logit near zero. tests/models/conv_test.cpp bounds
     // Winograd against the direct kernel.
-    spec.conv_algorithm = "direct";
+    spec.conv_algorithm = convoy::ConvChoice::kDirect;
     convoy::ImageSpec image{std::stoi(argv[3]), std::stoi(argv[4]), 3};
     auto model = convoy::make_model(spec, image, std::stoi(argv[2]));
     if (std::string(argv[5]) == "-") randomise_statistics_and_head(*model);

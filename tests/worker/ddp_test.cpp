@@ -229,7 +229,7 @@ TEST(SharedMemory, SameParametersAsGlooOverlappedOrNot) {
     }
   }
   Config cfg = resnet_config(true);
-  cfg.distributed.grad_compression = "bf16";
+  cfg.distributed.grad_compression = GradCompression::kBf16;
   auto bf16 = run_two_ranks(cfg, 2, 32, /*shm=*/true);
   bool all_equal = true;
   for (size_t i = 0; i < gloo.params.size(); ++i) {
@@ -253,7 +253,7 @@ TEST(Compression, Fp16BucketsAgreeAcrossPathsAndStayNearFloat32) {
   std::vector<std::vector<torch::Tensor>> compressed;
   for (bool overlap : {true, false}) {
     Config cfg = resnet_config(overlap);
-    cfg.distributed.grad_compression = "fp16";
+    cfg.distributed.grad_compression = GradCompression::kFp16;
     compressed.push_back(run_two_ranks(cfg, 2, 32).params);
     ASSERT_EQ(compressed.back().size(), plain.params.size());
   }
@@ -273,7 +273,7 @@ TEST(Compression, Fp16BucketsAgreeAcrossPathsAndStayNearFloat32) {
 TEST(Compression, Bf16IsRefusedWhereGlooCannotSumIt) {
   if (compat::gloo_sums_bf16()) GTEST_SKIP() << "this LibTorch's Gloo sums bf16";
   Config cfg = resnet_config(true);
-  cfg.distributed.grad_compression = "bf16";
+  cfg.distributed.grad_compression = GradCompression::kBf16;
   EXPECT_THROW(Trainer(cfg, 10, {}, 0, 2, 1), UserError);  // refused before any collective
 }
 

@@ -111,8 +111,8 @@ TEST(LossScaler, StateTravelsInCheckpoints) {
 
 TEST(LossScaler, Fp16NeedsCuda) {
   Config cfg = scaling_config("auto");
-  cfg.train.amp = "fp16";
-  cfg.device = "cpu";
+  cfg.train.amp = Amp::kFp16;
+  cfg.device = DeviceKind::kCpu;
   EXPECT_THROW(Trainer t(cfg, 10, {}, 0, 1, 4), UserError);
 }
 

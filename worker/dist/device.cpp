@@ -76,14 +76,16 @@ DeviceFacts device_facts(const DeviceRuntime& runtime) {
 }
 
 std::string hardware_summary() {
-  auto runtime = make_device_runtime("auto", /*local_rank=*/0, /*cudnn_benchmark=*/false);
+  auto runtime = make_device_runtime(DeviceKind::kAuto, /*local_rank=*/0, /*cudnn_benchmark=*/false);
   return hardware_summary(device_facts(*runtime));
 }
 
-std::shared_ptr<DeviceRuntime> make_device_runtime(const std::string& device, int local_rank, bool cudnn_benchmark) {
-  if (device == "cpu") return cpu_runtime();
-  if (device == "cuda") return make_cuda_runtime(local_rank, cudnn_benchmark);  // says why when it cannot
-  if (device != "auto") CONVOY_USER_ERROR("device must be cpu, cuda or auto, not '" << device << "'");
+std::shared_ptr<DeviceRuntime> make_device_runtime(DeviceKind device, int local_rank, bool cudnn_benchmark) {
+  switch (device) {
+    case DeviceKind::kCpu: return cpu_runtime();
+    case DeviceKind::kCuda: return make_cuda_runtime(local_rank, cudnn_benchmark);  // says why when it cannot
+    case DeviceKind::kAuto: break;
+  }
   return cuda_devices() > 0 ? make_cuda_runtime(local_rank, cudnn_benchmark) : cpu_runtime();
 }
 

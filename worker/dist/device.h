@@ -100,10 +100,12 @@ c10::intrusive_ptr<compat::Backend> make_gloo_group(const c10::intrusive_ptr<c10
 // and what the auto settings choose on it.
 std::string hardware_summary();
 
-// "cpu", "cuda" or "auto" (CUDA when this build has it and a GPU is visible).
-// A CUDA rank takes GPU local_rank modulo the visible devices. cudnn_benchmark
-// lets cuDNN pick the fastest convolution algorithms for the (fixed) shapes.
-std::shared_ptr<DeviceRuntime> make_device_runtime(const std::string& device, int local_rank,
+// The config's `device`: cpu, cuda or auto (CUDA when this build has it and
+// a GPU is visible; models/device_choice.h decides alike for tools without
+// a process group). A CUDA rank takes GPU local_rank modulo the visible
+// devices. cudnn_benchmark lets cuDNN pick the fastest convolution
+// algorithms for the (fixed) shapes.
+std::shared_ptr<DeviceRuntime> make_device_runtime(DeviceKind device, int local_rank,
                                                    bool cudnn_benchmark = true);
 // The CPU runtime (also what tests and single-process tools use).
 std::shared_ptr<DeviceRuntime> cpu_runtime();

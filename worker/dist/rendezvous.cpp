@@ -160,8 +160,8 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
 }
 
 void Distributed::connect_local_allreduce(const Config& cfg, const std::string& name) {
-  const std::string& mode = cfg.distributed.grad_transport;
-  if (world_size() == 1 || mode == "c10d") return;
+  const GradTransport mode = cfg.distributed.grad_transport;
+  if (world_size() == 1 || mode == GradTransport::kC10d) return;
   std::string why_not;
   if (!on_cpu_)
     why_not = "the job trains on GPUs (NCCL moves their gradients)";
@@ -173,7 +173,7 @@ void Distributed::connect_local_allreduce(const Config& cfg, const std::string& 
                                              ShmAllreduce::kDefaultSlotBytes, &why_not);
   if (local_allreduce_) {
     if (rank() == 0) spdlog::info("gradient all-reduce: shared memory ({} ranks on this host)", world_size());
-  } else if (mode == "shm") {
+  } else if (mode == GradTransport::kShm) {
     CONVOY_USER_ERROR("distributed.grad_transport: shm is not possible here: " << why_not);
   } else if (rank() == 0) {
     spdlog::info("gradient all-reduce: {} ({})", on_cpu_ ? "Gloo" : "NCCL", why_not);

@@ -15,15 +15,15 @@ namespace {
 
 TEST(Device, AutoAndCpuTrainOnTheCpuWithoutAGpu) {
   if (cuda_devices() > 0) GTEST_SKIP() << "a GPU is visible";
-  EXPECT_TRUE(make_device_runtime("auto", 0)->device().is_cpu());
-  EXPECT_TRUE(make_device_runtime("cpu", 3)->device().is_cpu());
-  EXPECT_FALSE(make_device_runtime("cpu", 0)->prefetch());
+  EXPECT_TRUE(make_device_runtime(DeviceKind::kAuto, 0)->device().is_cpu());
+  EXPECT_TRUE(make_device_runtime(DeviceKind::kCpu, 3)->device().is_cpu());
+  EXPECT_FALSE(make_device_runtime(DeviceKind::kCpu, 0)->prefetch());
 }
 
 TEST(Device, CudaWithoutAGpuIsAUserErrorThatSaysWhy) {
   if (cuda_devices() > 0) GTEST_SKIP() << "a GPU is visible";
   try {
-    make_device_runtime("cuda", 0);
+    make_device_runtime(DeviceKind::kCuda, 0);
     FAIL() << "expected a UserError";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("device=cpu"), std::string::npos) << e.what();
