@@ -13,7 +13,8 @@ usage: /usr/bin/python3 bench/torchvision_data.py DIR [--workers N]
 import argparse
 import json
 import sys
-import time
+
+from loader_timing import time_loader
 
 try:
     import torch
@@ -44,16 +45,7 @@ def main():
         persistent_workers=args.workers > 0, drop_last=False)
     print(f"torchvision data: {args.dir}: {len(ds)} images, crop {args.crop}, "
           f"batch {args.batch}, {args.workers} DataLoader worker(s)", flush=True)
-    images, start, warm = 0, None, True
-    while start is None or time.perf_counter() - start < args.seconds:
-        for x, _ in loader:
-            if warm:  # the first batch (worker start-up) is not counted
-                warm, start = False, time.perf_counter()
-                continue
-            images += x.shape[0]
-            if time.perf_counter() - start >= args.seconds:
-                break
-    elapsed = time.perf_counter() - start
+    images, elapsed = time_loader(loader, args.seconds)
     ips = images / elapsed
     per = ips / max(args.workers, 1)
     print(f"torchvision data: {ips:.0f} images/s with {args.workers} worker(s) = "

@@ -1,34 +1,91 @@
-// Layout of one batch inside a ring slot, shared by the data service (writer)
-// and the worker (reader):
+// What a batch holds, and where each part lies inside a ring slot: one
+// description, made by the data service, sent to the worker in the control
+// handshake (proto/control.proto, Ready.fields) and read back by the worker,
+// so neither side assumes the other's fields.
+//
+// A batch is a list of named fields; each holds one fixed-shape array per
+// sample (a dtype and a per-sample shape). A slot is
 //   [SlotHeader, 64 B][error text, 1024 B][owner: uint8 x batch, padded to 8]
-//   [labels: int64 x batch][pixels: uint8 x batch x C x H x W]
-// The error text names the corrupt images skipped in this batch, one path per
-// line, NUL-terminated (cut short when it does not fit). owner[j] is 1 where
-// this slot's producer wrote position j: all of them with one data service;
-// with K sharded services each fills its own positions and the worker
-// gathers the others' into shard 0's slot (worker/data_client.cpp).
-// Pixels are NCHW, RGB or gray, 0..255; a label of -1 marks an invalid sample
-// (eval padding or a skipped corrupt image) that must not count.
+//   [field 0: batch x its sample bytes, padded to 8][field 1: ...]...
+// in the order the fields are listed. The error text names the corrupt
+// images skipped in this batch, one path per line, NUL-terminated (cut short
+// when it does not fit). owner[j] is 1 where this slot's producer wrote
+// position j: all of them with one data service; with K sharded services
+// each fills its own positions and the worker gathers the others' into
+// shard 0's slot (worker/data_client.cpp), field by field.
+//
+// Classification: "label" (int64, one per sample; -1 marks an invalid
+// sample: eval padding or a skipped corrupt image) then "image" (uint8
+// C x H x W, RGB or gray, 0..255) — the same bytes, at the same offsets, as
+// before fields were described. Other workloads add fields ("mask" for
+// segmentation) without changing how slots are made, sent or gathered.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "common/shm_ring.h"
 
 namespace convoy {
 
-struct BatchLayout {
-  int batch = 0, channels = 0, height = 0, width = 0;
+enum class DType : uint8_t { kUint8, kInt64, kFloat32 };
 
+size_t dtype_bytes(DType t);
+const char* dtype_name(DType t);  // "uint8", "int64", "float32"
+// The DType called `name`; a convoy::Error for anything else.
+DType dtype_from_name(const std::string& name);
+
+struct BatchField {
+  std::string name;
+  DType dtype = DType::kUint8;
+  std::vector<int64_t> shape;  // of one sample; empty: a scalar
+  size_t offset = 0;           // from the start of the slot (set by BatchLayout)
+
+  size_t sample_bytes() const;
+  bool operator==(const BatchField& o) const {
+    return name == o.name && dtype == o.dtype && shape == o.shape && offset == o.offset;
+  }
+};
+
+class BatchLayout {
+ public:
   static constexpr size_t kErrorTextBytes = 1024;
 
-  size_t image_bytes() const { return static_cast<size_t>(channels) * height * width; }
+  BatchLayout() = default;
+  // `fields` in slot order (their offsets are computed here).
+  BatchLayout(int batch, std::vector<BatchField> fields);
+  // An image classifier's batch: "label" then "image".
+  static BatchLayout classification(int batch, int channels, int height, int width);
+
+  int batch() const { return batch_; }
+  const std::vector<BatchField>& fields() const { return fields_; }
+  const BatchField* find(const std::string& name) const;
+  const BatchField& field(const std::string& name) const;  // a convoy::Error when absent
+
   size_t error_text_offset() const { return sizeof(SlotHeader); }
   size_t owner_offset() const { return error_text_offset() + kErrorTextBytes; }
-  size_t labels_offset() const { return owner_offset() + (static_cast<size_t>(batch) + 7) / 8 * 8; }
-  size_t pixels_offset() const { return labels_offset() + sizeof(int64_t) * batch; }
-  size_t payload_bytes() const { return pixels_offset() - sizeof(SlotHeader) + image_bytes() * batch; }
+  size_t payload_bytes() const { return end_ - sizeof(SlotHeader); }  // after the SlotHeader
+
+  // Sample j's bytes of field f inside `slot`.
+  uint8_t* sample(uint8_t* slot, const BatchField& f, int j) const { return slot + f.offset + f.sample_bytes() * j; }
+  const uint8_t* sample(const uint8_t* slot, const BatchField& f, int j) const {
+    return slot + f.offset + f.sample_bytes() * j;
+  }
+  // Copies position j of every field from `from` into `to` (two slots of
+  // this layout): how K shards' positions become one batch.
+  void copy_position(const uint8_t* from, uint8_t* to, int j) const;
+
+  bool operator==(const BatchLayout& o) const { return batch_ == o.batch_ && fields_ == o.fields_; }
+  bool operator!=(const BatchLayout& o) const { return !(*this == o); }
+  // "label int64[] @1096, image uint8[3,32,32] @1608": for error messages.
+  std::string describe() const;
+
+ private:
+  int batch_ = 0;
+  std::vector<BatchField> fields_;
+  size_t end_ = sizeof(SlotHeader);
 };
 
 }  // namespace convoy

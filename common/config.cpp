@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <regex>
@@ -212,7 +213,7 @@ void validate(const proto::Config& c, const Validator& v) {
   REQUIRE_CHOICE(DeviceKind, c.device(), "device");
   const auto& d = c.data();
   v.require(d.source_case() != proto::DataConfig::SOURCE_NOT_SET, "data",
-            "no dataset: set one of data.idx, data.image_folder, data.csv, data.shards, data.file_names");
+            "no dataset: set one of data.idx, data.image_folder, data.csv, data.shards, data.file_names, data.segmentation_folder");
   v.require(d.batch_size() > 0, "data.batch_size", "must be > 0");
   v.require(d.val_fraction() >= 0 && d.val_fraction() < 1, "data.val_fraction", "must be in [0, 1)");
   v.require(d.test_fraction() >= 0 && d.val_fraction() + d.test_fraction() < 1, "data.test_fraction",
@@ -236,6 +237,28 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(a.rrc_ratio_min() > 0 && a.rrc_ratio_min() <= a.rrc_ratio_max(),
             "data.train_augment.rrc_ratio_min", "need 0 < rrc_ratio_min <= rrc_ratio_max");
   v.require(a.random_crop_padding() >= 0, "data.train_augment.random_crop_padding", "must be >= 0");
+  v.require(a.rotate_degrees() >= 0 && a.rotate_degrees() <= 180, "data.train_augment.rotate_degrees",
+            "must be in 0..180");
+  for (auto [value, name] : {std::pair{a.brightness(), "brightness"}, {a.contrast(), "contrast"},
+                             {a.saturation(), "saturation"}})
+    v.require(value >= 0 && value < 1, std::string("data.train_augment.") + name, "must be in [0, 1)");
+  v.require(a.hue() >= 0 && a.hue() <= 0.5f, "data.train_augment.hue", "must be in [0, 0.5]");
+  if (d.has_segmentation_folder()) {
+    const auto& s = d.segmentation_folder();
+    v.require(s.root().empty() != (s.images().empty() && s.masks().empty()), "data.segmentation_folder",
+              "set either root (train/, trainannot/, ...) or images and masks, not both");
+    v.require(!s.root().empty() || (!s.images().empty() && !s.masks().empty()), "data.segmentation_folder.masks",
+              "images and masks go together: set both");
+    v.require(s.class_names_size() > 0 || s.mask_values_size() > 0, "data.segmentation_folder.class_names",
+              "name the classes (or give mask_values): the masks alone do not say how many there are");
+    v.require(s.class_names_size() == 0 || s.mask_values_size() == 0 || s.class_names_size() == s.mask_values_size(),
+              "data.segmentation_folder.mask_values", "needs one value per class name");
+    for (int m : s.mask_values())
+      v.require(m >= 0 && m <= 255, "data.segmentation_folder.mask_values", "values are 8-bit mask pixels: 0..255");
+    const int classes = std::max(s.class_names_size(), s.mask_values_size());
+    v.require(s.ignore_index() >= classes && s.ignore_index() <= 255, "data.segmentation_folder.ignore_index",
+              "must be 0..255 and not a class id (>= the number of classes)");
+  }
   v.require(d.eval_resize_ratio() == 0 || d.eval_resize_ratio() >= 1, "data.eval_resize_ratio", "must be 0 (auto) or >= 1");
   const auto& m = c.model();
   v.require(known_arch(m.arch()), "model.arch",
@@ -345,6 +368,29 @@ DataSpec data_spec(const proto::DataConfig& d) {
       od.test_path = d.file_names().test_root();
       od.file_name_pattern = d.file_names().pattern();
       break;
+    case proto::DataConfig::kSegmentationFolder: {
+      const auto& s = d.segmentation_folder();
+      od.kind = DataSpec::Kind::kSegmentationFolder;
+      auto& seg = od.segmentation;
+      if (!s.root().empty()) {
+        od.train_path = join_path(s.root(), "train");
+        seg.masks_dir = join_path(s.root(), "trainannot");
+        seg.val_images = join_path(s.root(), "val");
+        seg.val_masks = join_path(s.root(), "valannot");
+        seg.test_images = join_path(s.root(), "test");
+        seg.test_masks = join_path(s.root(), "testannot");
+      } else {
+        od.train_path = s.images();
+        seg.masks_dir = s.masks();
+      }
+      seg.images_dir = od.train_path;
+      seg.mask_values.assign(s.mask_values().begin(), s.mask_values().end());
+      seg.ignore_index = s.ignore_index();
+      od.class_names.assign(s.class_names().begin(), s.class_names().end());
+      if (od.class_names.empty())
+        for (size_t c = 0; c < seg.mask_values.size(); ++c) od.class_names.push_back(std::to_string(c));
+      break;
+    }
     default:
       od.kind = DataSpec::Kind::kCsv;
       od.train_path = d.csv().train();
@@ -373,6 +419,13 @@ DataSpec data_spec(const proto::DataConfig& d) {
   oa.rrc_ratio_max = a.rrc_ratio_max();
   oa.random_crop_padding = a.random_crop_padding();
   oa.horizontal_flip = a.horizontal_flip();
+  oa.vertical_flip = a.vertical_flip();
+  oa.rotate90 = a.rotate90();
+  oa.rotate_degrees = a.rotate_degrees();
+  oa.brightness = a.brightness();
+  oa.contrast = a.contrast();
+  oa.saturation = a.saturation();
+  oa.hue = a.hue();
   od.eval_resize_ratio = d.eval_resize_ratio() > 0 ? d.eval_resize_ratio()
                          : a.random_resized_crop()  ? 256.f / 224.f
                                                     : 1.f;
@@ -555,6 +608,13 @@ Config parse_config(const std::string& text, const std::string& origin,
       resolve(d->mutable_file_names()->mutable_val_root(), "data.file_names.val_root");
       resolve(d->mutable_file_names()->mutable_test_root(), "data.file_names.test_root");
       break;
+    case proto::DataConfig::kSegmentationFolder: {
+      auto* s = d->mutable_segmentation_folder();
+      resolve(s->mutable_root(), "data.segmentation_folder.root");
+      resolve(s->mutable_images(), "data.segmentation_folder.images");
+      resolve(s->mutable_masks(), "data.segmentation_folder.masks");
+      break;
+    }
     default:
       v.require(!d->csv().train().empty(), "data.csv.train", "must name a CSV manifest");
       resolve(d->mutable_csv()->mutable_train(), "data.csv.train");

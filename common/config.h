@@ -22,6 +22,20 @@ struct AugmentSpec {
   float rrc_ratio_min = 0.75f, rrc_ratio_max = 4.f / 3.f;
   int random_crop_padding = 0;
   bool horizontal_flip = false;
+  bool vertical_flip = false, rotate90 = false;
+  float rotate_degrees = 0;
+  float brightness = 0, contrast = 0, saturation = 0, hue = 0;
+  // Whether any draw is made after the crop and flip (segmentation's).
+  bool extra_geometry() const { return vertical_flip || rotate90 || rotate_degrees > 0; }
+  bool photometric() const { return brightness > 0 || contrast > 0 || saturation > 0 || hue > 0; }
+};
+
+// segmentation_folder (proto/config.proto, SegmentationFolderDataset).
+struct SegmentationLayout {
+  std::string images_dir, masks_dir;  // one folder pair, split by fractions (else train/val/test paths)
+  std::string val_images, val_masks, test_images, test_masks;  // with `root`; empty when absent
+  std::vector<int> mask_values;
+  int ignore_index = 255;
 };
 
 // How a CSV manifest lays out its columns (proto/config.proto, CsvDataset).
@@ -33,14 +47,15 @@ struct CsvLayout {
 };
 
 struct DataSpec {
-  enum class Kind { kIdx, kImageFolder, kCsv, kShards, kFileNames };
+  enum class Kind { kIdx, kImageFolder, kCsv, kShards, kFileNames, kSegmentationFolder };
   Kind kind = Kind::kIdx;
   // Absolute after loading; empty when not given.
   std::string idx_dir;
-  std::vector<std::string> class_names;  // idx only
+  std::vector<std::string> class_names;  // idx and segmentation_folder
   std::string train_path, val_path, test_path;  // image folders, CSV manifests or packs
   CsvLayout csv;
   std::string file_name_pattern;  // file_names: the label is the first capture group
+  SegmentationLayout segmentation;  // segmentation_folder: masks (train_path: the train images)
   float val_fraction = 0.1f, test_fraction = 0.f;
   uint64_t split_seed = 0;
   int batch_size = 64;

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "data_service/augment.h"
 #include "data_service/image_decode.h"
+#include "data_service/mask_transform.h"
 #include "common/sample_rng.h"
 
 namespace convoy {
@@ -24,7 +25,15 @@ BatchProducer::BatchProducer(const Config& cfg, DatasetSplits data, int decode_t
   // Parallelism is ours (one sample per decode thread); OpenCV's own thread
   // pool inside resize/warp would only oversubscribe the cores.
   cv::setNumThreads(0);
-  layout_ = {cfg.data.batch_size, cfg.data.image.channels, cfg.data.image.height, cfg.data.image.width};
+  const auto& img = cfg.data.image;
+  layout_ = BatchLayout::classification(cfg.data.batch_size, img.channels, img.height, img.width);
+  // Segmentation: a mask of class ids beside each image ("label" stays: 0
+  // for a real sample, -1 for padding or a skipped one).
+  if (!data_.splits.empty() && data_.splits.front().second->has_masks()) {
+    std::vector<BatchField> fields = layout_.fields();
+    fields.insert(fields.begin() + 1, {"mask", DType::kUint8, {img.height, img.width}, 0});
+    layout_ = BatchLayout(cfg.data.batch_size, fields);
+  }
 }
 
 int BatchProducer::split_index(const std::string& name) const {
@@ -76,13 +85,16 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
   const Dataset& ds = *data_.splits.at(split).second;
   TransformSpec tf{cfg_.data.image, cfg_.data.train_augment, data_.splits[split].first == "train",
                    cfg_.data.eval_resize_ratio};
-  auto* labels = reinterpret_cast<int64_t*>(slot + layout_.labels_offset());
-  uint8_t* pixels = slot + layout_.pixels_offset();
-  const size_t image_bytes = layout_.image_bytes();
+  const BatchField& image = layout_.field("image");
+  const BatchField* mask_field = layout_.find("mask");
+  const auto ignore = static_cast<uint8_t>(cfg_.data.segmentation.ignore_index);
+  auto* labels = reinterpret_cast<int64_t*>(slot + layout_.field("label").offset);
+  const size_t image_bytes = image.sample_bytes();
   uint8_t* owner = slot + layout_.owner_offset();
-  std::vector<uint8_t> invalid(layout_.batch, 0), corrupt(layout_.batch, 0);
+  const int batch = layout_.batch();
+  std::vector<uint8_t> invalid(batch, 0), corrupt(batch, 0);
   std::vector<int> mine;  // this shard's positions
-  for (int j = 0; j < layout_.batch; ++j) {
+  for (int j = 0; j < batch; ++j) {
     bool own = sample_shard(ord->sample(step, rank, j), j, shards) == shard;
     owner[j] = own;
     if (own) mine.push_back(j);
@@ -90,17 +102,25 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
 
   pool_.parallel_for(mine.size(), [&](size_t m) {
     const size_t j = static_cast<size_t>(mine[m]);
-    uint8_t* dst = pixels + j * image_bytes;
+    uint8_t* dst = layout_.sample(slot, image, static_cast<int>(j));
+    uint8_t* mask_dst = mask_field ? layout_.sample(slot, *mask_field, static_cast<int>(j)) : nullptr;
+    auto blank = [&] {
+      std::memset(dst, 0, image_bytes);
+      if (mask_dst) std::memset(mask_dst, ignore, mask_field->sample_bytes());
+    };
     int64_t idx = ord->sample(step, rank, static_cast<int>(j));
     if (idx < 0) {
       labels[j] = -1;
-      std::memset(dst, 0, image_bytes);
+      blank();
       invalid[j] = 1;
       return;
     }
     SampleRng rng(mix_seed(cfg_.seed, kSaltAugment, epoch, static_cast<uint64_t>(idx)));
     try {
-      decode_transform(ds, static_cast<size_t>(idx), tf, decode_opts_, rng, dst);
+      if (mask_dst)
+        decode_with_mask(ds, static_cast<size_t>(idx), tf, ignore, rng, dst, mask_dst);
+      else
+        decode_transform(ds, static_cast<size_t>(idx), tf, decode_opts_, rng, dst);
       labels[j] = ds.label(static_cast<size_t>(idx));
     } catch (const DecodeError& e) {
       if (cfg_.data.strict)
@@ -109,7 +129,7 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
       if (first_report(ds.describe(static_cast<size_t>(idx))))
         spdlog::warn("skipping corrupt image (reported once): {}", e.what());
       labels[j] = -1;
-      std::memset(dst, 0, image_bytes);
+      blank();
       invalid[j] = corrupt[j] = 1;
     }
   });
@@ -118,7 +138,7 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
   h->step = step;
   h->epoch = epoch;
   h->split = static_cast<uint32_t>(split);
-  h->count = static_cast<uint32_t>(layout_.batch);
+  h->count = static_cast<uint32_t>(batch);
   h->shard = static_cast<uint32_t>(shard);
   h->filled = static_cast<uint32_t>(mine.size());
   h->invalid = h->errors = 0;

@@ -1,6 +1,7 @@
 // Fills batches: for (split, epoch, step, rank, world) picks the samples
 // (sampler.h), decodes and transforms them on the decode threads, and writes
-// labels and pixels in the ring-slot layout (common/batch_layout.h).
+// each field of the batch (for classification: label, image) where the
+// layout it describes puts it (common/batch_layout.h).
 // Invariant: the bytes written depend only on the config and those five
 // numbers, never on the number of threads or their timing.
 #pragma once

@@ -136,10 +136,13 @@ class DataService {
     r->set_ring_name(ring.name());
     r->set_slots(ring.slots());
     r->set_slot_bytes(ring.slot_bytes());
-    r->set_batch_size(layout.batch);
-    r->set_channels(layout.channels);
-    r->set_height(layout.height);
-    r->set_width(layout.width);
+    r->set_batch_size(layout.batch());
+    for (const auto& f : layout.fields()) {
+      auto* field = r->add_fields();
+      field->set_name(f.name);
+      field->set_dtype(dtype_name(f.dtype));
+      for (int64_t d : f.shape) field->add_shape(d);
+    }
     for (const auto& c : producer_.data().class_names) r->add_class_names(c);
     r->set_shard(shard_);
     r->set_shards(shards_);

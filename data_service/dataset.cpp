@@ -102,6 +102,19 @@ DatasetSplits open_datasets(const DataSpec& spec) {
         return make_file_dataset(list_by_file_name(path, spec.file_name_pattern, &out.class_names, is_train));
       });
       break;
+    case DataSpec::Kind::kSegmentationFolder: {
+      const auto& seg = spec.segmentation;
+      out.class_names = spec.class_names;
+      const int classes = static_cast<int>(out.class_names.size());
+      auto open = [&](const std::string& images, const std::string& masks) {
+        return make_segmentation_dataset(list_mask_pairs(images, masks), seg, classes);
+      };
+      train = open(spec.train_path, seg.masks_dir);
+      // With `root`, val/ and test/ are used where they exist.
+      if (!seg.val_images.empty() && is_directory(seg.val_images)) val = open(seg.val_images, seg.val_masks);
+      if (!seg.test_images.empty() && is_directory(seg.test_images)) test = open(seg.test_images, seg.test_masks);
+      break;
+    }
   }
   if (train->size() == 0) CONVOY_USER_ERROR("the training split has no samples (check the dataset path)");
   add_splits(&out, train, val, test, spec);

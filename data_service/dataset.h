@@ -47,6 +47,14 @@ class Dataset {
     (void)i, (void)out;
     return false;
   }
+  // Segmentation datasets: each sample has a mask of class ids.
+  virtual bool has_masks() const { return false; }
+  // Sample i's mask: CV_8UC1 of the image's size, each pixel a class id or
+  // the ignore index. Throws DecodeError naming the file (unreadable, another
+  // size than its image, a value that is no class).
+  virtual cv::Mat load_mask(size_t i) const {
+    throw DecodeError(describe(i) + ": this dataset has no masks");
+  }
 };
 
 // A view of some samples of another dataset.
@@ -59,6 +67,8 @@ class SubsetDataset : public Dataset {
   cv::Mat load(size_t i, int channels) const override { return base_->load(indices_[i], channels); }
   std::string describe(size_t i) const override { return base_->describe(indices_[i]); }
   bool read_encoded(size_t i, EncodedImage* out) const override { return base_->read_encoded(indices_[i], out); }
+  bool has_masks() const override { return base_->has_masks(); }
+  cv::Mat load_mask(size_t i) const override { return base_->load_mask(indices_[i]); }
 
  private:
   std::shared_ptr<const Dataset> base_;
@@ -109,5 +119,17 @@ std::shared_ptr<const Dataset> make_file_dataset(FileList files);
 // taken from the pack and returned; else the pack's class names are mapped
 // onto them (each must be one of them).
 std::shared_ptr<const Dataset> open_shards(const std::string& dir, std::vector<std::string>* classes);
+
+// segmentation_dataset.cpp. Every image under `images` paired with the mask
+// of the same base name under `masks` (any extension; sub-folders mirror):
+// a UserError naming the first image without a mask, or mask without an
+// image. Masks map through `mask_values` (empty: pixel value = class id) to
+// class ids < `classes`, other values to `ignore_index`.
+struct MaskPairs {
+  std::vector<std::string> images, masks;
+};
+MaskPairs list_mask_pairs(const std::string& images, const std::string& masks);
+std::shared_ptr<const Dataset> make_segmentation_dataset(MaskPairs pairs, const SegmentationLayout& layout,
+                                                         int classes);
 
 }  // namespace convoy

@@ -5,6 +5,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "data_service/jpeg_decode.h"
+#include "data_service/mask_transform.h"
 
 namespace convoy {
 namespace {
@@ -82,6 +83,17 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
     }
   }
   transform_image(decode_full_named(enc.data, enc.size, spec.out.channels, name), spec, rng, dst);
+}
+
+void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, uint8_t ignore_index, SampleRng& rng,
+                      uint8_t* dst_image, uint8_t* dst_mask) {
+  const cv::Mat image = ds.load(i, spec.out.channels);
+  const cv::Mat mask = ds.load_mask(i);
+  if (mask.size() != image.size())
+    throw DecodeError(ds.describe(i) + ": its mask is " + std::to_string(mask.cols) + "x" + std::to_string(mask.rows) +
+                      ", the image " + std::to_string(image.cols) + "x" + std::to_string(image.rows) +
+                      " (a mask must have its image's size)");
+  transform_image_and_mask(image, mask, spec, ignore_index, rng, dst_image, dst_mask);
 }
 
 }  // namespace convoy

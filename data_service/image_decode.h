@@ -26,6 +26,13 @@ struct DecodeOptions {
 void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
                       SampleRng& rng, uint8_t* dst);
 
+// Segmentation: decodes sample `i`'s image and mask and transforms both
+// with one draw (mask_transform.h): CHW bytes to dst_image, class ids to
+// dst_mask. Throws DecodeError naming the file for an unreadable image or
+// mask, or a mask of another size than its image.
+void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, uint8_t ignore_index, SampleRng& rng,
+                      uint8_t* dst_image, uint8_t* dst_mask);
+
 // Full decode of JPEG/PNG bytes to 8-bit RGB (channels 3) or gray (1),
 // ignoring EXIF orientation (as PIL does). Throws DecodeError mentioning
 // `what` for truncated or undecodable bytes.

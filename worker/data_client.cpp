@@ -25,6 +25,23 @@ std::vector<std::string> error_lines(const uint8_t* slot, const BatchLayout& l) 
   return out;
 }
 
+c10::ScalarType torch_dtype(DType t) {
+  switch (t) {
+    case DType::kUint8: return torch::kUInt8;
+    case DType::kInt64: return torch::kInt64;
+    case DType::kFloat32: return torch::kFloat32;
+  }
+  return torch::kUInt8;
+}
+
+// The batch layout the service described in its Ready message.
+BatchLayout layout_from(const proto::Ready& r) {
+  std::vector<BatchField> fields;
+  for (const auto& f : r.fields())
+    fields.push_back({f.name(), dtype_from_name(f.dtype()), {f.shape().begin(), f.shape().end()}, 0});
+  return BatchLayout(r.batch_size(), fields);
+}
+
 }  // namespace
 
 const SplitMeta* DataInfo::find(const std::string& name) const {
@@ -92,7 +109,10 @@ std::string DataClient::connect(Part& part, int shard) {
   part.ring = ShmRing::open(r.ring_name());
   if (pinner_) part.pin = pin(part.ring);
   DataInfo info;
-  info.layout = {r.batch_size(), r.channels(), r.height(), r.width()};
+  info.layout = layout_from(r);
+  CONVOY_CHECK(sizeof(SlotHeader) + info.layout.payload_bytes() <= part.ring->slot_bytes(),
+               "rank " << rank_ << ": data service shard " << shard << "'s batches (" << info.layout.describe()
+                       << ") do not fit its ring's " << part.ring->slot_bytes() << "-byte slots");
   info.class_names.assign(r.class_names().begin(), r.class_names().end());
   for (int i = 0; i < r.splits_size(); ++i)
     info.splits.push_back({r.splits(i).name(), r.splits(i).num_samples(), r.splits(i).steps_per_epoch(),
@@ -101,8 +121,7 @@ std::string DataClient::connect(Part& part, int shard) {
     info_ = info;
   } else {
     // Every shard serves the same data set with the same geometry.
-    bool same = info.layout.batch == info_.layout.batch && info.layout.image_bytes() == info_.layout.image_bytes() &&
-                info.splits.size() == info_.splits.size();
+    bool same = info.layout == info_.layout && info.splits.size() == info_.splits.size();
     for (size_t i = 0; same && i < info.splits.size(); ++i)
       same = info.splits[i].name == info_.splits[i].name && info.splits[i].num_samples == info_.splits[i].num_samples;
     CONVOY_CHECK(same, "rank " << rank_ << ": data service shard " << shard << " serves a different data set");
@@ -242,21 +261,21 @@ Batch DataClient::next(const std::string& split, uint32_t epoch, uint64_t step) 
     b.header.errors += h.errors;
     b.header.filled += h.filled;
     const uint8_t* owner = slot.data + l.owner_offset();
-    for (int j = 0; j < l.batch; ++j) {
-      if (!owner[j]) continue;
-      std::memcpy(base.data + l.labels_offset() + sizeof(int64_t) * j, slot.data + l.labels_offset() + sizeof(int64_t) * j,
-                  sizeof(int64_t));
-      std::memcpy(base.data + l.pixels_offset() + l.image_bytes() * j, slot.data + l.pixels_offset() + l.image_bytes() * j,
-                  l.image_bytes());
-    }
+    for (int j = 0; j < l.batch(); ++j)
+      if (owner[j]) l.copy_position(slot.data, base.data, j);
     parts_[k].ring->release(slot.index);
   }
-  // The slot returns to the producer once both tensors are gone.
+  // One tensor per field, over the slot; it returns to the producer once
+  // every tensor over it is gone.
   auto ring = parts_[0].ring;
   auto lease = std::shared_ptr<void>(nullptr, [ring, index = base.index](void*) { ring->release(index); });
-  b.labels = torch::from_blob(base.data + l.labels_offset(), {l.batch}, [lease](void*) {}, torch::kInt64);
-  b.pixels = torch::from_blob(base.data + l.pixels_offset(), {l.batch, l.channels, l.height, l.width},
-                              [lease](void*) {}, torch::kUInt8);
+  for (const auto& f : l.fields()) {
+    std::vector<int64_t> sizes = {l.batch()};
+    sizes.insert(sizes.end(), f.shape.begin(), f.shape.end());
+    b.fields.emplace(f.name, torch::from_blob(base.data + f.offset, sizes, [lease](void*) {}, torch_dtype(f.dtype)));
+  }
+  b.pixels = b.fields.at("image");
+  b.labels = b.fields.at("label");
   return b;
 }
 

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,8 +38,11 @@ struct DataInfo {
 };
 
 struct Batch {
-  torch::Tensor pixels;  // uint8 (N, C, H, W), in shared memory
-  torch::Tensor labels;  // int64 (N), in shared memory; -1 = invalid
+  // Every field the service described (common/batch_layout.h), as tensors
+  // over the slot in shared memory: (N, sample shape...).
+  std::map<std::string, torch::Tensor> fields;
+  torch::Tensor pixels;  // fields["image"]: uint8 (N, C, H, W)
+  torch::Tensor labels;  // fields["label"]: int64 (N); -1 = invalid
   SlotHeader header;
   std::vector<std::string> corrupt_files;  // skipped in this batch (when header.errors > 0)
 };

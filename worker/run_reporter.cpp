@@ -158,9 +158,11 @@ void RunReporter::early_stop(int epoch, const BestTracker& best) {
                      .add("patience", best.patience()));
 }
 
-void RunReporter::end(double seconds, const BestTracker& best, const std::string& selection_split,
+void RunReporter::end(double seconds, const BestTracker& best, const std::string& selection_split_asked,
                       int64_t global_step, const std::string& param_checksum) {
   if (!writes_) return;
+  // A run that ended before its first evaluation (train.max_steps) has no best.
+  const std::string selection_split = best.best_accuracy() < 0 ? "none" : selection_split_asked;
   metrics_.write(JsonLine()
                      .add("event", metrics::kEnd)
                      .add("seconds", seconds)

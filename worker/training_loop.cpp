@@ -111,6 +111,12 @@ class TrainingLoop::Impl {
         timeline_(dist.rank(), cfg.train.timeline_start, cfg.train.timeline_steps),
         progress_(progress_mode(dist.rank())),
         store_(join_path(run_dir, "checkpoints"), cfg.train.keep_checkpoints), last_checkpoint_(Clock::now()) {
+    // The data path serves segmentation batches (image + mask); the models
+    // and losses that train on them come next. Until then, say so.
+    if (data.info().layout.find("mask"))
+      CONVOY_USER_ERROR("data.segmentation_folder: the data service serves image+mask batches, but this worker "
+                        "trains classifiers only so far (no segmentation model yet); `convoy bench data` reads the "
+                        "set");
     steps_ = train_steps_per_epoch();
     num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
     const int64_t k = cfg.train.accumulation_steps;  // optimizer steps per epoch: ceil(steps / k)

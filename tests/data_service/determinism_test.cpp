@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/config.h"
+#include "common/error.h"
 #include "data_service/batch_producer.h"
 #include "tests/tools/image_gen.h"
 #include "tests/tools/temp_dir.h"
@@ -45,6 +46,32 @@ std::vector<uint8_t> epoch_bytes(const Config& cfg, int threads, int split, uint
   return all;
 }
 
+// Classification batches keep the bytes and offsets they had before batches
+// described their fields: label (int64) then image (uint8 NCHW) after the
+// header, the error text and the owner mask.
+TEST(Determinism, ClassificationLayoutIsLabelThenImage) {
+  const BatchLayout l = BatchLayout::classification(6, 3, 32, 40);
+  ASSERT_EQ(l.fields().size(), 2u);
+  const BatchField& label = l.field("label");
+  const BatchField& image = l.field("image");
+  EXPECT_EQ(label.offset, sizeof(SlotHeader) + BatchLayout::kErrorTextBytes + 8);  // owner: 6 bytes, padded to 8
+  EXPECT_EQ(image.offset, label.offset + 8 * 6);
+  EXPECT_EQ(image.sample_bytes(), 3u * 32 * 40);
+  EXPECT_EQ(l.payload_bytes(), image.offset + 6 * 3 * 32 * 40 - sizeof(SlotHeader));
+  EXPECT_EQ(l.describe(), "label int64[] @1096, image uint8[3,32,40] @1144");
+  EXPECT_THROW(l.field("mask"), Error);
+  // A described layout is laid out the same from its description alone.
+  std::vector<BatchField> described;
+  for (const auto& f : l.fields()) described.push_back({f.name, dtype_from_name(dtype_name(f.dtype)), f.shape, 0});
+  EXPECT_EQ(BatchLayout(6, described), l);
+  // More fields (a segmentation mask) keep every field 8-byte aligned.
+  const BatchLayout seg(3, {{"label", DType::kInt64, {}, 0}, {"mask", DType::kUint8, {5, 7}, 0},
+                            {"image", DType::kUint8, {3, 5, 7}, 0}});
+  EXPECT_EQ(seg.field("mask").offset % 8, 0u);
+  EXPECT_EQ(seg.field("image").offset, seg.field("mask").offset + 112);  // 3 x 35 = 105, padded to 112
+  EXPECT_THROW(BatchLayout(2, {{"x", DType::kUint8, {1}, 0}, {"x", DType::kUint8, {1}, 0}}), Error);
+}
+
 TEST(Determinism, SameBatchesWithOneAndFourDecodeThreads) {
   std::string dir = image_folder(3, 10);
   Config cfg = folder_config(dir);
@@ -80,23 +107,22 @@ TEST(Determinism, ShardedFillsMergeToTheUnshardedBatch) {
       p.fill(split, 1, step, 1, 2, whole.data());
       for (int k : {2, 3}) {
         std::vector<uint8_t> merged(slot_bytes, 0);
-        std::vector<int> owners(l.batch, 0);
+        std::vector<int> owners(l.batch(), 0);
         int filled = 0;
         for (int s = 0; s < k; ++s) {
           std::vector<uint8_t> part(slot_bytes, 0xAB);  // garbage where the shard does not write
           filled += p.fill(split, 1, step, 1, 2, part.data(), s, k).filled;
           const uint8_t* owner = part.data() + l.owner_offset();
-          for (int j = 0; j < l.batch; ++j) {
+          for (int j = 0; j < l.batch(); ++j) {
             if (!owner[j]) continue;
             ++owners[j];
-            std::memcpy(merged.data() + l.labels_offset() + 8 * j, part.data() + l.labels_offset() + 8 * j, 8);
-            std::memcpy(merged.data() + l.pixels_offset() + l.image_bytes() * j,
-                        part.data() + l.pixels_offset() + l.image_bytes() * j, l.image_bytes());
+            l.copy_position(part.data(), merged.data(), j);
           }
         }
-        EXPECT_EQ(filled, l.batch);
-        for (int j = 0; j < l.batch; ++j) ASSERT_EQ(owners[j], 1) << "position " << j << " with " << k << " shards";
-        ASSERT_TRUE(std::equal(whole.begin() + l.labels_offset(), whole.end(), merged.begin() + l.labels_offset()))
+        EXPECT_EQ(filled, l.batch());
+        for (int j = 0; j < l.batch(); ++j) ASSERT_EQ(owners[j], 1) << "position " << j << " with " << k << " shards";
+        const size_t fields = l.fields().front().offset;
+        ASSERT_TRUE(std::equal(whole.begin() + fields, whole.end(), merged.begin() + fields))
             << "split " << split << " step " << step << " with " << k << " shards";
       }
     }

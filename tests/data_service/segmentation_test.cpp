@@ -1,0 +1,271 @@
+// Segmentation data: image/mask pairing and its errors, mask values to class
+// ids, one geometric draw for image and mask, and batches with a mask field.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "data_service/batch_producer.h"
+#include "data_service/dataset.h"
+#include "data_service/mask_transform.h"
+#include "tests/tools/temp_dir.h"
+
+namespace convoy {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string tmp() { return testing::make_temp_dir("convoy-seg"); }
+
+// A picture whose red channel is 255 inside a few random rectangles and 0
+// elsewhere, with noise in the other channels; its mask: class 1 where red.
+void synthetic(int h, int w, unsigned seed, cv::Mat* image, cv::Mat* mask) {
+  std::mt19937 gen(seed);
+  *image = cv::Mat(h, w, CV_8UC3);
+  cv::randu(*image, cv::Scalar::all(0), cv::Scalar::all(200));
+  std::vector<cv::Mat> ch;
+  cv::split(*image, ch);
+  ch[0] = cv::Scalar(0);
+  for (int k = 0; k < 4; ++k) {
+    int x = static_cast<int>(gen() % (w - 8)), y = static_cast<int>(gen() % (h - 8));
+    int rw = 8 + static_cast<int>(gen() % (w / 2)), rh = 8 + static_cast<int>(gen() % (h / 2));
+    cv::rectangle(ch[0], cv::Rect(x, y, rw, rh), cv::Scalar(255), cv::FILLED);
+  }
+  cv::merge(ch, *image);
+  *mask = ch[0] / 255;
+}
+
+// DIR/images/<name>.jpg|png and DIR/masks/<name>.png (values 0 and 255).
+void write_pair(const std::string& dir, const std::string& name, int h, int w, unsigned seed, bool jpeg) {
+  cv::Mat image, mask;
+  synthetic(h, w, seed, &image, &mask);
+  cv::Mat bgr;
+  cv::cvtColor(image, bgr, cv::COLOR_RGB2BGR);
+  make_dirs(join_path(dir, "images"));
+  make_dirs(join_path(dir, "masks"));
+  cv::imwrite(join_path(dir, "images/" + name + (jpeg ? ".jpg" : ".png")), bgr);
+  cv::imwrite(join_path(dir, "masks/" + name + ".png"), mask * 255);
+}
+
+SegmentationLayout binary_layout() {
+  SegmentationLayout l;
+  l.mask_values = {0, 255};
+  l.ignore_index = 255;
+  return l;
+}
+
+TEST(Segmentation, ImagesAndMasksPairByBaseName) {
+  const std::string d = tmp();
+  for (int i = 0; i < 3; ++i) write_pair(d, "s" + std::to_string(i), 20, 30, i, i % 2 == 0);
+  MaskPairs p = list_mask_pairs(join_path(d, "images"), join_path(d, "masks"));
+  ASSERT_EQ(p.images.size(), 3u);
+  EXPECT_THAT(p.images[0], HasSubstr("images/s0.jpg"));
+  EXPECT_THAT(p.masks[0], HasSubstr("masks/s0.png"));
+  EXPECT_THAT(p.masks[1], HasSubstr("masks/s1.png"));
+
+  write_pair(d, "lonely", 20, 30, 9, true);
+  std::remove(join_path(d, "masks/lonely.png").c_str());
+  try {
+    list_mask_pairs(join_path(d, "images"), join_path(d, "masks"));
+    FAIL() << "no error for an image without a mask";
+  } catch (const UserError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("images/lonely.jpg has no mask"));
+  }
+  std::remove(join_path(d, "images/lonely.jpg").c_str());
+  cv::imwrite(join_path(d, "masks/orphan.png"), cv::Mat::zeros(4, 4, CV_8UC1));
+  try {
+    list_mask_pairs(join_path(d, "images"), join_path(d, "masks"));
+    FAIL() << "no error for a mask without an image";
+  } catch (const UserError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("masks/orphan.png has no image"));
+  }
+  try {
+    list_mask_pairs(join_path(d, "images"), join_path(d, "nowhere"));
+    FAIL() << "no error for a missing mask folder";
+  } catch (const UserError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("mask folder"));
+  }
+}
+
+TEST(Segmentation, MaskValuesBecomeClassIds) {
+  const std::string d = tmp();
+  make_dirs(join_path(d, "images"));
+  make_dirs(join_path(d, "masks"));
+  cv::Mat img(2, 3, CV_8UC3, cv::Scalar::all(9));
+  cv::imwrite(join_path(d, "images/a.png"), img);
+  cv::Mat raw = (cv::Mat_<uint8_t>(2, 3) << 0, 255, 7, 255, 0, 0);
+  cv::imwrite(join_path(d, "masks/a.png"), raw);
+  auto ds = make_segmentation_dataset(list_mask_pairs(join_path(d, "images"), join_path(d, "masks")),
+                                      binary_layout(), 2);
+  ASSERT_TRUE(ds->has_masks());
+  // 0 -> class 0, 255 -> class 1, 7 (no class) -> unlabelled.
+  cv::Mat ids = ds->load_mask(0);
+  const cv::Mat want = (cv::Mat_<uint8_t>(2, 3) << 0, 1, 255, 1, 0, 0);
+  EXPECT_EQ(cv::countNonZero(ids != want), 0) << ids;
+
+  // Without mask_values the pixel is the class id; 7 of 3 classes is an error naming file and pixel.
+  SegmentationLayout plain;
+  plain.ignore_index = 255;
+  auto direct = make_segmentation_dataset(list_mask_pairs(join_path(d, "images"), join_path(d, "masks")), plain, 3);
+  try {
+    direct->load_mask(0);
+    FAIL() << "no error for a pixel that is no class";
+  } catch (const DecodeError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("masks/a.png: pixel (2, 0) holds 7, which is no class id"));
+  }
+  // An unreadable mask names the file.
+  write_file_atomic(join_path(d, "masks/a.png"), "not a png");
+  EXPECT_THROW(ds->load_mask(0), DecodeError);
+}
+
+TransformSpec all_geometry(bool train) {
+  TransformSpec spec;
+  spec.out = {48, 48, 3};
+  spec.train = train;
+  auto& a = spec.augment;
+  a.random_resized_crop = true;
+  a.rrc_scale_min = 0.2f;
+  a.horizontal_flip = a.vertical_flip = a.rotate90 = true;
+  a.rotate_degrees = 20;
+  spec.eval_resize_ratio = 1.14f;
+  return spec;
+}
+
+// The mask drawn from the image (red = class 1) still matches the
+// transformed image pixel for pixel after every geometric transform: one
+// draw moves both. (The image sampled nearest here so that its pixels stay
+// 0 or 255; the real path's bilinear image is checked below.)
+TEST(Segmentation, OneDrawMovesImageAndMask) {
+  for (bool train : {true, false})
+    for (unsigned seed = 0; seed < 60; ++seed) {
+      cv::Mat image, mask;
+      synthetic(90 + seed % 7 * 10, 120 - seed % 5 * 9, seed, &image, &mask);
+      const TransformSpec spec = all_geometry(train);
+      std::vector<uint8_t> chw(3 * 48 * 48), ids(48 * 48);
+      SampleRng rng(seed * 7 + 1);
+      transform_image_and_mask(image, mask, spec, 255, rng, chw.data(), ids.data(), /*nearest_image=*/true);
+      int labelled = 0;
+      for (size_t p = 0; p < ids.size(); ++p) {
+        if (ids[p] == 255) continue;  // brought in from outside by a rotation
+        ++labelled;
+        ASSERT_EQ(ids[p], chw[p] > 127 ? 1 : 0) << "seed " << seed << " pixel " << p << (train ? " train" : " eval");
+      }
+      EXPECT_GT(labelled, 48 * 48 / 3) << "seed " << seed;
+      if (!train) EXPECT_EQ(labelled, 48 * 48) << "evaluation brings in nothing from outside";
+    }
+}
+
+TEST(Segmentation, BilinearImageAgreesWithTheNearestMaskAwayFromEdges) {
+  int agree = 0, total = 0;
+  for (unsigned seed = 0; seed < 30; ++seed) {
+    cv::Mat image, mask;
+    synthetic(200, 260, seed, &image, &mask);  // shrinks by more than 2x: the area path
+    std::vector<uint8_t> chw(3 * 48 * 48), ids(48 * 48);
+    SampleRng rng(seed);
+    transform_image_and_mask(image, mask, all_geometry(true), 255, rng, chw.data(), ids.data());
+    for (size_t p = 0; p < ids.size(); ++p) {
+      if (ids[p] == 255 || (chw[p] > 40 && chw[p] < 215)) continue;  // unlabelled, or on an edge
+      ++total;
+      agree += ids[p] == (chw[p] > 127 ? 1 : 0);
+    }
+  }
+  EXPECT_GT(total, 30 * 48 * 48 / 3);
+  EXPECT_GE(agree, total - total / 1000) << agree << " of " << total;
+}
+
+TEST(Segmentation, ColourJitterTouchesTheImageOnly) {
+  cv::Mat image, mask;
+  synthetic(80, 80, 3, &image, &mask);
+  TransformSpec plain = all_geometry(true), jitter = plain;
+  jitter.augment.brightness = jitter.augment.contrast = jitter.augment.saturation = 0.4f;
+  jitter.augment.hue = 0.1f;
+  std::vector<uint8_t> a(3 * 48 * 48), b(3 * 48 * 48), ma(48 * 48), mb(48 * 48);
+  SampleRng r1(5), r2(5);
+  transform_image_and_mask(image, mask, plain, 255, r1, a.data(), ma.data());
+  transform_image_and_mask(image, mask, jitter, 255, r2, b.data(), mb.data());
+  EXPECT_EQ(ma, mb) << "the mask moved differently with jitter on";
+  EXPECT_NE(a, b) << "jitter changed nothing";
+}
+
+Config segmentation_config(const std::string& dir) {
+  Config cfg;
+  cfg.seed = 11;
+  cfg.data.kind = DataSpec::Kind::kSegmentationFolder;
+  cfg.data.train_path = join_path(dir, "images");
+  cfg.data.segmentation = binary_layout();
+  cfg.data.segmentation.masks_dir = join_path(dir, "masks");
+  cfg.data.class_names = {"background", "red"};
+  cfg.data.val_fraction = 0.25f;
+  cfg.data.batch_size = 4;
+  cfg.data.image = {32, 32, 3};
+  cfg.data.train_augment = all_geometry(true).augment;
+  cfg.data.train_augment.brightness = 0.2f;
+  return cfg;
+}
+
+std::vector<uint8_t> epoch(const Config& cfg, int threads, int split) {
+  BatchProducer p(cfg, open_datasets(cfg.data), threads);
+  std::vector<uint8_t> slot(sizeof(SlotHeader) + p.layout().payload_bytes()), all;
+  for (uint64_t s = 0; s < steps_per_epoch(p.shard_spec(split, 1)); ++s) {
+    p.fill(split, 1, s, 0, 1, slot.data());
+    all.insert(all.end(), slot.begin() + sizeof(SlotHeader), slot.end());
+  }
+  return all;
+}
+
+TEST(Segmentation, BatchesCarryTheMaskAndDoNotDependOnThreads) {
+  const std::string d = tmp();
+  for (int i = 0; i < 12; ++i) write_pair(d, "s" + std::to_string(i), 60 + i, 80 - i, i, i % 3 != 0);
+  const Config cfg = segmentation_config(d);
+  BatchProducer p(cfg, open_datasets(cfg.data), 2);
+  const BatchLayout& l = p.layout();
+  EXPECT_EQ(l.describe(), "label int64[] @1096, mask uint8[32,32] @1128, image uint8[3,32,32] @5224");
+  std::vector<uint8_t> slot(sizeof(SlotHeader) + l.payload_bytes());
+  p.fill(0, 0, 0, 0, 1, slot.data());
+  const auto* labels = reinterpret_cast<const int64_t*>(slot.data() + l.field("label").offset);
+  for (int j = 0; j < 4; ++j) {
+    EXPECT_EQ(labels[j], 0);
+    // Every mask pixel is a class or unlabelled, and the image agrees with it.
+    const uint8_t* m = l.sample(slot.data(), l.field("mask"), j);
+    const uint8_t* red = l.sample(slot.data(), l.field("image"), j);
+    int ones = 0;
+    for (int q = 0; q < 32 * 32; ++q) {
+      ASSERT_TRUE(m[q] == 0 || m[q] == 1 || m[q] == 255) << int(m[q]);
+      ones += m[q] == 1;
+      if (m[q] == 1) EXPECT_GT(red[q], 60) << "sample " << j << " pixel " << q;
+    }
+    EXPECT_GT(ones, 0) << "sample " << j;
+  }
+  EXPECT_EQ(epoch(cfg, 1, 0), epoch(cfg, 4, 0)) << "train";
+  EXPECT_EQ(epoch(cfg, 1, 1), epoch(cfg, 4, 1)) << "val";
+}
+
+TEST(Segmentation, AMaskOfAnotherSizeIsNamedAndSkipped) {
+  const std::string d = tmp();
+  for (int i = 0; i < 4; ++i) write_pair(d, "s" + std::to_string(i), 40, 40, i, false);
+  cv::imwrite(join_path(d, "masks/s2.png"), cv::Mat::zeros(30, 40, CV_8UC1));
+  Config cfg = segmentation_config(d);
+  cfg.data.val_fraction = 0;
+  BatchProducer p(cfg, open_datasets(cfg.data), 1);
+  std::vector<uint8_t> slot(sizeof(SlotHeader) + p.layout().payload_bytes());
+  const SlotHeader& h = p.fill(0, 0, 0, 0, 1, slot.data());
+  EXPECT_EQ(h.errors, 1u);
+  const std::string text(reinterpret_cast<const char*>(slot.data() + p.layout().error_text_offset()));
+  EXPECT_THAT(text, HasSubstr("images/s2.png"));
+  cfg.data.strict = true;
+  BatchProducer strict(cfg, open_datasets(cfg.data), 1);
+  try {
+    strict.fill(0, 0, 0, 0, 1, slot.data());
+    FAIL() << "strict mode let a mismatched mask through";
+  } catch (const UserError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("images/s2.png: its mask is 40x30, the image 40x40"));
+  }
+}
+
+}  // namespace
+}  // namespace convoy
