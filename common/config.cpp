@@ -168,7 +168,7 @@ class Validator {
 // Mirrors models/models.cpp's names (common cannot link models/).
 bool known_arch(const std::string& a) {
   static const std::regex archs(
-      "cnn|mlp|resnet(18|34|50)|vgg(11|16|19)(_bn)?|vit_(ti|s|b)_[1-9][0-9]{0,2}");
+      "cnn|mlp|unet|resnet(18|34|50)|vgg(11|16|19)(_bn)?|vit_(ti|s|b)_[1-9][0-9]{0,2}");
   return std::regex_match(a, archs);
 }
 
@@ -263,7 +263,14 @@ void validate(const proto::Config& c, const Validator& v) {
   const auto& m = c.model();
   v.require(known_arch(m.arch()), "model.arch",
             "unknown architecture '" + m.arch() + "' (use one of: cnn, mlp, resnet18, resnet34, resnet50, vgg11, "
-            "vgg16, vgg19, vgg11_bn, vgg16_bn, vgg19_bn, vit_ti_16, vit_s_16, vit_b_16; any patch size: vit_b_32)");
+            "vgg16, vgg19, vgg11_bn, vgg16_bn, vgg19_bn, vit_ti_16, vit_s_16, vit_b_16; any patch size: vit_b_32; "
+            "unet)");
+  if (m.arch() == "unet") {
+    v.require(m.encoder() == "resnet18" || m.encoder() == "resnet34" || m.encoder() == "resnet50", "model.encoder",
+              "unknown encoder '" + m.encoder() + "' (use one of: resnet18, resnet34, resnet50)");
+    v.require(d.image().height() % 32 == 0 && d.image().width() % 32 == 0, "data.image",
+              "a U-Net halves the image five times: height and width must be multiples of 32");
+  }
   v.require(m.num_classes() >= 0, "model.num_classes", "must be >= 0");
   v.require(m.width() > 0, "model.width", "must be > 0");
   v.require(m.dropout() == -1 || (m.dropout() >= 0 && m.dropout() < 1), "model.dropout",
@@ -454,6 +461,7 @@ ModelSpec model_spec(const proto::ModelConfig& m) {
   om.init_from = m.init_from();
   om.freeze_backbone = m.freeze_backbone();
   om.conv_algorithm = *choice_from_name<ConvChoice>(m.conv_algorithm());
+  om.encoder = m.encoder();
   return om;
 }
 

@@ -78,6 +78,7 @@ struct ModelSpec {
   std::string init_from;  // absolute; empty: none
   bool freeze_backbone = false;
   ConvChoice conv_algorithm = ConvChoice::kAuto;
+  std::string encoder = "resnet34";  // unet's
 };
 
 struct OptimSpec {

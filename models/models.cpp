@@ -71,6 +71,7 @@ Classifier build(const ModelSpec& spec, const ImageSpec& image, int num_classes)
   const std::string& a = spec.arch;
   if (a == "cnn") return std::make_shared<CnnImpl>(spec, image, num_classes);
   if (a == "mlp") return std::make_shared<MlpImpl>(image, num_classes);
+  if (a == "unet") return make_unet(spec.encoder, image, num_classes);
   if (a == "resnet18" || a == "resnet34" || a == "resnet50") return make_resnet(std::stoi(a.substr(6)), image, num_classes);
   if (a.rfind("vgg", 0) == 0) {
     const bool bn = a.size() > 3 && a.substr(a.size() - 3) == "_bn";
@@ -93,9 +94,11 @@ Classifier build(const ModelSpec& spec, const ImageSpec& image, int num_classes)
 const std::vector<std::string>& model_archs() {
   static const std::vector<std::string> archs = {
       "cnn",   "mlp",      "resnet18", "resnet34", "resnet50",  "vgg11",     "vgg11_bn",
-      "vgg16", "vgg16_bn", "vgg19",    "vgg19_bn", "vit_ti_16", "vit_s_16",  "vit_b_16"};
+      "vgg16", "vgg16_bn", "vgg19",    "vgg19_bn", "vit_ti_16", "vit_s_16",  "vit_b_16", "unet"};
   return archs;
 }
+
+bool is_segmentation_arch(const std::string& arch) { return arch == "unet"; }
 
 Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_classes) {
   auto model = build(spec, image, num_classes);

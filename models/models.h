@@ -1,7 +1,8 @@
 // The models a worker can train, built from ModelSpec: the compact CNN and
 // MLP for small inputs, and torchvision's ResNet-18/34/50, VGG-11/16/19 (with
 // and without BatchNorm) and ViT (Ti/S/B, any patch size: vit_b_16, vit_s_8) with torchvision's
-// parameter names, so weights move between Convoy and Python one to one.
+// parameter names, and the U-Net with segmentation_models_pytorch's, so
+// weights move between Convoy and Python one to one.
 #pragma once
 
 #include <torch/torch.h>
@@ -13,7 +14,8 @@
 
 namespace convoy {
 
-// Any model: images (N, C, H, W) float -> logits (N, classes).
+// Any model: images (N, C, H, W) float -> logits (N, classes), or for a
+// segmentation model per-pixel logits (N, classes, H, W).
 struct ClassifierImpl : torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   // The final classification layer's name prefix ("fc", "classifier.6",
@@ -38,5 +40,9 @@ struct VitShape {
   int layers, heads, hidden, mlp;
 };
 Classifier make_vit(const VitShape& shape, int patch, const ModelSpec& spec, const ImageSpec& image, int num_classes);
+// unet.cpp: SMP's Unet with a ResNet encoder ("resnet18", "resnet34", "resnet50").
+Classifier make_unet(const std::string& encoder, const ImageSpec& image, int num_classes);
+// Whether `arch` labels pixels (its logits are (N, classes, H, W)).
+bool is_segmentation_arch(const std::string& arch);
 
 }  // namespace convoy

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "models/model_parts.h"
 #include "models/models.h"
+#include "models/resnet.h"
 
 namespace convoy {
 namespace {
@@ -49,47 +50,69 @@ struct BlockImpl : nn::Module {
 };
 TORCH_MODULE(Block);
 
-struct ResNetImpl : ClassifierImpl {
-  ResNetImpl(const std::array<int, 4>& blocks, bool bottleneck, const ImageSpec& image, int classes)
-      : conv1(conv2d(image.channels, 64, 7, 2, 3)), bn1(64), fc(bottleneck ? 2048 : 512, classes) {
-    register_module("conv1", conv1);
-    register_module("bn1", bn1);
-    int in = 64;
-    for (int i = 0; i < 4; ++i) {
-      const int width = 64 << i;
-      nn::Sequential layer;
-      for (int b = 0; b < blocks[i]; ++b) {
-        layer->push_back(Block(in, width, b == 0 && i > 0 ? 2 : 1, bottleneck));
-        in = bottleneck ? width * 4 : width;
-      }
-      layers.push_back(register_module("layer" + std::to_string(i + 1), layer));
-    }
-    register_module("fc", fc);
-    head = "fc";
-    init_conv_and_norm(*this);
-  }
-  torch::Tensor forward(torch::Tensor x) override {
-    x = bn1->forward(conv1->forward(x)).relu_();
-    x = torch::max_pool2d(x, 3, 2, 1);
-    for (auto& layer : layers) x = layer->forward(x);
-    x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return fc->forward(x);
-  }
-  Conv conv1;
-  nn::BatchNorm2d bn1;
-  std::vector<nn::Sequential> layers;
-  nn::Linear fc;
-};
-
 }  // namespace
 
-Classifier make_resnet(int depth, const ImageSpec& image, int num_classes) {
+ResNetImpl::ResNetImpl(const std::array<int, 4>& blocks, bool bottleneck, const ImageSpec& image, int classes)
+    : conv1(conv2d(image.channels, 64, 7, 2, 3)), bn1(64),
+      // Made before the layers, as it always was: the head's default
+      // initialisation draws from the generator first.
+      fc(classes > 0 ? nn::Linear(bottleneck ? 2048 : 512, classes) : nn::Linear(nullptr)) {
+  register_module("conv1", conv1);
+  register_module("bn1", bn1);
+  int in = 64;
+  for (int i = 0; i < 4; ++i) {
+    const int width = 64 << i;
+    nn::Sequential layer;
+    for (int b = 0; b < blocks[i]; ++b) {
+      layer->push_back(Block(in, width, b == 0 && i > 0 ? 2 : 1, bottleneck));
+      in = bottleneck ? width * 4 : width;
+    }
+    layers.push_back(register_module("layer" + std::to_string(i + 1), layer));
+    channels_.push_back(in);
+  }
+  if (classes > 0) {
+    register_module("fc", fc);
+    head = "fc";
+  }
+  init_conv_and_norm(*this);
+}
+
+torch::Tensor ResNetImpl::forward(torch::Tensor x) {
+  CONVOY_CHECK(!fc.is_empty(), "a ResNet encoder has no classification head");
+  x = features(x).back();
+  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+  return fc->forward(x);
+}
+
+std::vector<torch::Tensor> ResNetImpl::features(torch::Tensor x) {
+  std::vector<torch::Tensor> out;
+  x = bn1->forward(conv1->forward(x)).relu_();
+  out.push_back(x);
+  x = torch::max_pool2d(x, 3, 2, 1);
+  for (auto& layer : layers) {
+    x = layer->forward(x);
+    out.push_back(x);
+  }
+  return out;
+}
+
+std::vector<int> ResNetImpl::feature_channels() const {
+  std::vector<int> out = {64};
+  out.insert(out.end(), channels_.begin(), channels_.end());
+  return out;
+}
+
+std::shared_ptr<ResNetImpl> make_resnet_body(int depth, const ImageSpec& image, int num_classes) {
   switch (depth) {
     case 18: return std::make_shared<ResNetImpl>(std::array<int, 4>{2, 2, 2, 2}, false, image, num_classes);
     case 34: return std::make_shared<ResNetImpl>(std::array<int, 4>{3, 4, 6, 3}, false, image, num_classes);
     case 50: return std::make_shared<ResNetImpl>(std::array<int, 4>{3, 4, 6, 3}, true, image, num_classes);
-    default: CONVOY_USER_ERROR("model.arch: no ResNet-" << depth << " (use resnet18, resnet34 or resnet50)");
+    default: CONVOY_USER_ERROR("no ResNet-" << depth << " (use resnet18, resnet34 or resnet50)");
   }
+}
+
+Classifier make_resnet(int depth, const ImageSpec& image, int num_classes) {
+  return make_resnet_body(depth, image, num_classes);
 }
 
 }  // namespace convoy

@@ -16,6 +16,8 @@ import torch
 import torchvision
 from torchvision.models.vision_transformer import VisionTransformer
 
+from smp_unet import Unet
+
 PARITY = os.environ.get("CONVOY_MODEL_PARITY", "build/tests/model_parity")
 CLASSES = 5
 RTOL, ATOL = 1e-4, 1e-4
@@ -53,21 +55,14 @@ def randomise_statistics_and_head(model):
                 buf.uniform_(-0.1, 0.1)
             elif name.endswith("running_var"):
                 buf.uniform_(0.5, 1.5)
-        head = {"resnet": "fc.", "vgg": "classifier.6.", "vit": "heads.head."}
+        head = {"resnet": "fc.", "vgg": "classifier.6.", "vit": "heads.head.", "unet": "segmentation_head."}
         for name, p in model.named_parameters():
             if any(name.startswith(h) for h in head.values()):
                 p.normal_(0, 0.02)
 
 
-class TorchvisionParity(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="convoy-parity-")
-        torch.set_num_threads(2)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+class ParityHelpers:
+    """Running Convoy's side (model_parity) and comparing logits."""
 
     def convoy(self, arch, h, w, state, x, out_state=None):
         inp, out = os.path.join(self.tmp, "x.pt"), os.path.join(self.tmp, "logits.pt")
@@ -86,6 +81,59 @@ class TorchvisionParity(unittest.TestCase):
         self.assertTrue(bool((err <= bound).all()),
                         f"{what}: max |diff| {err.max().item():.3g} over logits up to {theirs.abs().max().item():.3g}")
         self.assertGreater(theirs.std().item(), 1e-3, f"{what}: degenerate logits prove nothing")
+
+
+class SmpUnetParity(ParityHelpers, unittest.TestCase):
+    """Convoy's unet against the SMP-named reference (smp_unet.py): the same
+    per-pixel logits for the same weights, whichever side made them, and
+    state_dicts that load strictly both ways."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="convoy-unet-parity-")
+        torch.set_num_threads(2)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_both_directions(self):
+        for encoder, h, w in (("resnet18", 64, 96), ("resnet50", 64, 64)):
+            with self.subTest(encoder=encoder):
+                arch = "unet:" + encoder
+                # SMP -> Convoy
+                torch.manual_seed(3)
+                ref = Unet(encoder, classes=CLASSES)
+                randomise_statistics_and_head(ref)
+                ref.eval()
+                state = os.path.join(self.tmp, "smp.pt")
+                torch.save(dict(ref.state_dict()), state)
+                x = torch.randn(2, 3, h, w)
+                with torch.no_grad():
+                    expected = ref(x)
+                self.assertEqual(tuple(expected.shape), (2, CLASSES, h, w))
+                ours = self.convoy(arch, h, w, state, x)
+                self.check_close(ours, expected, arch + " smp -> convoy")
+                # Convoy -> SMP
+                out_state = os.path.join(self.tmp, "convoy.pt")
+                ours = self.convoy(arch, h, w, "-", x, out_state=out_state)
+                ref = Unet(encoder, classes=CLASSES)
+                ref.load_state_dict(torch.load(out_state, weights_only=True), strict=True)
+                ref.eval()
+                with torch.no_grad():
+                    theirs = ref(x)
+                self.check_close(ours, theirs, arch + " convoy -> smp")
+
+
+class TorchvisionParity(ParityHelpers, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="convoy-parity-")
+        torch.set_num_threads(2)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def test_torchvision_weights_in_convoy(self):
         for arch, (make, h, w) in MODELS.items():

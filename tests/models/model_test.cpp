@@ -31,14 +31,17 @@ TEST(Models, EveryArchitectureBuildsAndRuns) {
   for (const auto& arch : model_archs()) {
     ModelSpec spec;
     spec.arch = arch;
-    ImageSpec img{32, 48, 3};  // not square: every side handled on its own
+    ImageSpec img{32, 64, 3};  // not square: every side handled on its own (U-Net: multiples of 32)
     auto m = make_model(spec, img, 4);
     m->eval();
     torch::NoGradGuard no_grad;
-    auto out = m->forward(torch::randn({2, 3, 32, 48}));
-    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 4})) << arch;
+    auto out = m->forward(torch::randn({2, 3, 32, 64}));
+    const std::vector<int64_t> want = is_segmentation_arch(arch) ? std::vector<int64_t>{2, 4, 32, 64}
+                                                                 : std::vector<int64_t>{2, 4};
+    EXPECT_EQ(out.sizes(), want) << arch;
     EXPECT_FALSE(m->head.empty()) << arch;
-    EXPECT_TRUE(m->named_parameters().contains(m->head + ".weight")) << arch;
+    const auto params = m->named_parameters();
+    EXPECT_TRUE(params.contains(m->head + ".weight") || params.contains(m->head + ".0.weight")) << arch;
   }
 }
 
@@ -55,6 +58,40 @@ TEST(Models, ParameterCountsMatchTorchvision) {
     for (const auto& p : m->parameters()) total += p.numel();
     EXPECT_EQ(total, count) << arch;
   }
+}
+
+// segmentation_models_pytorch 0.3's smp.Unet(encoder_name=E, classes=1)
+// (tests/integration/smp_unet.py, whose resnet34 count is SMP's 24.4M).
+TEST(Models, UnetHasSmpNamesAndCounts) {
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"resnet18", 14328209}, {"resnet34", 24436369}, {"resnet50", 32521105}};
+  for (const auto& [encoder, count] : expected) {
+    ModelSpec spec;
+    spec.arch = "unet";
+    spec.encoder = encoder;
+    auto m = make_model(spec, {64, 64, 3}, 1);
+    int64_t total = 0;
+    for (const auto& p : m->parameters()) total += p.numel();
+    EXPECT_EQ(total, count) << encoder;
+    const auto params = m->named_parameters();
+    const auto buffers = m->named_buffers();
+    for (const char* name : {"encoder.conv1.weight", "encoder.layer4.1.bn2.bias", "decoder.blocks.0.conv1.0.weight",
+                             "decoder.blocks.4.conv2.1.weight", "segmentation_head.0.weight",
+                             "segmentation_head.0.bias"})
+      EXPECT_TRUE(params.contains(name)) << encoder << " " << name;
+    EXPECT_TRUE(buffers.contains("decoder.blocks.2.conv1.1.running_var")) << encoder;
+    EXPECT_FALSE(params.contains("encoder.fc.weight")) << encoder;
+  }
+  ModelSpec spec;
+  spec.arch = "unet";
+  spec.encoder = "resnet34";
+  auto m = make_model(spec, {64, 96, 3}, 3);
+  // Block 0 sees layer4 (512) upsampled beside layer3 (256).
+  EXPECT_EQ(m->named_parameters()["decoder.blocks.0.conv1.0.weight"].sizes(), (std::vector<int64_t>{256, 768, 3, 3}));
+  EXPECT_EQ(m->forward(torch::zeros({1, 3, 64, 96})).sizes(), (std::vector<int64_t>{1, 3, 64, 96}));
+  EXPECT_THROW(make_model(spec, {60, 64, 3}, 3), Error);
+  spec.encoder = "resnet101";
+  EXPECT_THROW(make_model(spec, {64, 64, 3}, 3), UserError);
 }
 
 TEST(Models, VitRejectsImagesThatAreNotWholePatches) {

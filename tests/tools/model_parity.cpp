@@ -6,7 +6,7 @@
 //              with BatchNorm statistics and the head randomised so that the
 //              logits say something)
 //   INPUT.pt   {"x": float tensor (N, C, H, W)}
-//   OUT.pt     {"logits": (N, CLASSES)}
+//   OUT.pt     {"logits": (N, CLASSES), or (N, CLASSES, H, W) for unet:ENCODER}
 //   OUT_STATE  the model's state_dict, for loading into torchvision
 #include <cstdio>
 #include <exception>
@@ -38,7 +38,12 @@ int main(int argc, char** argv) {
   try {
     torch::manual_seed(0);
     convoy::ModelSpec spec;
+    // "unet:resnet34": the U-Net with that encoder.
     spec.arch = argv[1];
+    if (auto colon = spec.arch.find(':'); colon != std::string::npos) {
+      spec.encoder = spec.arch.substr(colon + 1);
+      spec.arch = spec.arch.substr(0, colon);
+    }
     // LibTorch's own convolution kernels, as torchvision runs: the parity is
     // about the model (names, shapes, layer order), and 1e-4 leaves no room
     // for Winograd's different rounding, which ResNet-50's 16 blocks can
