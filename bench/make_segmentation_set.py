@@ -113,6 +113,8 @@ def main():
     backgrounds, objects = load(BACKGROUNDS), load(OBJECTS[:args.classes])
     rng = random.Random(args.seed)
     for split, count in (("train", args.train), ("val", args.val), ("test", args.test)):
+        if count == 0:  # no folder: Convoy holds val out of train instead
+            continue
         os.makedirs(os.path.join(args.out, split), exist_ok=True)
         os.makedirs(os.path.join(args.out, split + "annot"), exist_ok=True)
         for i in range(count):

@@ -15,7 +15,8 @@ enum class OptimizerKind { kSgd, kAdamW };                 // optim.optimizer
 enum class ScheduleKind { kCosine, kStep, kConstant };       // optim.schedule
 enum class Amp { kAuto, kNone, kBf16, kFp16 };             // train.amp
 enum class LossScaling { kAuto, kDynamic, kNone };         // train.loss_scaling
-enum class BestMetric { kAccuracy, kMacroF1, kLoss };      // train.best_metric
+enum class BestMetric { kAccuracy, kMacroF1, kLoss, kIou };  // train.best_metric
+enum class LossKind { kAuto, kCe, kBce, kDice, kDiceBce, kDiceCe };  // train.loss
 enum class BufferSync { kStep, kEpoch, kNone };            // distributed.broadcast_buffers
 enum class GradCompression { kNone, kFp16, kBf16 };        // distributed.grad_compression
 enum class GradTransport { kAuto, kShm, kC10d };           // distributed.grad_transport
@@ -62,8 +63,16 @@ struct Choices<LossScaling> {
 };
 template <>
 struct Choices<BestMetric> {
-  static constexpr ChoiceName<BestMetric> names[] = {
-      {BestMetric::kAccuracy, "accuracy"}, {BestMetric::kMacroF1, "macro_f1"}, {BestMetric::kLoss, "loss"}};
+  static constexpr ChoiceName<BestMetric> names[] = {{BestMetric::kAccuracy, "accuracy"},
+                                                     {BestMetric::kMacroF1, "macro_f1"},
+                                                     {BestMetric::kLoss, "loss"},
+                                                     {BestMetric::kIou, "iou"}};
+};
+template <>
+struct Choices<LossKind> {
+  static constexpr ChoiceName<LossKind> names[] = {{LossKind::kAuto, "auto"},      {LossKind::kCe, "ce"},
+                                                   {LossKind::kBce, "bce"},        {LossKind::kDice, "dice"},
+                                                   {LossKind::kDiceBce, "dice+bce"}, {LossKind::kDiceCe, "dice+ce"}};
 };
 template <>
 struct Choices<BufferSync> {

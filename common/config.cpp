@@ -209,9 +209,37 @@ std::string options_text(std::initializer_list<const char*> options) {
   v.require(choice_from_name<Enum>(value).has_value(), path,                          \
             "unknown value '" + std::string(value) + "' (use one of: " + choice_list<Enum>() + ")")
 
-void validate(const proto::Config& c, const Validator& v) {
-  REQUIRE_CHOICE(DeviceKind, c.device(), "device");
-  const auto& d = c.data();
+void validate_augment(const proto::Augment& a, const Validator& v) {
+  v.require(a.rrc_scale_min() > 0 && a.rrc_scale_min() <= a.rrc_scale_max() && a.rrc_scale_max() <= 1,
+            "data.train_augment.rrc_scale_min", "need 0 < rrc_scale_min <= rrc_scale_max <= 1");
+  v.require(a.rrc_ratio_min() > 0 && a.rrc_ratio_min() <= a.rrc_ratio_max(),
+            "data.train_augment.rrc_ratio_min", "need 0 < rrc_ratio_min <= rrc_ratio_max");
+  v.require(a.random_crop_padding() >= 0, "data.train_augment.random_crop_padding", "must be >= 0");
+  v.require(a.rotate_degrees() >= 0 && a.rotate_degrees() <= 180, "data.train_augment.rotate_degrees",
+            "must be in 0..180");
+  for (auto [value, name] : {std::pair{a.brightness(), "brightness"}, {a.contrast(), "contrast"},
+                             {a.saturation(), "saturation"}})
+    v.require(value >= 0 && value < 1, std::string("data.train_augment.") + name, "must be in [0, 1)");
+  v.require(a.hue() >= 0 && a.hue() <= 0.5f, "data.train_augment.hue", "must be in [0, 0.5]");
+}
+
+void validate_segmentation(const proto::SegmentationFolderDataset& s, const Validator& v) {
+  v.require(s.root().empty() != (s.images().empty() && s.masks().empty()), "data.segmentation_folder",
+            "set either root (train/, trainannot/, ...) or images and masks, not both");
+  v.require(!s.root().empty() || (!s.images().empty() && !s.masks().empty()), "data.segmentation_folder.masks",
+            "images and masks go together: set both");
+  v.require(s.class_names_size() > 0 || s.mask_values_size() > 0, "data.segmentation_folder.class_names",
+            "name the classes (or give mask_values): the masks alone do not say how many there are");
+  v.require(s.class_names_size() == 0 || s.mask_values_size() == 0 || s.class_names_size() == s.mask_values_size(),
+            "data.segmentation_folder.mask_values", "needs one value per class name");
+  for (int m : s.mask_values())
+    v.require(m >= 0 && m <= 255, "data.segmentation_folder.mask_values", "values are 8-bit mask pixels: 0..255");
+  const int classes = std::max(s.class_names_size(), s.mask_values_size());
+  v.require(s.ignore_index() >= classes && s.ignore_index() <= 255, "data.segmentation_folder.ignore_index",
+            "must be 0..255 and not a class id (>= the number of classes)");
+}
+
+void validate_data(const proto::DataConfig& d, const Validator& v) {
   v.require(d.source_case() != proto::DataConfig::SOURCE_NOT_SET, "data",
             "no dataset: set one of data.idx, data.image_folder, data.csv, data.shards, data.file_names, data.segmentation_folder");
   v.require(d.batch_size() > 0, "data.batch_size", "must be > 0");
@@ -231,40 +259,21 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(d.std_size() == 0 || d.std_size() == 1 || d.std_size() == ch, "data.std",
             "give 1 value or one per channel");
   for (float s : d.std()) v.require(s > 0, "data.std", "must be > 0");
-  const auto& a = d.train_augment();
-  v.require(a.rrc_scale_min() > 0 && a.rrc_scale_min() <= a.rrc_scale_max() && a.rrc_scale_max() <= 1,
-            "data.train_augment.rrc_scale_min", "need 0 < rrc_scale_min <= rrc_scale_max <= 1");
-  v.require(a.rrc_ratio_min() > 0 && a.rrc_ratio_min() <= a.rrc_ratio_max(),
-            "data.train_augment.rrc_ratio_min", "need 0 < rrc_ratio_min <= rrc_ratio_max");
-  v.require(a.random_crop_padding() >= 0, "data.train_augment.random_crop_padding", "must be >= 0");
-  v.require(a.rotate_degrees() >= 0 && a.rotate_degrees() <= 180, "data.train_augment.rotate_degrees",
-            "must be in 0..180");
-  for (auto [value, name] : {std::pair{a.brightness(), "brightness"}, {a.contrast(), "contrast"},
-                             {a.saturation(), "saturation"}})
-    v.require(value >= 0 && value < 1, std::string("data.train_augment.") + name, "must be in [0, 1)");
-  v.require(a.hue() >= 0 && a.hue() <= 0.5f, "data.train_augment.hue", "must be in [0, 0.5]");
-  if (d.has_segmentation_folder()) {
-    const auto& s = d.segmentation_folder();
-    v.require(s.root().empty() != (s.images().empty() && s.masks().empty()), "data.segmentation_folder",
-              "set either root (train/, trainannot/, ...) or images and masks, not both");
-    v.require(!s.root().empty() || (!s.images().empty() && !s.masks().empty()), "data.segmentation_folder.masks",
-              "images and masks go together: set both");
-    v.require(s.class_names_size() > 0 || s.mask_values_size() > 0, "data.segmentation_folder.class_names",
-              "name the classes (or give mask_values): the masks alone do not say how many there are");
-    v.require(s.class_names_size() == 0 || s.mask_values_size() == 0 || s.class_names_size() == s.mask_values_size(),
-              "data.segmentation_folder.mask_values", "needs one value per class name");
-    for (int m : s.mask_values())
-      v.require(m >= 0 && m <= 255, "data.segmentation_folder.mask_values", "values are 8-bit mask pixels: 0..255");
-    const int classes = std::max(s.class_names_size(), s.mask_values_size());
-    v.require(s.ignore_index() >= classes && s.ignore_index() <= 255, "data.segmentation_folder.ignore_index",
-              "must be 0..255 and not a class id (>= the number of classes)");
-  }
+  validate_augment(d.train_augment(), v);
+  if (d.has_segmentation_folder()) validate_segmentation(d.segmentation_folder(), v);
   v.require(d.eval_resize_ratio() == 0 || d.eval_resize_ratio() >= 1, "data.eval_resize_ratio", "must be 0 (auto) or >= 1");
-  const auto& m = c.model();
+}
+
+void validate_model(const proto::ModelConfig& m, const proto::DataConfig& d, const Validator& v) {
   v.require(known_arch(m.arch()), "model.arch",
             "unknown architecture '" + m.arch() + "' (use one of: cnn, mlp, resnet18, resnet34, resnet50, vgg11, "
             "vgg16, vgg19, vgg11_bn, vgg16_bn, vgg19_bn, vit_ti_16, vit_s_16, vit_b_16; any patch size: vit_b_32; "
             "unet)");
+  if (d.has_segmentation_folder() && m.arch() != "unet")
+    v.require(false, "model.arch",
+              "data.segmentation_folder needs a segmentation model (model.arch: unet), not " + m.arch());
+  if (m.arch() == "unet" && !d.has_segmentation_folder())
+    v.require(false, "model.arch", "unet labels pixels: it needs a segmentation dataset (data.segmentation_folder)");
   if (m.arch() == "unet") {
     v.require(m.encoder() == "resnet18" || m.encoder() == "resnet34" || m.encoder() == "resnet50", "model.encoder",
               "unknown encoder '" + m.encoder() + "' (use one of: resnet18, resnet34, resnet50)");
@@ -280,7 +289,9 @@ void validate(const proto::Config& c, const Validator& v) {
   REQUIRE_CHOICE(ConvChoice, m.conv_algorithm(), "model.conv_algorithm");
   v.require(!m.freeze_backbone() || !m.init_from().empty(), "model.freeze_backbone",
             "needs model.init_from (a frozen random backbone learns nothing)");
-  const auto& o = c.optim();
+}
+
+void validate_training(const proto::OptimConfig& o, const proto::TrainConfig& t, const Validator& v) {
   REQUIRE_CHOICE(OptimizerKind, o.optimizer(), "optim.optimizer");
   v.require(o.lr() > 0, "optim.lr", "must be > 0");
   v.require(o.momentum() >= 0 && o.momentum() < 1, "optim.momentum", "must be in [0, 1)");
@@ -288,7 +299,6 @@ void validate(const proto::Config& c, const Validator& v) {
   REQUIRE_CHOICE(ScheduleKind, o.schedule(), "optim.schedule");
   v.require(o.warmup_epochs() >= 0, "optim.warmup_epochs", "must be >= 0");
   v.require(o.label_smoothing() >= 0 && o.label_smoothing() < 1, "optim.label_smoothing", "must be in [0, 1)");
-  const auto& t = c.train();
   v.require(t.epochs() > 0, "train.epochs", "must be > 0");
   v.require(t.max_steps_per_epoch() >= 0, "train.max_steps_per_epoch", "must be >= 0");
   v.require(t.log_every_steps() > 0, "train.log_every_steps", "must be > 0");
@@ -298,6 +308,7 @@ void validate(const proto::Config& c, const Validator& v) {
             "must be in 1..1024");
   v.require(t.threads_per_rank() >= 0, "train.threads_per_rank", "must be >= 0");
   REQUIRE_CHOICE(BestMetric, t.best_metric(), "train.best_metric");
+  REQUIRE_CHOICE(LossKind, t.loss(), "train.loss");
   v.require(t.early_stopping_patience() >= 0, "train.early_stopping_patience", "must be >= 0 (0: off)");
   v.require(t.early_stopping_min_delta() >= 0, "train.early_stopping_min_delta", "must be >= 0");
   for (const auto& s : t.eval_splits()) REQUIRE_ONE_OF(s, "train.eval_splits", "train", "val", "test", "none");
@@ -307,6 +318,10 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(t.stop_grace_s() > 0, "train.stop_grace_s", "must be > 0");
   v.require(t.timeline_steps() >= 0 && t.timeline_steps() <= 100000, "train.timeline_steps", "must be in 0..100000");
   v.require(t.timeline_start() >= 0, "train.timeline_start", "must be >= 0");
+}
+
+// The data service, the process group and logging.
+void validate_processes(const proto::Config& c, const Validator& v) {
   const auto& ds = c.data_service();
   v.require(ds.decode_threads() >= 0 && ds.decode_threads() <= 256, "data_service.decode_threads", "must be in 0..256");
   v.require(ds.ring_slots() >= 2 && ds.ring_slots() <= 64, "data_service.ring_slots", "must be in 2..64");
@@ -323,6 +338,14 @@ void validate(const proto::Config& c, const Validator& v) {
   v.require(c.distributed().bucket_mb() > 0 && c.distributed().first_bucket_mb() > 0, "distributed.bucket_mb",
             "bucket sizes must be > 0");
   REQUIRE_ONE_OF(c.log_level(), "log_level", "trace", "debug", "info", "warn", "error", "critical", "off");
+}
+
+void validate(const proto::Config& c, const Validator& v) {
+  REQUIRE_CHOICE(DeviceKind, c.device(), "device");
+  validate_data(c.data(), v);
+  validate_model(c.model(), c.data(), v);
+  validate_training(c.optim(), c.train(), v);
+  validate_processes(c, v);
 }
 
 
@@ -348,8 +371,28 @@ std::string resolve_data_path(const std::string& p, const std::string& config_di
 }
 
 // Each section of the text format into its struct, field by field by name.
-DataSpec data_spec(const proto::DataConfig& d) {
-  DataSpec od;
+AugmentSpec augment_spec(const proto::Augment& a) {
+  AugmentSpec oa;
+  oa.random_resized_crop = a.random_resized_crop();
+  oa.rrc_scale_min = a.rrc_scale_min();
+  oa.rrc_scale_max = a.rrc_scale_max();
+  oa.rrc_ratio_min = a.rrc_ratio_min();
+  oa.rrc_ratio_max = a.rrc_ratio_max();
+  oa.random_crop_padding = a.random_crop_padding();
+  oa.horizontal_flip = a.horizontal_flip();
+  oa.vertical_flip = a.vertical_flip();
+  oa.rotate90 = a.rotate90();
+  oa.rotate_degrees = a.rotate_degrees();
+  oa.brightness = a.brightness();
+  oa.contrast = a.contrast();
+  oa.saturation = a.saturation();
+  oa.hue = a.hue();
+  return oa;
+}
+
+// Which dataset, and where: the `source` oneof.
+void source_spec(const proto::DataConfig& d, DataSpec* spec) {
+  DataSpec& od = *spec;
   switch (d.source_case()) {
     case proto::DataConfig::kIdx:
       od.kind = DataSpec::Kind::kIdx;
@@ -409,6 +452,11 @@ DataSpec data_spec(const proto::DataConfig& d) {
       od.csv.image_dir = d.csv().image_dir();
       od.csv.extension = d.csv().extension();
   }
+}
+
+DataSpec data_spec(const proto::DataConfig& d) {
+  DataSpec od;
+  source_spec(d, &od);
   od.val_fraction = d.val_fraction();
   od.test_fraction = d.test_fraction();
   od.split_seed = d.split_seed();
@@ -418,21 +466,7 @@ DataSpec data_spec(const proto::DataConfig& d) {
   od.image.width = d.image().width();
   od.image.channels = d.image().channels();
   const auto& a = d.train_augment();
-  auto& oa = od.train_augment;
-  oa.random_resized_crop = a.random_resized_crop();
-  oa.rrc_scale_min = a.rrc_scale_min();
-  oa.rrc_scale_max = a.rrc_scale_max();
-  oa.rrc_ratio_min = a.rrc_ratio_min();
-  oa.rrc_ratio_max = a.rrc_ratio_max();
-  oa.random_crop_padding = a.random_crop_padding();
-  oa.horizontal_flip = a.horizontal_flip();
-  oa.vertical_flip = a.vertical_flip();
-  oa.rotate90 = a.rotate90();
-  oa.rotate_degrees = a.rotate_degrees();
-  oa.brightness = a.brightness();
-  oa.contrast = a.contrast();
-  oa.saturation = a.saturation();
-  oa.hue = a.hue();
+  od.train_augment = augment_spec(a);
   od.eval_resize_ratio = d.eval_resize_ratio() > 0 ? d.eval_resize_ratio()
                          : a.random_resized_crop()  ? 256.f / 224.f
                                                     : 1.f;
@@ -503,6 +537,7 @@ TrainSpec train_spec(const proto::TrainConfig& t) {
   ot.loss_scaling = *choice_from_name<LossScaling>(t.loss_scaling());
   ot.accumulation_steps = t.accumulation_steps();
   ot.best_metric = *choice_from_name<BestMetric>(t.best_metric());
+  ot.loss = *choice_from_name<LossKind>(t.loss());
   ot.early_stopping_patience = t.early_stopping_patience();
   ot.early_stopping_min_delta = t.early_stopping_min_delta();
   ot.cudnn_benchmark = t.cudnn_benchmark();

@@ -110,6 +110,7 @@ struct TrainSpec {
   LossScaling loss_scaling = LossScaling::kAuto;
   int accumulation_steps = 1;
   BestMetric best_metric = BestMetric::kAccuracy;
+  LossKind loss = LossKind::kAuto;
   int early_stopping_patience = 0;
   float early_stopping_min_delta = 0.f;
   bool cudnn_benchmark = true;

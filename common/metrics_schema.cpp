@@ -16,13 +16,16 @@ std::vector<Field> report_fields() {
       {"top5", Type::kNumber, kRequired, "top-5 accuracy", {}},
       {"macro_f1", Type::kNumber, kRequired, "F1 averaged over the classes present", {}},
       {"micro_f1", Type::kNumber, kRequired, "F1 over all samples", {}},
-      {"samples", Type::kInteger, kRequired, "samples evaluated", {}},
+      {"samples", Type::kInteger, kRequired, "samples evaluated (segmentation: labelled pixels)", {}},
+      {"mean_iou", Type::kNumber, kOptional, "segmentation: mean IoU over the classes present", {}},
+      {"mean_dice", Type::kNumber, kOptional, "segmentation: mean dice (= macro_f1) over the classes present", {}},
       {"per_class", Type::kObjects, kOptional, "per class, while there are at most 100 classes",
        {{"class", Type::kString, kRequired, "class name", {}},
         {"precision", Type::kNumber, kRequired, "", {}},
         {"recall", Type::kNumber, kRequired, "", {}},
         {"f1", Type::kNumber, kRequired, "", {}},
-        {"support", Type::kInteger, kRequired, "samples of the class", {}}}},
+        {"support", Type::kInteger, kRequired, "samples of the class", {}},
+        {"iou", Type::kNumber, kOptional, "segmentation: the class's IoU", {}}}},
       {"confusion", Type::kMatrix, kOptional, "rows: true class, columns: predicted", {}},
   };
 }

@@ -22,6 +22,7 @@
 #include "data_service/image_decode.h"
 #include "data_service/thread_pool.h"
 #include "inference/checkpoint_model.h"
+#include "models/models.h"
 #include "models/device_choice.h"
 #include "models/torch_errors.h"
 
@@ -106,6 +107,9 @@ int run_predict(const CliArgs& args) {
   const bool json = args.has("--json");
   auto images = collect_images(args.positional());
   CheckpointModel m = load_checkpoint_model(args.get("--checkpoint"));
+  if (is_segmentation_arch(m.config.model.arch))
+    CONVOY_USER_ERROR("convoy predict: writing masks from a segmentation checkpoint is not built yet; `convoy eval` "
+                      "scores it on a split and `convoy export` gives its weights in SMP's names");
   torch::set_num_threads(threads);
   const torch::Device device = choose_device(parse_choice<DeviceKind>(args.get("--device", "auto"), "--device"));
   m.model->to(device);

@@ -212,7 +212,7 @@ struct RunSeries {
   json start, end, confusion;
   std::string confusion_split;
   ChartSeries train_loss{"train loss", {}}, lr{"learning rate", {}}, ips{"images/s (global)", {}};
-  std::map<std::string, ChartSeries> eval_loss, eval_acc, shard_rate;
+  std::map<std::string, ChartSeries> eval_loss, eval_acc, eval_iou, shard_rate;
   std::map<std::string, std::pair<double, int>> phase_sums;  // name -> (sum, count)
   std::vector<std::string> phase_order;
   std::vector<std::string> notes;  // restarts, resumes, data errors
@@ -244,6 +244,10 @@ void add_eval(const json& e, RunSeries* r) {
   r->eval_loss[split].points.push_back({epoch, number(e, "loss")});
   r->eval_acc[split].name = split + " accuracy";
   r->eval_acc[split].points.push_back({epoch, number(e, "accuracy")});
+  if (!metrics::value(e, "mean_iou").is_null()) {  // segmentation
+    r->eval_iou[split].name = split + " mean IoU";
+    r->eval_iou[split].points.push_back({epoch, number(e, "mean_iou")});
+  }
   if (!metrics::value(e, "confusion").is_null()) {
     r->confusion = metrics::value(e, "confusion");
     r->confusion_split = split + ", epoch " + num(epoch);
@@ -313,6 +317,7 @@ void write_charts(const RunSeries& r, std::ostringstream& h) {
   h << svg_line_chart("Training loss", "global step", {r.train_loss}) << "\n";
   if (!r.eval_loss.empty()) h << svg_line_chart("Evaluation loss", "epoch", values(r.eval_loss)) << "\n";
   h << svg_line_chart("Accuracy", "epoch", values(r.eval_acc)) << "\n";
+  if (!r.eval_iou.empty()) h << svg_line_chart("Mean IoU", "epoch", values(r.eval_iou)) << "\n";
   h << svg_line_chart("Learning rate", "global step", {r.lr}) << "\n";
   h << svg_line_chart("Throughput", "global step", {r.ips}) << "\n";
   h << breakdown_chart(mean_phases(r)) << "\n";

@@ -16,6 +16,7 @@ double BestTracker::value_of(const ClassificationReport& r) const {
   switch (metric_) {
     case BestMetric::kLoss: return r.loss;
     case BestMetric::kMacroF1: return r.macro_f1;
+    case BestMetric::kIou: return r.mean_iou;
     case BestMetric::kAccuracy: break;
   }
   return r.top1;

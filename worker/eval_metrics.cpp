@@ -26,6 +26,30 @@ void EvalSums::add(const torch::Tensor& logits, const torch::Tensor& labels, con
   for (size_t i = 0; i < confusion.size(); ++i) confusion[i] += c[static_cast<int64_t>(i)];
 }
 
+void EvalSums::add_pixels(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index,
+                          double batch_loss) {
+  const bool binary = logits.size(1) == 1;
+  CONVOY_CHECK((binary ? 2 : logits.size(1)) == classes,
+               "evaluation with " << logits.size(1) << " channels for " << classes << " classes");
+  const auto valid = targets.ne(ignore_index);
+  auto y = targets.masked_select(valid).to(torch::kCPU);
+  if (y.numel() == 0) return;
+  const auto pred_map = binary ? logits.select(1, 0).gt(0).to(torch::kLong) : logits.argmax(1);
+  auto pred = pred_map.masked_select(valid).to(torch::kCPU);
+  loss_sum += batch_loss * static_cast<double>(y.numel());
+  count += y.numel();
+  correct += pred.eq(y).sum().item<int64_t>();
+  if (classes <= 5) {
+    top5 += y.numel();  // every class is among the top five
+  } else {
+    auto top = std::get<1>(logits.topk(5, 1));  // (N, 5, H, W)
+    top5 += top.eq(targets.unsqueeze(1)).any(1).masked_select(valid).sum().item<int64_t>();
+  }
+  auto cells = torch::bincount(y * classes + pred, {}, static_cast<int64_t>(classes) * classes);
+  auto c = cells.accessor<int64_t, 1>();
+  for (size_t i = 0; i < confusion.size(); ++i) confusion[i] += c[static_cast<int64_t>(i)];
+}
+
 torch::Tensor EvalSums::pack() const {
   std::vector<double> v = {loss_sum, static_cast<double>(correct), static_cast<double>(top5),
                            static_cast<double>(count)};
@@ -61,7 +85,7 @@ ClassificationReport summarize(const EvalSums& sums, const std::vector<std::stri
       r.confusion[t][p] = sums.confusion[static_cast<size_t>(t) * n + p];
       predicted[p] += r.confusion[t][p];
     }
-  double f1_sum = 0;
+  double f1_sum = 0, iou_sum = 0;
   int present = 0;
   for (int c = 0; c < n; ++c) {
     ClassMetrics m;
@@ -71,13 +95,17 @@ ClassificationReport summarize(const EvalSums& sums, const std::vector<std::stri
     m.precision = predicted[c] ? tp / predicted[c] : 0;
     m.recall = m.support ? tp / m.support : 0;
     m.f1 = m.precision + m.recall > 0 ? 2 * m.precision * m.recall / (m.precision + m.recall) : 0;
+    const double union_ = static_cast<double>(m.support + predicted[c]) - tp;
+    m.iou = union_ > 0 ? tp / union_ : 0;
     if (m.support > 0 || predicted[c] > 0) {
       f1_sum += m.f1;
+      iou_sum += m.iou;
       ++present;
     }
     r.per_class.push_back(m);
   }
   r.macro_f1 = present ? f1_sum / present : 0;
+  r.mean_iou = present ? iou_sum / present : 0;
   return r;
 }
 
@@ -88,15 +116,18 @@ void add_report_json(JsonLine* line, const ClassificationReport& r, bool details
       .add("macro_f1", r.macro_f1)
       .add("micro_f1", r.micro_f1)
       .add("samples", r.samples);
+  if (r.pixels) line->add("mean_iou", r.mean_iou).add("mean_dice", r.macro_f1);
   if (!details) return;
   std::vector<JsonLine> classes;
-  for (const auto& m : r.per_class)
+  for (const auto& m : r.per_class) {
     classes.push_back(JsonLine()
                           .add("class", m.name)
                           .add("precision", m.precision)
                           .add("recall", m.recall)
                           .add("f1", m.f1)
                           .add("support", m.support));
+    if (r.pixels) classes.back().add("iou", m.iou);
+  }
   line->add("per_class", classes).add("confusion", r.confusion);
 }
 

@@ -26,6 +26,11 @@ struct EvalSums {
   // Adds a batch: logits (N, classes) float, labels (N) int64 with -1 for
   // padding, per-sample losses (N).
   void add(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& losses);
+  // Segmentation: every labelled pixel is a sample. logits (N, C, H, W)
+  // (C 1: binary, foreground where the logit > 0, counted as 2 classes),
+  // targets (N, H, W) int64; `batch_loss` weighs in by the labelled pixels.
+  void add_pixels(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index,
+                  double batch_loss);
   // As one float64 tensor (counts stay exact below 2^53) and back.
   torch::Tensor pack() const;
   static EvalSums unpack(const torch::Tensor& t, int classes);
@@ -33,12 +38,18 @@ struct EvalSums {
 
 struct ClassMetrics {
   std::string name;
-  double precision = 0, recall = 0, f1 = 0;
+  double precision = 0, recall = 0, f1 = 0;  // f1 is also the dice coefficient
+  double iou = 0;                            // Jaccard: tp / (tp + fp + fn)
   int64_t support = 0;  // samples of this class
 };
 
 struct ClassificationReport {
   double loss = 0, top1 = 0, top5 = 0, macro_f1 = 0, micro_f1 = 0;
+  // Per-pixel (segmentation) reports: top1 is pixel accuracy, macro_f1 the
+  // mean dice, mean_iou the mean IoU, each over the classes present in the
+  // target or the prediction (a class absent from both is left out).
+  bool pixels = false;
+  double mean_iou = 0;
   int64_t samples = 0;
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<int64_t>> confusion;
@@ -48,8 +59,8 @@ struct ClassificationReport {
 // (scikit-learn's labels=present); a class with no predictions has
 // precision 0.
 ClassificationReport summarize(const EvalSums& sums, const std::vector<std::string>& class_names);
-// Adds loss, accuracy, top5, macro_f1, micro_f1 and samples; with
-// `details`, per_class and confusion too.
+// Adds loss, accuracy, top5, macro_f1, micro_f1 and samples (and for pixels
+// mean_iou and mean_dice); with `details`, per_class and confusion too.
 void add_report_json(JsonLine* line, const ClassificationReport& r, bool details = true);
 // A table for a terminal: the headline metrics, then one row per class.
 std::string report_text(const ClassificationReport& r, const std::string& title);

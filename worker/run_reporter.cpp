@@ -131,7 +131,13 @@ void RunReporter::epoch_end(const EpochReport& e) {
     tb_.scalar("eval/" + split + "/accuracy", e.global_step, r.top1);
     tb_.scalar("eval/" + split + "/top5", e.global_step, r.top5);
     tb_.scalar("eval/" + split + "/macro_f1", e.global_step, r.macro_f1);
-    line += fmt::format(" | {} loss {:.4f} acc {:.4f} f1 {:.4f}", split, r.loss, r.top1, r.macro_f1);
+    if (r.pixels) {
+      tb_.scalar("eval/" + split + "/mean_iou", e.global_step, r.mean_iou);
+      line += fmt::format(" | {} loss {:.4f} pixel acc {:.4f} mIoU {:.4f} dice {:.4f}", split, r.loss, r.top1,
+                          r.mean_iou, r.macro_f1);
+    } else {
+      line += fmt::format(" | {} loss {:.4f} acc {:.4f} f1 {:.4f}", split, r.loss, r.top1, r.macro_f1);
+    }
   }
   spdlog::info("{} | {:.0f} img/s, {:.1f} s", line, e.images_per_sec, e.seconds);
   tb_.scalar("data/errors", e.global_step, static_cast<double>(e.data_errors));

@@ -8,6 +8,7 @@
 #include "models/autocast.h"
 #include "models/hardware.h"
 #include "models/state_dict.h"
+#include "worker/seg_loss.h"
 
 namespace convoy {
 namespace {
@@ -65,6 +66,15 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
                       << "memory, distributed.grad_transport auto or shm)");
   torch::manual_seed(cfg.seed);
   model_ = make_model(cfg_.model, cfg.data.image, num_classes);
+  segmentation_ = is_segmentation_arch(cfg.model.arch);
+  eval_classes_ = segmentation_ && num_classes == 1 ? 2 : num_classes;
+  if (segmentation_) {
+    seg_loss_ = resolve_segmentation_loss(cfg.train.loss, num_classes);
+    ignore_index_ = cfg.data.segmentation.ignore_index;
+  } else if (cfg.train.loss != LossKind::kAuto && cfg.train.loss != LossKind::kCe) {
+    CONVOY_USER_ERROR("train.loss " << name_of(cfg.train.loss) << " is for segmentation models; a classifier "
+                                    << "trains with ce");
+  }
   if (!cfg.model.init_from.empty()) init_from(cfg.model.init_from);
   model_->to(device_);
   if (channels_last_)
@@ -120,10 +130,14 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
   {
     auto x = normalize(pixels);
     auto y = labels.to(device_);
-    valid = (y >= 0).sum().item<int64_t>();
+    if (segmentation_) y = y.to(torch::kLong);
+    // Samples: a segmentation sample counts when any of its pixels is labelled.
+    valid = segmentation_ ? y.ne(ignore_index_).flatten(1).any(1).sum().item<int64_t>() : (y >= 0).sum().item<int64_t>();
     compat::AutocastGuard autocast(device_.type(), bf16_ || fp16_, fp16_ ? torch::kHalf : torch::kBFloat16);
     auto logits = model_->forward(x).to(torch::kFloat);
-    if (valid > 0) {
+    if (segmentation_ && valid > 0) {
+      loss = segmentation_loss(logits, y, seg_loss_, ignore_index_);
+    } else if (valid > 0) {
       namespace F = torch::nn::functional;
       loss = F::cross_entropy(logits, y,
                               F::CrossEntropyFuncOptions().ignore_index(-1).label_smoothing(cfg_.optim.label_smoothing));
@@ -236,6 +250,13 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
     logits = model_->forward(x).to(torch::kFloat);
   }
   namespace F = torch::nn::functional;
+  if (segmentation_) {
+    y = y.to(torch::kLong);
+    const bool any = y.ne(ignore_index_).any().item<bool>();
+    const double loss = any ? segmentation_loss(logits, y, seg_loss_, ignore_index_).item<double>() : 0.0;
+    sums->add_pixels(logits, y, ignore_index_, loss);
+    return;
+  }
   auto per_sample = F::cross_entropy(logits, y.clamp_min(0), F::CrossEntropyFuncOptions().reduction(torch::kNone));
   sums->add(logits, y, per_sample);
 }

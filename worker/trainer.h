@@ -52,7 +52,9 @@ class Trainer {
           int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime = nullptr,
           std::shared_ptr<ShmAllreduce> local = nullptr);
 
-  // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore; on the
+  // pixels: uint8 (N, C, H, W); labels: int64 (N), -1 = ignore; or, for a
+  // segmentation model, the masks: uint8 (N, H, W) class ids,
+  // data.segmentation.ignore_index = unlabelled (seg_loss.h); on the
   // CPU or already on the trainer's device. Dropout
   // draws are seeded by (seed, rank, global_step), so a resumed run repeats
   // them exactly. `stop_vote` travels with the gradients: if any rank votes,
@@ -66,7 +68,8 @@ class Trainer {
   // Before the last micro-batch the result has no optimizer step.
   StepResult train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
                         bool stop_vote = false, int micro = 0, int micros = 1);
-  // Adds one eval batch to `sums` (this rank only; EvalSums(num_classes)).
+  // Adds one eval batch to `sums` (this rank only; EvalSums(eval_classes())).
+  // Segmentation: every labelled pixel counts as a sample.
   void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
 
   // Collectives. Every rank must call each of these, in the same order, with
@@ -83,6 +86,10 @@ class Trainer {
   void sync_buffers();
 
   Classifier model() const { return model_; }
+  bool segmentation() const { return segmentation_; }
+  // The classes evaluation counts: the model's, or 2 for a binary (one
+  // channel) segmentation model (background and foreground).
+  int eval_classes() const { return eval_classes_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const LrSchedule& schedule() const { return schedule_; }
   torch::Device device() const { return device_; }
@@ -119,6 +126,10 @@ class Trainer {
   bool channels_last_ = cfg_.model.channels_last.value_or(false);
   LossScaler scaler_;
   Timeline* timeline_ = nullptr;
+  bool segmentation_ = false;
+  LossKind seg_loss_ = LossKind::kAuto;  // resolved (seg_loss.h)
+  int64_t ignore_index_ = 255;
+  int eval_classes_ = 0;
 };
 
 }  // namespace convoy

@@ -22,6 +22,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "models/checkpoint.h"
+#include "models/models.h"
 #include "worker/best_tracker.h"
 #include "worker/data_client.h"
 #include "worker/dist/device.h"
@@ -111,12 +112,14 @@ class TrainingLoop::Impl {
         timeline_(dist.rank(), cfg.train.timeline_start, cfg.train.timeline_steps),
         progress_(progress_mode(dist.rank())),
         store_(join_path(run_dir, "checkpoints"), cfg.train.keep_checkpoints), last_checkpoint_(Clock::now()) {
-    // The data path serves segmentation batches (image + mask); the models
-    // and losses that train on them come next. Until then, say so.
-    if (data.info().layout.find("mask"))
-      CONVOY_USER_ERROR("data.segmentation_folder: the data service serves image+mask batches, but this worker "
-                        "trains classifiers only so far (no segmentation model yet); `convoy bench data` reads the "
-                        "set");
+    // Masks and a segmentation model go together.
+    const bool masks = data.info().layout.find("mask") != nullptr;
+    if (masks && !is_segmentation_arch(cfg.model.arch))
+      CONVOY_USER_ERROR("data.segmentation_folder needs a segmentation model (model.arch: unet), not "
+                        << cfg.model.arch);
+    if (!masks && is_segmentation_arch(cfg.model.arch))
+      CONVOY_USER_ERROR("model.arch " << cfg.model.arch
+                                      << " labels pixels: it needs a segmentation dataset (data.segmentation_folder)");
     steps_ = train_steps_per_epoch();
     num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
     const int64_t k = cfg.train.accumulation_steps;  // optimizer steps per epoch: ceil(steps / k)
@@ -164,7 +167,7 @@ class TrainingLoop::Impl {
               m.global_step, split, meta->num_samples, dist_.world_size());
     data_.request(split, 0, 0, meta->steps_per_epoch);
     const auto t0 = Clock::now();
-    const ClassificationReport r = summarize(evaluate(split, 0), data_.info().class_names);
+    const ClassificationReport r = report_of(evaluate(split, 0));
     reporter_.checkpoint_eval(path, split, m.global_step, r, seconds_since(t0));
   }
 
@@ -357,7 +360,7 @@ class TrainingLoop::Impl {
     e.images_per_sec = train.images_per_sec;
     e.seconds = train.seconds;
     const auto eval_start = Clock::now();
-    for (const auto& s : splits) e.evals.emplace_back(s, summarize(evaluate(s, epoch), data_.info().class_names));
+    for (const auto& s : splits) e.evals.emplace_back(s, report_of(evaluate(s, epoch)));
     if (!splits.empty()) last_eval_seconds_ = seconds_since(eval_start);
     e.data_errors = static_cast<int64_t>(
         trainer_->collective_sum(static_cast<double>(errors_), global_step_, "data error count"));
@@ -404,7 +407,9 @@ class TrainingLoop::Impl {
   DeviceBatch take(const std::string& split, int epoch, uint64_t step) {
     auto host = std::make_shared<Batch>(data_.next(split, static_cast<uint32_t>(epoch), step));
     note_data_errors(*host);
-    return runtime_->upload(host->pixels, host->labels, host);
+    // A segmentation model learns from the masks (padding: all unlabelled).
+    const torch::Tensor& targets = trainer_->segmentation() ? host->fields.at("mask") : host->labels;
+    return runtime_->upload(host->pixels, targets, host);
   }
 
   void note_data_errors(const Batch& batch) {
@@ -416,9 +421,15 @@ class TrainingLoop::Impl {
         error_examples_.push_back(f);
   }
 
+  ClassificationReport report_of(const EvalSums& sums) const {
+    ClassificationReport r = summarize(sums, data_.info().class_names);
+    r.pixels = trainer_->segmentation();
+    return r;
+  }
+
   // Collective (the sums, reduced across ranks).
   EvalSums evaluate(const std::string& split, int epoch) {
-    EvalSums sums(num_classes_);
+    EvalSums sums(trainer_->eval_classes());
     const uint64_t steps = data_.info().find(split)->steps_per_epoch;
     const auto t0 = Clock::now();
     const std::string label = fmt::format("eval {} {}/{}", split, epoch + 1, cfg_.train.epochs);

@@ -78,6 +78,24 @@ TEST(Config, ChoicesBecomeEnumsOnce) {
   EXPECT_FALSE(choice_from_name<Amp>("BF16").has_value());
 }
 
+TEST(Config, SegmentationDataAndModelGoTogether) {
+  const std::string seg = "data { segmentation_folder { images: \".\" masks: \".\" mask_values: [0, 255] } "
+                          "image { height: 64 width: 64 } } model { arch: \"unet\" }\n";
+  const Config c = parse_config(seg, "t.pbtxt");
+  EXPECT_EQ(c.data.kind, DataSpec::Kind::kSegmentationFolder);
+  EXPECT_EQ(c.data.class_names, (std::vector<std::string>{"0", "1"}));
+  EXPECT_EQ(c.data.segmentation.mask_values, (std::vector<int>{0, 255}));
+  EXPECT_EQ(c.model.encoder, "resnet34");
+  EXPECT_NE(error_of(seg, {"model.arch=resnet18"}).find("data.segmentation_folder needs a segmentation model"),
+            std::string::npos);
+  EXPECT_NE(error_of(kBase, {"model.arch=unet"}).find("unet labels pixels"), std::string::npos);
+  EXPECT_NE(error_of(seg, {"data.image.height=60"}).find("multiples of 32"), std::string::npos);
+  EXPECT_NE(error_of(seg, {"data.segmentation_folder.ignore_index=1"}).find("not a class id"), std::string::npos);
+  EXPECT_NE(error_of(seg, {"model.encoder=vgg16"}).find("unknown encoder 'vgg16'"), std::string::npos);
+  EXPECT_NE(error_of(seg, {"train.loss=focal"}).find("use one of: auto, ce, bce, dice, dice+bce, dice+ce"),
+            std::string::npos);
+}
+
 TEST(Config, EvalResizeRatioFollowsTheTrainingCrop) {
   // Without random-resized-crop, eval must see images at the training scale.
   EXPECT_FLOAT_EQ(parse_config(kBase, "t.pbtxt").data.eval_resize_ratio, 1.f);

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -249,6 +250,45 @@ class ReadyConfigs(unittest.TestCase):
             events = self.launch(config, f"data.file_names.root={train}")
             self.assertEqual(events[0]["model"], arch)
             self.assertEqual(events[0]["classes"], ["cat", "dog"])
+
+    def test_segmentation_unet_on_a_generated_set(self):
+        """configs/segmentation.pbtxt end to end on a few images of
+        bench/make_segmentation_set.py's kind: 2 ranks, 2 epochs, masks
+        through the ring, dice+ce, per-pixel evaluation, best.ckpt by IoU."""
+        root = os.path.join(self.tmp, "seg")
+        subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "bench", "make_segmentation_set.py"), root,
+                        "--train", "16", "--val", "8", "--test", "8"], check=True, stdout=subprocess.DEVNULL)
+        args = ["launch", "--nproc-per-node", "2", os.path.join(SOURCE_DIR, "configs", "segmentation.pbtxt"),
+                "--set", f"run_root={self.tmp}/runs", "--set", f"data.segmentation_folder.root={root}",
+                "--set", "data.image.height=64", "--set", "data.image.width=64", "--set", "data.batch_size=4",
+                "--set", "train.epochs=2", "--set", "data_service.decode_threads=1"]
+        r = run(args, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        run_dir = run_dir_of(r.stdout + r.stderr)
+        events = read_metrics(run_dir)
+        self.assertEqual(events[0]["model"], "unet")
+        self.assertEqual(events[0]["classes"], ["background", "hubble_deep_field", "retina", "ihc"])
+        evals = [e for e in events if e["event"] == "eval"]
+        self.assertEqual(sorted({e["split"] for e in evals}), ["test", "val"])
+        for e in evals:
+            self.assertTrue(0 <= e["mean_iou"] <= 1 and 0 <= e["mean_dice"] <= 1, e)
+            self.assertEqual(e["samples"] > 8 * 64 * 64 * 0.9, True, e)  # labelled pixels, nearly all
+            self.assertEqual(len(e["per_class"]), 4)
+            self.assertTrue(all("iou" in c for c in e["per_class"]))
+            self.assertEqual(len(e["confusion"]), 4)
+        self.assertEqual(events[-1]["best_metric"], "iou")
+        self.assertTrue(os.path.exists(os.path.join(run_dir, "checkpoints", "best.ckpt")))
+        train = [e for e in events if e["event"] == "train"]
+        self.assertTrue(all(e["loss"] > 0 for e in train), train)
+
+    def test_segmentation_needs_a_segmentation_model(self):
+        root = os.path.join(self.tmp, "seg")
+        subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "bench", "make_segmentation_set.py"), root,
+                        "--train", "4", "--val", "0", "--test", "0"], check=True, stdout=subprocess.DEVNULL)
+        r = run(["launch", os.path.join(SOURCE_DIR, "configs", "segmentation.pbtxt"), "--set", f"run_root={self.tmp}/r",
+                 "--set", f"data.segmentation_folder.root={root}", "--set", "model.arch=resnet18"], timeout=300)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("data.segmentation_folder needs a segmentation model (model.arch: unet)", r.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+// Segmentation losses against hand computations (SMP's DiceLoss semantics),
+// and per-pixel evaluation: confusion, IoU and dice, ignore_index honoured.
+#include "worker/seg_loss.h"
+
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "worker/eval_metrics.h"
+
+namespace convoy {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// One image, 3 classes, 2x2 pixels; the target's last pixel unlabelled.
+torch::Tensor logits3() {
+  return torch::tensor({2.0f, -1.0f, 0.5f, 0.0f,    // class 0 at the 4 pixels
+                        0.0f, 3.0f, 0.5f, 1.0f,     // class 1
+                        -1.0f, 0.0f, 1.5f, 4.0f})  // class 2
+      .view({1, 3, 2, 2});
+}
+torch::Tensor target3() { return torch::tensor({0, 1, 1, 255}, torch::kLong).view({1, 2, 2}); }
+
+TEST(SegLoss, DiceIsSmpsPerClassMeanWithAbsentClassesZero) {
+  const auto logits = logits3(), target = target3();
+  // By hand: softmax over the 3 labelled pixels; class 2 is absent from the
+  // target, so it counts 0 but still divides (SMP's loss.mean()).
+  const auto p = logits.softmax(1).view({3, 4}).slice(1, 0, 3);
+  const auto t = torch::tensor({1.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f}).view({3, 3});
+  double want = 0;
+  for (int c = 0; c < 2; ++c) {
+    const double i = (p[c] * t[c]).sum().item<double>(), card = (p[c] + t[c]).sum().item<double>();
+    want += 1 - 2 * i / card;
+  }
+  want /= 3;
+  EXPECT_NEAR(soft_dice_loss(logits, target, 255).item<double>(), want, 1e-6);
+  // The unlabelled pixel's logits do not matter.
+  auto changed = logits.clone();
+  changed.index_put_({0, torch::indexing::Slice(), 1, 1}, torch::tensor({9.0f, -9.0f, 0.0f}));
+  EXPECT_NEAR(soft_dice_loss(changed, target, 255).item<double>(), want, 1e-6);
+  // A near-perfect prediction has a dice loss near 0.
+  auto perfect = F::one_hot(torch::tensor({0, 1, 1, 2}, torch::kLong), 3).to(torch::kFloat).t().reshape({1, 3, 2, 2}) * 40;
+  EXPECT_LT(soft_dice_loss(perfect, target, 255).item<double>(), 1e-6);
+}
+
+TEST(SegLoss, CombinationsAddTheirParts) {
+  const auto logits = logits3(), target = target3();
+  const double dice = soft_dice_loss(logits, target, 255).item<double>();
+  const double ce = F::cross_entropy(logits, target, F::CrossEntropyFuncOptions().ignore_index(255)).item<double>();
+  EXPECT_NEAR(segmentation_loss(logits, target, LossKind::kDiceCe, 255).item<double>(), dice + ce, 1e-6);
+  EXPECT_NEAR(segmentation_loss(logits, target, LossKind::kCe, 255).item<double>(), ce, 1e-6);
+  EXPECT_THROW(segmentation_loss(logits, target, LossKind::kBce, 255), UserError);
+  EXPECT_EQ(resolve_segmentation_loss(LossKind::kAuto, 3), LossKind::kDiceCe);
+  EXPECT_EQ(resolve_segmentation_loss(LossKind::kAuto, 1), LossKind::kDiceBce);
+}
+
+TEST(SegLoss, BinaryModeUsesASigmoidAndSkipsUnlabelledPixels) {
+  const auto logits = torch::tensor({1.0f, -2.0f, 0.5f, 3.0f}).view({1, 1, 2, 2});
+  const auto target = torch::tensor({1, 0, 1, 255}, torch::kLong).view({1, 2, 2});
+  const auto x = torch::tensor({1.0f, -2.0f, 0.5f}), y = torch::tensor({1.0f, 0.0f, 1.0f});
+  const double bce = F::binary_cross_entropy_with_logits(x, y).item<double>();
+  const auto p = x.sigmoid();
+  const double dice = 1 - 2 * (p * y).sum().item<double>() / (p + y).sum().item<double>();
+  EXPECT_NEAR(segmentation_loss(logits, target, LossKind::kBce, 255).item<double>(), bce, 1e-6);
+  EXPECT_NEAR(segmentation_loss(logits, target, LossKind::kDiceBce, 255).item<double>(), bce + dice, 1e-6);
+  EXPECT_THROW(segmentation_loss(logits, target, LossKind::kCe, 255), UserError);
+}
+
+// IoU and dice from the pixel confusion matrix, unlabelled pixels left out,
+// a class absent from target and prediction left out of the means.
+TEST(SegMetrics, IouAndDiceFromPixelCounts) {
+  EvalSums sums(4);
+  // Predictions (argmax): 0, 1, 2, 2 ; targets 0, 1, 1, ignore. Class 3 appears nowhere.
+  const auto logits = torch::cat({logits3(), torch::full({1, 1, 2, 2}, -50.0f)}, 1);
+  sums.add_pixels(logits, target3(), 255, 0.5);
+  EXPECT_EQ(sums.count, 3);
+  EXPECT_EQ(sums.correct, 2);
+  ClassificationReport r = summarize(sums, {"a", "b", "c", "d"});
+  r.pixels = true;
+  // class 0: tp 1, fp 0, fn 0 -> IoU 1, dice 1. class 1: tp 1, fn 1 -> IoU 1/2, dice 2/3.
+  // class 2: tp 0, fp 1 -> 0, 0. class 3: absent everywhere -> left out.
+  EXPECT_DOUBLE_EQ(r.per_class[0].iou, 1.0);
+  EXPECT_DOUBLE_EQ(r.per_class[1].iou, 0.5);
+  EXPECT_NEAR(r.per_class[1].f1, 2.0 / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(r.per_class[2].iou, 0.0);
+  EXPECT_NEAR(r.mean_iou, (1 + 0.5 + 0) / 3, 1e-12);
+  EXPECT_NEAR(r.macro_f1, (1 + 2.0 / 3 + 0) / 3, 1e-12);
+  EXPECT_NEAR(r.top1, 2.0 / 3, 1e-12);  // pixel accuracy
+  EXPECT_DOUBLE_EQ(r.loss, 0.5);
+  JsonLine line;
+  add_report_json(&line, r);
+  EXPECT_NE(line.str().find("\"mean_iou\":0.5"), std::string::npos) << line.str();
+  // Summed across "ranks" (two halves of the batch) the counts are the same.
+  EvalSums a(4), b(4);
+  a.add_pixels(logits.slice(3, 0, 1), target3().slice(2, 0, 1), 255, 0.5);
+  b.add_pixels(logits.slice(3, 1, 2), target3().slice(2, 1, 2), 255, 0.5);
+  const EvalSums both = EvalSums::unpack(a.pack() + b.pack(), 4);
+  EXPECT_EQ(both.confusion, sums.confusion);
+}
+
+TEST(SegMetrics, BinaryLogitsCountAsTwoClasses) {
+  EvalSums sums(2);
+  const auto logits = torch::tensor({1.0f, -2.0f, 0.5f, 3.0f}).view({1, 1, 2, 2});
+  sums.add_pixels(logits, torch::tensor({1, 1, 0, 255}, torch::kLong).view({1, 2, 2}), 255, 0.1);
+  // pred 1, 0, 1 ; target 1, 1, 0.
+  EXPECT_EQ(sums.confusion, (std::vector<int64_t>{0, 1, 1, 1}));
+}
+
+}  // namespace
+}  // namespace convoy
