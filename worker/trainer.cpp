@@ -99,7 +99,17 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
 }
 
 void Trainer::init_from(const std::string& path) {
-  auto fresh = load_state_dict(*model_, read_state_dict(path), model_->head, /*new_head=*/true);
+  auto sd = read_state_dict(path);
+  // A U-Net from torchvision's ResNet weights (conv1.*, layer*.*, fc.*):
+  // they are its encoder's (SMP's ResNetEncoder is that ResNet without fc);
+  // the decoder and the head keep their fresh initialisation.
+  if (segmentation_ && !sd.count("encoder.conv1.weight") && sd.count("conv1.weight")) {
+    for (auto it = sd.begin(); it != sd.end();) it = it->first.rfind("fc.", 0) == 0 ? sd.erase(it) : std::next(it);
+    load_state_dict(*model_->named_children()["encoder"], sd);
+    if (rank_ == 0) spdlog::info("encoder weights from {} (a ResNet's, fc left out); decoder and head fresh", path);
+    return;
+  }
+  auto fresh = load_state_dict(*model_, sd, model_->head, /*new_head=*/true);
   if (rank_ != 0) return;
   std::string head;
   for (const auto& n : fresh) head += (head.empty() ? "" : ", ") + n;

@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include "common/config.h"
 #include "common/error.h"
+#include "models/models.h"
+#include "models/state_dict.h"
+#include "tests/tools/temp_dir.h"
+#include "worker/trainer.h"
 #include "worker/eval_metrics.h"
 
 namespace convoy {
@@ -104,6 +109,31 @@ TEST(SegMetrics, BinaryLogitsCountAsTwoClasses) {
   sums.add_pixels(logits, torch::tensor({1, 1, 0, 255}, torch::kLong).view({1, 2, 2}), 255, 0.1);
   // pred 1, 0, 1 ; target 1, 1, 0.
   EXPECT_EQ(sums.confusion, (std::vector<int64_t>{0, 1, 1, 1}));
+}
+
+// --init-from with torchvision ResNet weights fills a U-Net's encoder.
+TEST(SegTraining, InitFromAResNetFillsTheEncoder) {
+  ModelSpec resnet;
+  resnet.arch = "resnet18";
+  torch::manual_seed(7);
+  auto donor = make_model(resnet, {64, 64, 3}, 10);
+  const std::string path = testing::make_temp_dir("convoy-unet-init") + "/resnet18.pt";
+  save_state_dict(path, state_dict(*donor));
+  Config cfg;
+  cfg.device = DeviceKind::kCpu;
+  cfg.data.image = {64, 64, 3};
+  cfg.data.mean = {0.5f, 0.5f, 0.5f};
+  cfg.data.std = {0.5f, 0.5f, 0.5f};
+  cfg.model.arch = "unet";
+  cfg.model.encoder = "resnet18";
+  cfg.model.init_from = path;
+  cfg.train.amp = Amp::kNone;
+  Trainer t(cfg, 3, {}, 0, 1, 4);
+  auto ours = t.model()->named_parameters();
+  auto theirs = donor->named_parameters();
+  EXPECT_TRUE(torch::equal(ours["encoder.layer3.1.conv2.weight"], theirs["layer3.1.conv2.weight"]));
+  EXPECT_TRUE(torch::equal(ours["encoder.conv1.weight"], theirs["conv1.weight"]));
+  EXPECT_EQ(ours["segmentation_head.0.weight"].size(0), 3);
 }
 
 }  // namespace
