@@ -132,11 +132,22 @@ void add_report_json(JsonLine* line, const ClassificationReport& r, bool details
 }
 
 std::string report_text(const ClassificationReport& r, const std::string& title) {
+  size_t w = 5;
+  for (const auto& m : r.per_class) w = std::max(w, std::min<size_t>(m.name.size(), 32));
+  if (r.pixels) {  // segmentation: IoU and dice per class, over labelled pixels
+    std::string out = fmt::format("{}: {} labelled pixels\n  loss {:.4f}  pixel accuracy {:.4f}  mean IoU {:.4f}  "
+                                  "mean dice {:.4f}\n",
+                                  title, r.samples, r.loss, r.top1, r.mean_iou, r.macro_f1);
+    out += fmt::format("  {:<{}}  {:>7}  {:>7}  {:>9}  {:>9}  {:>10}\n", "class", w, "IoU", "dice", "precision",
+                       "recall", "pixels");
+    for (const auto& m : r.per_class)
+      out += fmt::format("  {:<{}}  {:>7.4f}  {:>7.4f}  {:>9.4f}  {:>9.4f}  {:>10}\n", m.name.substr(0, 32), w, m.iou,
+                         m.f1, m.precision, m.recall, m.support);
+    return out;
+  }
   std::string out = fmt::format("{}: {} samples\n  loss {:.4f}  top-1 {:.4f}  top-5 {:.4f}  macro F1 {:.4f}  "
                                 "micro F1 {:.4f}\n",
                                 title, r.samples, r.loss, r.top1, r.top5, r.macro_f1, r.micro_f1);
-  size_t w = 5;
-  for (const auto& m : r.per_class) w = std::max(w, std::min<size_t>(m.name.size(), 32));
   out += fmt::format("  {:<{}}  {:>9}  {:>9}  {:>9}  {:>8}\n", "class", w, "precision", "recall", "f1", "support");
   for (const auto& m : r.per_class)
     out += fmt::format("  {:<{}}  {:>9.4f}  {:>9.4f}  {:>9.4f}  {:>8}\n", m.name.substr(0, 32), w, m.precision,

@@ -178,8 +178,14 @@ void RunReporter::end(double seconds, const BestTracker& best, const std::string
                      .add("best_value", best.best_value())
                      .add("global_step", global_step)
                      .add("param_checksum", param_checksum));
-  spdlog::info("done in {:.1f} s; best {} accuracy {:.4f}; parameter checksum {}; run directory {}", seconds,
-               selection_split, best.best_accuracy(), param_checksum, run_dir_);
+  // The metric best.ckpt was chosen by, and the accuracy (pixel accuracy
+  // for segmentation) beside it when that is another.
+  std::string best_line = fmt::format("best {} accuracy {:.4f}", selection_split, best.best_accuracy());
+  if (best.metric() != BestMetric::kAccuracy && selection_split != "none")
+    best_line = fmt::format("best {} {} {:.4f} (accuracy {:.4f})", selection_split, name_of(best.metric()),
+                            best.best_value(), best.best_accuracy());
+  spdlog::info("done in {:.1f} s; {}; parameter checksum {}; run directory {}", seconds, best_line, param_checksum,
+               run_dir_);
   try {
     spdlog::info("report: {}", write_report(run_dir_));
   } catch (const std::exception& e) {

@@ -95,6 +95,10 @@ TEST(SegMetrics, IouAndDiceFromPixelCounts) {
   JsonLine line;
   add_report_json(&line, r);
   EXPECT_NE(line.str().find("\"mean_iou\":0.5"), std::string::npos) << line.str();
+  const std::string text = report_text(r, "val");
+  EXPECT_NE(text.find("val: 3 labelled pixels"), std::string::npos) << text;
+  EXPECT_NE(text.find("mean IoU 0.5000"), std::string::npos) << text;
+  EXPECT_NE(text.find("  b       0.5000   0.6667"), std::string::npos) << text;  // class b: IoU, dice
   // Summed across "ranks" (two halves of the batch) the counts are the same.
   EvalSums a(4), b(4);
   a.add_pixels(logits.slice(3, 0, 1), target3().slice(2, 0, 1), 255, 0.5);
