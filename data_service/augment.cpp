@@ -65,20 +65,22 @@ void write_chw(const cv::Mat& img, uint8_t* dst) {
   cv::split(img, planes.data());
 }
 
+cv::Rect2d center_crop_rect(int height, int width, const ImageSpec& out, float ratio) {
+  // resize_center_crop's geometry: shorter side to `shorter`, center crop.
+  const double shorter = std::lround(std::min(out.height, out.width) * ratio);
+  const double scale = shorter / std::min(height, width);
+  const double cw = std::min<double>(width, out.width / scale), ch = std::min<double>(height, out.height / scale);
+  return cv::Rect2d((width - cw) / 2, (height - ch) / 2, cw, ch);
+}
+
 bool plan_crop(int height, int width, const TransformSpec& spec, SampleRng& rng, CropPlan* plan) {
   const auto& a = spec.augment;
-  const int oh = spec.out.height, ow = spec.out.width;
   if (spec.train && a.random_crop_padding > 0) return false;
   if (spec.train && a.random_resized_crop) {
     cv::Rect r = random_resized_crop_rect(height, width, a, rng);
     plan->src = cv::Rect2d(r.x, r.y, r.width, r.height);
   } else {
-    // resize_center_crop's geometry: shorter side to `shorter`, center crop.
-    float ratio = spec.train ? 1.f : spec.eval_resize_ratio;
-    double shorter = std::lround(std::min(oh, ow) * ratio);
-    double scale = shorter / std::min(height, width);
-    double cw = std::min<double>(width, ow / scale), ch = std::min<double>(height, oh / scale);
-    plan->src = cv::Rect2d((width - cw) / 2, (height - ch) / 2, cw, ch);
+    plan->src = center_crop_rect(height, width, spec.out, spec.train ? 1.f : spec.eval_resize_ratio);
   }
   plan->flip = spec.train && a.horizontal_flip && rng.uniform() < 0.5;
   return true;

@@ -32,6 +32,9 @@ struct CropPlan {
   cv::Rect2d src;  // in original-image pixels (edges, not centers)
   bool flip = false;
 };
+// The rectangle (original-image pixels, edges) that resize_center_crop takes
+// to `out`: the shorter side scaled to min(out sides) x ratio, centered.
+cv::Rect2d center_crop_rect(int height, int width, const ImageSpec& out, float ratio);
 // False (and no random number drawn) when the transform is not a plain crop.
 bool plan_crop(int height, int width, const TransformSpec& spec, SampleRng& rng, CropPlan* plan);
 

@@ -26,11 +26,7 @@ JointGeometry draw_joint_geometry(int height, int width, const TransformSpec& sp
     if (a.rotate90) quarter = static_cast<int>(rng.below(4));
     if (a.rotate_degrees > 0) degrees = rng.uniform(-a.rotate_degrees, a.rotate_degrees);
   } else {
-    // augment.h's evaluation geometry: shorter side to size x ratio, center crop.
-    const double shorter = std::lround(std::min(oh, ow) * spec.eval_resize_ratio);
-    const double scale = shorter / std::min(height, width);
-    const double cw = std::min<double>(width, ow / scale), ch = std::min<double>(height, oh / scale);
-    crop = cv::Rect2d((width - cw) / 2, (height - ch) / 2, cw, ch);
+    crop = center_crop_rect(height, width, spec.out, spec.eval_resize_ratio);
   }
   // An odd number of quarter turns swaps which output axis spans the
   // crop's width, so the rotated samples still cover the crop exactly.

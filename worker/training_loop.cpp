@@ -22,7 +22,6 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "models/checkpoint.h"
-#include "models/models.h"
 #include "worker/best_tracker.h"
 #include "worker/data_client.h"
 #include "worker/dist/device.h"
@@ -112,14 +111,6 @@ class TrainingLoop::Impl {
         timeline_(dist.rank(), cfg.train.timeline_start, cfg.train.timeline_steps),
         progress_(progress_mode(dist.rank())),
         store_(join_path(run_dir, "checkpoints"), cfg.train.keep_checkpoints), last_checkpoint_(Clock::now()) {
-    // Masks and a segmentation model go together.
-    const bool masks = data.info().layout.find("mask") != nullptr;
-    if (masks && !is_segmentation_arch(cfg.model.arch))
-      CONVOY_USER_ERROR("data.segmentation_folder needs a segmentation model (model.arch: unet), not "
-                        << cfg.model.arch);
-    if (!masks && is_segmentation_arch(cfg.model.arch))
-      CONVOY_USER_ERROR("model.arch " << cfg.model.arch
-                                      << " labels pixels: it needs a segmentation dataset (data.segmentation_folder)");
     steps_ = train_steps_per_epoch();
     num_classes_ = cfg.model.num_classes > 0 ? cfg.model.num_classes : static_cast<int>(data.info().class_names.size());
     const int64_t k = cfg.train.accumulation_steps;  // optimizer steps per epoch: ceil(steps / k)
