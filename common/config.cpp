@@ -531,6 +531,7 @@ TrainSpec train_spec(const proto::TrainConfig& t) {
   ot.checkpoint_every_minutes = t.checkpoint_every_minutes();
   ot.keep_checkpoints = t.keep_checkpoints();
   ot.stop_grace_s = t.stop_grace_s();
+  om.freeze_batch_norm = m.freeze_batch_norm();
   ot.timeline_steps = t.timeline_steps();
   ot.timeline_start = t.timeline_start();
   ot.max_steps = t.max_steps();

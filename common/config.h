@@ -84,6 +84,7 @@ struct ModelSpec {
 struct OptimSpec {
   OptimizerKind optimizer = OptimizerKind::kSgd;
   float lr = 0.1f, momentum = 0.9f;
+  bool freeze_batch_norm = false;     // BatchNorm in eval mode, weight and bias fixed
   bool nesterov = false;
   float weight_decay = 0.f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   ScheduleKind schedule = ScheduleKind::kCosine;

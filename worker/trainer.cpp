@@ -1,6 +1,8 @@
 // Training and evaluation steps (see trainer.h).
 #include "worker/trainer.h"
 
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
@@ -30,6 +32,14 @@ Config with_hardware_choices(Config cfg, const DeviceRuntime& runtime) {
   if (cfg.train.amp == Amp::kAuto || !cfg.model.channels_last)
     apply_choices(choose_for_hardware(cfg, device_facts(runtime)), &cfg);
   return cfg;
+}
+
+// The model's BatchNorm2d layers.
+std::vector<torch::nn::Module*> batch_norms(torch::nn::Module& model) {
+  std::vector<torch::nn::Module*> out;
+  for (auto& m : model.modules(/*include_self=*/false))
+    if (m->as<torch::nn::BatchNorm2dImpl>()) out.push_back(m.get());
+  return out;
 }
 
 // `w` (K, C, H, W) with exactly the strides of channels_last. contiguous()
@@ -81,9 +91,16 @@ Trainer::Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::
     for (auto& p : model_->parameters())
       if (p.dim() == 4) p.set_data(exactly_channels_last(p));
   std::vector<torch::Tensor> state = model_->parameters();
+  std::set<const void*> frozen_bn;  // model.freeze_batch_norm: their weights and biases
+  for (auto* bn : batch_norms(*model_))
+    if (cfg.model.freeze_batch_norm)
+      for (auto& p : bn->parameters()) frozen_bn.insert(p.unsafeGetTensorImpl());
   for (auto& p : model_->named_parameters())
-    if (!cfg.model.freeze_backbone || p.key().rfind(model_->head + ".", 0) == 0) params_.push_back(p.value());
-    else p.value().set_requires_grad(false);
+    if ((!cfg.model.freeze_backbone || p.key().rfind(model_->head + ".", 0) == 0) &&
+        !frozen_bn.count(p.value().unsafeGetTensorImpl()))
+      params_.push_back(p.value());
+    else
+      p.value().set_requires_grad(false);
   for (auto& b : model_->buffers()) state.push_back(b);
   sync_.broadcast(state, "initial weights");
   overlap_wanted_ = group && world_size > 1 && cfg.distributed.overlap_grad_sync;
@@ -130,6 +147,8 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
                                bool stop_vote, int micro, int micros) {
   if (timeline_) timeline_->set_step(global_step);
   model_->train();
+  if (cfg_.model.freeze_batch_norm)
+    for (auto* bn : batch_norms(*model_)) bn->eval();
   if (micro == 0 && cfg_.distributed.broadcast_buffers == BufferSync::kStep) sync_buffers();
   torch::manual_seed(mix_seed(cfg_.seed, kSaltDropout, static_cast<uint64_t>(rank_), static_cast<uint64_t>(global_step)) +
                      static_cast<uint64_t>(micro));
@@ -145,8 +164,13 @@ StepResult Trainer::train_step(const torch::Tensor& pixels, const torch::Tensor&
     valid = segmentation_ ? y.ne(ignore_index_).flatten(1).any(1).sum().item<int64_t>() : (y >= 0).sum().item<int64_t>();
     compat::AutocastGuard autocast(device_.type(), bf16_ || fp16_, fp16_ ? torch::kHalf : torch::kBFloat16);
     auto logits = model_->forward(x).to(torch::kFloat);
-    if (segmentation_ && valid > 0) {
-      loss = segmentation_loss(logits, y, seg_loss_, ignore_index_);
+    if (segmentation_) {
+      // Collective: the loss's sums are all-reduced in the forward pass (see
+      // seg_loss.h), on every rank, labelled pixels or not.
+      const auto terms = segmentation_loss_terms(logits, y, seg_loss_, ignore_index_);
+      auto totals = terms.pack();
+      if (world_size_ > 1) sync_.sum(totals, "segmentation loss sums", global_step);
+      loss = segmentation_loss(terms, totals, world_size_);
     } else if (valid > 0) {
       namespace F = torch::nn::functional;
       loss = F::cross_entropy(logits, y,
@@ -249,7 +273,8 @@ int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_
   return votes;
 }
 
-void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums) {
+void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums,
+                         torch::Tensor* predicted) {
   model_->eval();
   torch::NoGradGuard no_grad;
   auto x = normalize(pixels);
@@ -265,6 +290,8 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
     const bool any = y.ne(ignore_index_).any().item<bool>();
     const double loss = any ? segmentation_loss(logits, y, seg_loss_, ignore_index_).item<double>() : 0.0;
     sums->add_pixels(logits, y, ignore_index_, loss);
+    if (predicted)
+      *predicted = (logits.size(1) == 1 ? logits.select(1, 0).gt(0) : logits.argmax(1)).to(torch::kUInt8).cpu();
     return;
   }
   auto per_sample = F::cross_entropy(logits, y.clamp_min(0), F::CrossEntropyFuncOptions().reduction(torch::kNone));

@@ -45,8 +45,9 @@ class Trainer {
   // `group` may be null for a single process. The model is built from the
   // seeded generator (or model.init_from's weights, with a fresh head when
   // the class count differs) and then broadcast from rank 0. With
-  // model.freeze_backbone only the head's parameters train. `runtime`: the
-  // device (null: the one cfg.device names, as local rank 0). `local`: the
+  // model.freeze_backbone only the head's parameters train (with
+  // model.freeze_batch_norm not BatchNorm's, its layers kept in eval mode).
+  // `runtime`: the device (null: the one cfg.device names, as local rank 0). `local`: the
   // gradients' shared-memory all-reduce (null: they go through `group`).
   Trainer(const Config& cfg, int num_classes, c10::intrusive_ptr<compat::Backend> group, int rank,
           int world_size, int64_t steps_per_epoch, std::shared_ptr<DeviceRuntime> runtime = nullptr,
@@ -70,7 +71,10 @@ class Trainer {
                         bool stop_vote = false, int micro = 0, int micros = 1);
   // Adds one eval batch to `sums` (this rank only; EvalSums(eval_classes())).
   // Segmentation: every labelled pixel counts as a sample.
-  void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
+  // `predicted`: when given (segmentation), the batch's predicted class ids
+  // (N, H, W) uint8 on the CPU.
+  void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums,
+                  torch::Tensor* predicted = nullptr);
 
   // Collectives. Every rank must call each of these, in the same order, with
   // the same `what` (the rule in worker/dist/rendezvous.h): one called by some
