@@ -34,6 +34,7 @@ int bench_model_main(const std::vector<std::string>& argv) {
                "Forward + backward images/s of one Convoy model on random input (no optimizer, no\n"
                "data); bench/model_vs_torchvision.sh runs torchvision's model the same way beside it.\n"
                "--device auto: the first GPU when the build has CUDA and one is visible (fp16 needs it).\n"
+               "--arch unet:resnet18: a U-Net with that encoder, per-pixel targets (unet alone: resnet34).\n"
                "example: convoy bench model --arch resnet50 --batch 32 --threads 2 --json\n");
   args.option("--arch").option("--batch").option("--image-size").option("--classes").option("--threads");
   args.option("--steps").option("--warmup").option("--amp").option("--device").option("--conv-algorithm");
@@ -41,6 +42,10 @@ int bench_model_main(const std::vector<std::string>& argv) {
   if (!args.parse(argv)) return 0;
   ModelSpec spec;
   spec.arch = args.get("--arch", "resnet50");
+  if (const auto colon = spec.arch.find(':'); colon != std::string::npos) {  // unet:resnet18
+    spec.encoder = spec.arch.substr(colon + 1);
+    spec.arch = spec.arch.substr(0, colon);
+  }
   spec.conv_algorithm = parse_choice<ConvChoice>(args.get("--conv-algorithm", "auto"), "--conv-algorithm");
   const int batch = args.get_int("--batch", 32), size = args.get_int("--image-size", 224);
   const int classes = args.get_int("--classes", 1000), steps = args.get_int("--steps", 10);
@@ -59,7 +64,11 @@ int bench_model_main(const std::vector<std::string>& argv) {
     auto model = make_model(spec, {size, size, 3}, classes);
     model->to(device);
     auto x = torch::randn({batch, 3, size, size}, device);
-    auto y = torch::randint(classes, {batch}, torch::TensorOptions(torch::kLong).device(device));
+    // A segmentation model's targets are per pixel (--arch unet: --encoder's
+    // default resnet34; pass e.g. unet:resnet18 for another).
+    const bool per_pixel = is_segmentation_arch(spec.arch);
+    auto y = per_pixel ? torch::randint(classes, {batch, size, size}, torch::TensorOptions(torch::kLong).device(device))
+                       : torch::randint(classes, {batch}, torch::TensorOptions(torch::kLong).device(device));
     if (channels_last) {
       for (auto& p : model->parameters())
         if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));

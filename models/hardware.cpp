@@ -41,7 +41,7 @@ std::string vector_flags(const CpuFeatures& cpu) {
 }
 
 bool is_conv_net(const std::string& arch) {
-  return arch == "cnn" || arch.rfind("resnet", 0) == 0 || arch.rfind("vgg", 0) == 0;
+  return arch == "cnn" || arch == "unet" || arch.rfind("resnet", 0) == 0 || arch.rfind("vgg", 0) == 0;
 }
 
 Choice<Amp> choose_amp(Amp amp, const DeviceFacts& d) {
