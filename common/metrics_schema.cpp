@@ -19,6 +19,8 @@ std::vector<Field> report_fields() {
       {"samples", Type::kInteger, kRequired, "samples evaluated (segmentation: labelled pixels)", {}},
       {"mean_iou", Type::kNumber, kOptional, "segmentation: mean IoU over the classes present", {}},
       {"mean_dice", Type::kNumber, kOptional, "segmentation: mean dice (= macro_f1) over the classes present", {}},
+      {"dice_loss", Type::kNumber, kOptional,
+       "segmentation: SMP's soft dice loss over the whole split (its sums reduced, then 1 - dice per class)", {}},
       {"per_class", Type::kObjects, kOptional, "per class, while there are at most 100 classes",
        {{"class", Type::kString, kRequired, "class name", {}},
         {"precision", Type::kNumber, kRequired, "", {}},

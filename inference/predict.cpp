@@ -22,6 +22,7 @@
 #include "data_service/image_decode.h"
 #include "data_service/thread_pool.h"
 #include "inference/checkpoint_model.h"
+#include "inference/predict_masks.h"
 #include "models/models.h"
 #include "models/device_choice.h"
 #include "models/torch_errors.h"
@@ -79,15 +80,24 @@ class BatchDecoder {
   DecodeOptions opt_;
 };
 
-std::vector<std::string> collect_images(const std::vector<std::string>& inputs) {
-  std::vector<std::string> out;
+// Folders are searched (sorted, recursively); an image's outputs are named
+// by its path below the folder, or by its stem when it was named itself.
+std::vector<PredictInput> collect_images(const std::vector<std::string>& inputs) {
+  std::vector<PredictInput> out;
+  auto stem = [](const std::string& rel) {
+    const auto dot = rel.find_last_of('.');
+    const auto slash = rel.find_last_of('/');
+    return dot == std::string::npos || (slash != std::string::npos && dot < slash) ? rel : rel.substr(0, dot);
+  };
   for (const auto& in : inputs) {
     if (is_directory(in)) {
       auto found = list_images(in);
       if (found.empty()) spdlog::warn("{}: no .jpg/.jpeg/.png files", in);
-      out.insert(out.end(), found.begin(), found.end());
+      const std::string root = in.back() == '/' ? in : in + "/";
+      for (auto& f : found)
+        out.push_back({f, stem(f.rfind(root, 0) == 0 ? f.substr(root.size()) : basename_of(f))});
     } else if (path_exists(in)) {
-      out.push_back(in);
+      out.push_back({in, stem(basename_of(in))});
     } else {
       CONVOY_USER_ERROR(in << " does not exist");
     }
@@ -105,13 +115,21 @@ int run_predict(const CliArgs& args) {
   const int threads = args.get_int("--threads", cores);
   if (threads < 1) CONVOY_USER_ERROR("--threads must be >= 1");
   const bool json = args.has("--json");
-  auto images = collect_images(args.positional());
+  const auto inputs = collect_images(args.positional());
   CheckpointModel m = load_checkpoint_model(args.get("--checkpoint"));
-  if (is_segmentation_arch(m.config.model.arch))
-    CONVOY_USER_ERROR("convoy predict: writing masks from a segmentation checkpoint is not built yet; `convoy eval` "
-                      "scores it on a split and `convoy export` gives its weights in SMP's names");
   torch::set_num_threads(threads);
   const torch::Device device = choose_device(parse_choice<DeviceKind>(args.get("--device", "auto"), "--device"));
+  if (is_segmentation_arch(m.config.model.arch)) {
+    if (!args.has("--out"))
+      CONVOY_USER_ERROR("convoy predict: " << args.get("--checkpoint") << " is a segmentation model; give --out DIR "
+                                           << "for its masks");
+    return predict_masks(m, inputs, args.get("--out"), args.has("--overlay"), json, threads, device);
+  }
+  if (args.has("--out") || args.has("--overlay"))
+    CONVOY_USER_ERROR("convoy predict: --out and --overlay are for segmentation checkpoints (masks); "
+                      << args.get("--checkpoint") << " is a classifier (" << m.config.model.arch << ")");
+  std::vector<std::string> images;
+  for (const auto& in : inputs) images.push_back(in.path);
   m.model->to(device);
   const auto& d = m.config.data;
   auto mean = torch::tensor(std::vector<float>(d.mean.begin(), d.mean.end())).view({1, -1, 1, 1}).to(device);
@@ -168,14 +186,20 @@ int run_predict(const CliArgs& args) {
 int predict_main(const std::vector<std::string>& argv) {
   CliArgs args("predict",
                "usage: convoy predict --checkpoint CKPT [--topk K] [--json] [--batch B] [--threads T]\n"
-               "                      [--device auto|cpu|cuda] IMAGE... | DIR...\n"
+               "                      [--device auto|cpu|cuda] [--out DIR [--overlay]] IMAGE... | DIR...\n"
                "Top-K labels (default 5) with probabilities for each image (folders are searched for\n"
                ".jpg/.jpeg/.png), preprocessed as the run evaluated: resize, center crop, its mean/std.\n"
                "--json: one object per line, {\"path\":P,\"topk\":[{\"label\":L,\"index\":I,\"prob\":p},...]};\n"
                "an image that cannot be decoded gives {\"path\":P,\"error\":E} and the rest go on.\n"
                "--device auto (default) runs the model on the first visible GPU when the build has CUDA.\n"
+               "A segmentation checkpoint (unet) writes one mask per image to --out DIR instead:\n"
+               "DIR/NAME.png at the image's own size, one class id per pixel (NAME: the image's path\n"
+               "below the folder given, without its extension); --overlay also writes NAME_overlay.jpg,\n"
+               "the image with each class blended in its colour. The line per image gives each class's\n"
+               "share of the pixels; --json: {\"path\",\"mask\",\"width\",\"height\",\"fractions\":{NAME:f}}.\n"
                "example: convoy predict --checkpoint runs/X/checkpoints/best.ckpt --topk 3 photos/\n");
-  args.option("--checkpoint").option("--topk").option("--batch").option("--threads").option("--device").flag("--json");
+  args.option("--checkpoint").option("--topk").option("--batch").option("--threads").option("--device").option("--out");
+  args.flag("--json").flag("--overlay");
   if (!args.parse(argv)) return 0;
   if (args.positional().empty()) CONVOY_USER_ERROR("convoy predict needs IMAGE... or DIR (see convoy predict --help)");
   init_logging("predict", -1, "warn");

@@ -296,10 +296,15 @@ void write_summary(const json& start, const json& end, std::ostringstream& h) {
   if (!end.is_null()) {
     row("time", num(number(end, "seconds")) + " s");
     const std::string split = text(end, "best_split");
-    if (split == "none")
+    const std::string metric = text(end, "best_metric");
+    if (split == "none") {
       row("best accuracy", "not evaluated");
-    else
-      row(split.empty() ? "best accuracy" : "best " + split + " accuracy", num(number(end, "best_accuracy")));
+    } else {
+      const std::string on = split.empty() ? "" : split + " ";
+      if (metric != "accuracy" && !metric.empty() && !metrics::value(end, "best_value").is_null())
+        row("best " + on + metric, num(number(end, "best_value")));
+      row("best " + on + "accuracy", num(number(end, "best_accuracy")));
+    }
     row("parameter checksum", text(end, "param_checksum"));
   } else {
     row("status", "no end event: the run is still going, or stopped early");
@@ -332,6 +337,33 @@ void write_charts(const RunSeries& r, std::ostringstream& h) {
   h << "</div>\n";
 }
 
+std::string base64(const std::string& bytes) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
+// Segmentation: the worker's mask-samples.png, inlined so that the page
+// stays one file.
+void write_mask_samples(const std::string& run_dir, std::ostringstream& h) {
+  const std::string path = join_path(run_dir, "mask-samples.png");
+  if (!path_exists(path)) return;
+  h << "<h2>Masks from the best checkpoint</h2>\n<p>Validation images, each beside its true mask and the model's "
+       "(one colour per class; white: unlabelled).</p>\n<img id=\"mask-samples\" alt=\"validation images with true "
+       "and predicted masks\" src=\"data:image/png;base64,"
+    << base64(read_file(path)) << "\">\n";
+}
+
 }  // namespace
 
 std::string render_report(const std::string& run_dir) {
@@ -346,6 +378,7 @@ std::string render_report(const std::string& run_dir) {
   h << "<h1>Convoy run " << html_escape(name) << "</h1>\n";
   write_summary(r.start, r.end, h);
   write_charts(r, h);
+  write_mask_samples(run_dir, h);
   if (!r.notes.empty()) {
     h << "<h2>Events</h2><ul id=\"events\">";
     for (const auto& n : r.notes) h << "<li><code>" << html_escape(n) << "</code></li>";

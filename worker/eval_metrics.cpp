@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "worker/seg_loss.h"
 
 namespace convoy {
 
@@ -48,12 +49,37 @@ void EvalSums::add_pixels(const torch::Tensor& logits, const torch::Tensor& targ
   auto cells = torch::bincount(y * classes + pred, {}, static_cast<int64_t>(classes) * classes);
   auto c = cells.accessor<int64_t, 1>();
   for (size_t i = 0; i < confusion.size(); ++i) confusion[i] += c[static_cast<int64_t>(i)];
+  // Soft dice's sums (the loss's own terms, seg_loss.h), in class slots.
+  const auto terms = segmentation_loss_terms(logits.to(torch::kFloat), targets, LossKind::kDice, ignore_index);
+  const auto parts = torch::stack({terms.intersection, terms.cardinality, terms.target_pixels})
+                         .detach()
+                         .to(torch::kCPU, torch::kFloat64)
+                         .contiguous();  // (3, channels)
+  const int64_t channels = parts.size(1), first = binary ? 1 : 0;
+  const double* p = parts.data_ptr<double>();
+  for (int64_t k = 0; k < 3; ++k)
+    for (int64_t ch = 0; ch < channels; ++ch) soft_dice[static_cast<size_t>(k * classes + first + ch)] += p[k * channels + ch];
+}
+
+double EvalSums::dice_loss() const {
+  // The model's channels: every class for a softmax (each has cardinality
+  // wherever a pixel is labelled), class 1 alone for a sigmoid.
+  double sum = 0;
+  int channels = 0;
+  for (int c = 0; c < classes; ++c) {
+    const double inter = soft_dice[c], card = soft_dice[classes + c], target = soft_dice[2 * classes + c];
+    if (card <= 0) continue;
+    ++channels;
+    if (target > 0) sum += 1 - 2 * inter / std::max(card, 1e-7);
+  }
+  return channels ? sum / channels : 0;
 }
 
 torch::Tensor EvalSums::pack() const {
   std::vector<double> v = {loss_sum, static_cast<double>(correct), static_cast<double>(top5),
                            static_cast<double>(count)};
   for (int64_t c : confusion) v.push_back(static_cast<double>(c));
+  v.insert(v.end(), soft_dice.begin(), soft_dice.end());
   return torch::tensor(v, torch::kFloat64);
 }
 
@@ -61,12 +87,14 @@ EvalSums EvalSums::unpack(const torch::Tensor& t, int classes) {
   EvalSums s(classes);
   auto a = t.to(torch::kCPU).contiguous();
   const double* d = a.data_ptr<double>();
-  CONVOY_CHECK(a.numel() == 4 + static_cast<int64_t>(s.confusion.size()), "evaluation sums of the wrong size");
+  CONVOY_CHECK(a.numel() == 4 + static_cast<int64_t>(s.confusion.size() + s.soft_dice.size()),
+               "evaluation sums of the wrong size");
   s.loss_sum = d[0];
   s.correct = static_cast<int64_t>(d[1]);
   s.top5 = static_cast<int64_t>(d[2]);
   s.count = static_cast<int64_t>(d[3]);
   for (size_t i = 0; i < s.confusion.size(); ++i) s.confusion[i] = static_cast<int64_t>(d[4 + i]);
+  for (size_t i = 0; i < s.soft_dice.size(); ++i) s.soft_dice[i] = d[4 + s.confusion.size() + i];
   return s;
 }
 
@@ -106,6 +134,7 @@ ClassificationReport summarize(const EvalSums& sums, const std::vector<std::stri
   }
   r.macro_f1 = present ? f1_sum / present : 0;
   r.mean_iou = present ? iou_sum / present : 0;
+  r.dice_loss = sums.dice_loss();
   return r;
 }
 
@@ -116,7 +145,7 @@ void add_report_json(JsonLine* line, const ClassificationReport& r, bool details
       .add("macro_f1", r.macro_f1)
       .add("micro_f1", r.micro_f1)
       .add("samples", r.samples);
-  if (r.pixels) line->add("mean_iou", r.mean_iou).add("mean_dice", r.macro_f1);
+  if (r.pixels) line->add("mean_iou", r.mean_iou).add("mean_dice", r.macro_f1).add("dice_loss", r.dice_loss);
   if (!details) return;
   std::vector<JsonLine> classes;
   for (const auto& m : r.per_class) {
@@ -135,9 +164,11 @@ std::string report_text(const ClassificationReport& r, const std::string& title)
   size_t w = 5;
   for (const auto& m : r.per_class) w = std::max(w, std::min<size_t>(m.name.size(), 32));
   if (r.pixels) {  // segmentation: IoU and dice per class, over labelled pixels
-    std::string out = fmt::format("{}: {} labelled pixels\n  loss {:.4f}  pixel accuracy {:.4f}  mean IoU {:.4f}  "
-                                  "mean dice {:.4f}\n",
-                                  title, r.samples, r.loss, r.top1, r.mean_iou, r.macro_f1);
+    // SMP's training script's pair first: dice_loss (soft, over the split)
+    // and iou_score (mean IoU).
+    std::string out = fmt::format("{}: {} labelled pixels\n  dice_loss {:.4f}  iou_score {:.4f}\n  loss {:.4f}  "
+                                  "pixel accuracy {:.4f}  mean IoU {:.4f}  mean dice {:.4f}\n",
+                                  title, r.samples, r.dice_loss, r.mean_iou, r.loss, r.top1, r.mean_iou, r.macro_f1);
     out += fmt::format("  {:<{}}  {:>7}  {:>7}  {:>9}  {:>9}  {:>10}\n", "class", w, "IoU", "dice", "precision",
                        "recall", "pixels");
     for (const auto& m : r.per_class)

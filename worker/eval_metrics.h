@@ -14,11 +14,21 @@
 namespace convoy {
 
 struct EvalSums {
-  explicit EvalSums(int classes = 0) : classes(classes), confusion(static_cast<size_t>(classes) * classes, 0) {}
+  explicit EvalSums(int classes = 0)
+      : classes(classes), confusion(static_cast<size_t>(classes) * classes, 0),
+        soft_dice(static_cast<size_t>(3) * classes, 0.0) {}
   double loss_sum = 0;
   int64_t correct = 0, top5 = 0, count = 0;
   int classes = 0;
   std::vector<int64_t> confusion;  // row: true class, column: predicted (row-major)
+  // Segmentation: soft dice's sums over the split, per class (seg_loss.h):
+  // intersection, cardinality, target pixels. A one-channel (binary) model
+  // fills class 1's only.
+  std::vector<double> soft_dice;  // 3 x classes
+
+  // SMP's DiceLoss on the split as one batch: the mean over the model's
+  // channels of (1 - dice) for the classes present in the target.
+  double dice_loss() const;
 
   double loss() const { return count ? loss_sum / count : 0; }
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0; }
@@ -49,7 +59,7 @@ struct ClassificationReport {
   // mean dice, mean_iou the mean IoU, each over the classes present in the
   // target or the prediction (a class absent from both is left out).
   bool pixels = false;
-  double mean_iou = 0;
+  double mean_iou = 0, dice_loss = 0;
   int64_t samples = 0;
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<int64_t>> confusion;

@@ -27,6 +27,7 @@
 #include "worker/dist/device.h"
 #include "worker/dist/rendezvous.h"
 #include "worker/dist/timeline.h"
+#include "worker/mask_grid.h"
 #include "worker/progress.h"
 #include "worker/run_reporter.h"
 #include "worker/trainer.h"
@@ -370,8 +371,10 @@ class TrainingLoop::Impl {
       best_.observe_nothing();
     if (verdict.stop) reporter_.early_stop(epoch, best_);
     save_step_checkpoint(epoch + 1, 0);
-    if (verdict.best && dist_.rank() == 0)
+    if (verdict.best && dist_.rank() == 0) {
       store_.save_best(*trainer_->model(), trainer_->optimizer(), meta(epoch + 1, 0));
+      write_mask_samples();
+    }
     return verdict.stop;
   }
 
@@ -418,6 +421,30 @@ class TrainingLoop::Impl {
     return r;
   }
 
+  // Segmentation, rank 0: the first samples of the selection split's first
+  // batch, as the model evaluating them saw and labelled them; written to
+  // mask-samples.png (the report's grid) when that evaluation is the best.
+  static constexpr int64_t kMaskSamples = 4;
+  torch::Tensor sample_pixels_, sample_truth_, sample_predicted_;
+
+  void keep_mask_samples(const DeviceBatch& batch, const torch::Tensor& predicted) {
+    const int64_t k = std::min<int64_t>(kMaskSamples, predicted.size(0));
+    sample_pixels_ = batch.pixels.narrow(0, 0, k).cpu().clone();
+    sample_truth_ = batch.labels.narrow(0, 0, k).cpu().clone();
+    sample_predicted_ = predicted.narrow(0, 0, k).clone();
+  }
+
+  void write_mask_samples() {
+    if (!sample_pixels_.defined()) return;
+    try {
+      write_file_atomic(join_path(run_dir_, "mask-samples.png"),
+                        mask_grid_png(sample_pixels_, sample_truth_, sample_predicted_,
+                                      cfg_.data.segmentation.ignore_index));
+    } catch (const std::exception& e) {
+      spdlog::warn("could not write mask-samples.png: {}", e.what());
+    }
+  }
+
   // Collective (the sums, reduced across ranks).
   EvalSums evaluate(const std::string& split, int epoch) {
     EvalSums sums(trainer_->eval_classes());
@@ -427,7 +454,10 @@ class TrainingLoop::Impl {
     for (uint64_t step = 0; step < steps; ++step) {
       DeviceBatch batch = take(split, epoch, step);
       batch.ready();
-      trainer_->eval_batch(batch.pixels, batch.labels, &sums);
+      const bool keep = step == 0 && dist_.rank() == 0 && trainer_->segmentation() && split == selection_split();
+      torch::Tensor predicted;
+      trainer_->eval_batch(batch.pixels, batch.labels, &sums, keep ? &predicted : nullptr);
+      if (keep) keep_mask_samples(batch, predicted);
       const double elapsed = seconds_since(t0);
       progress_.update(label, static_cast<int64_t>(step + 1), static_cast<int64_t>(steps), elapsed,
                        static_cast<double>(images_per_step()) * (step + 1) / std::max(elapsed, 1e-9), NAN, NAN, NAN);

@@ -281,6 +281,40 @@ class ReadyConfigs(unittest.TestCase):
         train = [e for e in events if e["event"] == "train"]
         self.assertTrue(all(e["loss"] > 0 for e in train), train)
 
+        # The report's grid: image | true mask | predicted mask, 4 rows of 64 px.
+        with Image.open(os.path.join(run_dir, "mask-samples.png")) as png:
+            grid = np.array(png.convert("RGB"))
+        self.assertEqual(grid.shape, (4 * 64 + 3 * 4, 3 * 64 + 2 * 4, 3))
+        palette = {(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (255, 255, 255)}  # VOC's; white: unlabelled
+        for panel in (grid[:, 68:132], grid[:, 136:200]):
+            self.assertTrue({tuple(p) for p in panel.reshape(-1, 3)} <= palette)
+        self.assertGreater(len({tuple(p) for p in grid[:64, 68:132].reshape(-1, 3)}), 1, "a mask with objects")
+        with open(os.path.join(run_dir, "report.html")) as f:
+            self.assertIn('id="mask-samples" alt="validation images with true and predicted masks" '
+                          'src="data:image/png;base64,', f.read())
+
+        # convoy predict: one class-id mask per image at the image's own size.
+        out = os.path.join(self.tmp, "masks")
+        test_dir = os.path.join(root, "test")
+        r = run(["predict", "--checkpoint", os.path.join(run_dir, "checkpoints", "best.ckpt"), "--out", out,
+                 "--overlay", "--json", test_dir], timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        self.assertEqual(len(lines), 8)
+        for line in lines:
+            with Image.open(line["path"]) as image, Image.open(line["mask"]) as m:
+                size, mask = image.size, np.array(m)
+            name = os.path.splitext(os.path.basename(line["path"]))[0]
+            self.assertEqual(line["mask"], os.path.join(out, name + ".png"))
+            self.assertEqual(mask.shape, (size[1], size[0]))
+            self.assertEqual((line["width"], line["height"]), size)
+            self.assertTrue(mask.max() <= 3, line)
+            self.assertEqual(sorted(line["fractions"]), sorted(events[0]["classes"]))
+            for c, name in enumerate(events[0]["classes"]):
+                self.assertAlmostEqual(line["fractions"][name], float((mask == c).mean()), places=6)
+            with Image.open(line["overlay"]) as overlay:
+                self.assertEqual(overlay.size, size)
+
     def test_segmentation_needs_a_segmentation_model(self):
         root = os.path.join(self.tmp, "seg")
         subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "bench", "make_segmentation_set.py"), root,

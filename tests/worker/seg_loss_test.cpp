@@ -2,6 +2,7 @@
 // and per-pixel evaluation: confusion, IoU and dice, ignore_index honoured.
 #include "worker/seg_loss.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "common/config.h"
@@ -71,6 +72,42 @@ TEST(SegLoss, BinaryModeUsesASigmoidAndSkipsUnlabelledPixels) {
   EXPECT_THROW(segmentation_loss(logits, target, LossKind::kCe, 255), UserError);
 }
 
+// Two ranks, each with half the batch: all-reducing the terms gives each the
+// whole batch's loss, and the mean of their gradients (what DDP applies) is
+// the whole batch's gradient; each rank's own dice would not be.
+TEST(SegLoss, ReducedTermsGiveTheGlobalBatchsLossAndGradient) {
+  torch::manual_seed(3);
+  auto target = torch::randint(0, 3, {2, 4, 4}, torch::kLong);
+  target.index_put_({0, 0}, 255);
+  target.index_put_({1}, target[1].clamp_max(1));  // class 2 only in the first image
+  for (LossKind kind : {LossKind::kDice, LossKind::kDiceCe, LossKind::kCe}) {
+    const auto base = torch::randn({2, 3, 4, 4});
+    auto whole = base.clone().requires_grad_(true);
+    const auto full = segmentation_loss(whole, target, kind, 255);
+    full.backward();
+    std::vector<torch::Tensor> halves, terms_grad;
+    std::vector<SegLossTerms> terms;
+    for (int r = 0; r < 2; ++r) {
+      halves.push_back(base.narrow(0, r, 1).clone().requires_grad_(true));
+      terms.push_back(segmentation_loss_terms(halves[r], target.narrow(0, r, 1), kind, 255));
+    }
+    const auto totals = terms[0].pack() + terms[1].pack();
+    for (int r = 0; r < 2; ++r) {
+      const auto loss = segmentation_loss(terms[r], totals, 2);
+      EXPECT_NEAR(loss.item<double>(), full.item<double>(), 1e-6) << name_of(kind);
+      loss.backward();
+      // DDP divides the summed gradients by the world size.
+      EXPECT_TRUE(torch::allclose(halves[r].grad() / 2, whole.grad().narrow(0, r, 1), 1e-5, 1e-7))
+          << name_of(kind) << " rank " << r;
+    }
+    // Each rank's own batch alone is another loss (dice is no per-sample mean).
+    if (kind != LossKind::kCe)
+      EXPECT_GT(std::abs(segmentation_loss(base.narrow(0, 1, 1), target.narrow(0, 1, 1), kind, 255).item<double>() -
+                         full.item<double>()),
+                1e-3);
+  }
+}
+
 // IoU and dice from the pixel confusion matrix, unlabelled pixels left out,
 // a class absent from target and prediction left out of the means.
 TEST(SegMetrics, IouAndDiceFromPixelCounts) {
@@ -105,6 +142,11 @@ TEST(SegMetrics, IouAndDiceFromPixelCounts) {
   b.add_pixels(logits.slice(3, 1, 2), target3().slice(2, 1, 2), 255, 0.5);
   const EvalSums both = EvalSums::unpack(a.pack() + b.pack(), 4);
   EXPECT_EQ(both.confusion, sums.confusion);
+  // dice_loss: SMP's soft dice on the whole split, also from the halves' sums.
+  const double dice = soft_dice_loss(logits, target3(), 255).item<double>();
+  EXPECT_NEAR(r.dice_loss, dice, 1e-6);
+  EXPECT_NEAR(both.dice_loss(), dice, 1e-6);
+  EXPECT_NE(text.find(fmt::format("dice_loss {:.4f}  iou_score 0.5000", dice)), std::string::npos) << text;
 }
 
 TEST(SegMetrics, BinaryLogitsCountAsTwoClasses) {
@@ -113,6 +155,10 @@ TEST(SegMetrics, BinaryLogitsCountAsTwoClasses) {
   sums.add_pixels(logits, torch::tensor({1, 1, 0, 255}, torch::kLong).view({1, 2, 2}), 255, 0.1);
   // pred 1, 0, 1 ; target 1, 1, 0.
   EXPECT_EQ(sums.confusion, (std::vector<int64_t>{0, 1, 1, 1}));
+  // Binary soft dice: the one channel's (not a mean with an empty class 0).
+  EXPECT_NEAR(sums.dice_loss(),
+              soft_dice_loss(logits, torch::tensor({1, 1, 0, 255}, torch::kLong).view({1, 2, 2}), 255).item<double>(),
+              1e-6);
 }
 
 // --init-from with torchvision ResNet weights fills a U-Net's encoder.

@@ -1,0 +1,47 @@
+// `convoy predict` with a segmentation checkpoint: one mask per image, at
+// the image's own size.
+//
+// Each image is resized as the run's evaluation resized it (shorter side to
+// the training size x eval_resize_ratio, so objects appear at the scale the
+// model learnt), but not cropped: the whole image is padded (mirrored) to
+// multiples of 32, the U-Net's logits for the padding are dropped, and the
+// rest are resized back to the original size (bilinear on the logits, then
+// argmax; a one-channel model: logit > 0). Nothing of the image is lost to a
+// crop, and no class is ever interpolated between two others.
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "inference/checkpoint_model.h"
+
+namespace convoy {
+
+// An input image and where its outputs go, relative to --out.
+struct PredictInput {
+  std::string path;
+  std::string out_stem;  // e.g. "sub/img" for DIR/sub/img.jpg; the file's stem for a file
+};
+
+// The mask (H x W, CV_8UC1 class ids) of an RGB or gray image (HWC uint8,
+// the model's channel count) at its own size. `mean`, `std`: (1, C, 1, 1)
+// on the model's device.
+cv::Mat predict_mask(const CheckpointModel& m, const cv::Mat& image, const torch::Tensor& mean,
+                     const torch::Tensor& std);
+
+// The image with each non-background class (id > 0) blended in its colour
+// (common/class_colors.h) at `alpha`.
+cv::Mat overlay_mask(const cv::Mat& image_rgb, const cv::Mat& mask, double alpha = 0.5);
+
+// Each class's share of the mask's pixels (`classes` values).
+std::vector<double> class_fractions(const cv::Mat& mask, int classes);
+
+// Writes OUT/STEM.png (class ids), with `overlay` OUT/STEM_overlay.jpg, and
+// prints one line per image (text or --json); returns 0.
+int predict_masks(const CheckpointModel& m, const std::vector<PredictInput>& inputs, const std::string& out_dir,
+                  bool overlay, bool json, int threads, const torch::Device& device);
+
+}  // namespace convoy
