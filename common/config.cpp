@@ -223,18 +223,50 @@ void validate_augment(const proto::Augment& a, const Validator& v) {
   v.require(a.hue() >= 0 && a.hue() <= 0.5f, "data.train_augment.hue", "must be in [0, 0.5]");
 }
 
+}  // namespace
+
+std::optional<std::array<uint8_t, 3>> parse_mask_color(const std::string& text) {
+  std::smatch m;
+  static const std::regex hex("#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})");
+  static const std::regex triple(" *([0-9]{1,3}) *, *([0-9]{1,3}) *, *([0-9]{1,3}) *");
+  const bool is_hex = std::regex_match(text, m, hex);
+  if (!is_hex && !std::regex_match(text, m, triple)) return std::nullopt;
+  std::array<uint8_t, 3> rgb{};
+  for (int k = 0; k < 3; ++k) {
+    const long v = std::stol(m[k + 1].str(), nullptr, is_hex ? 16 : 10);
+    if (v > 255) return std::nullopt;
+    rgb[k] = static_cast<uint8_t>(v);
+  }
+  return rgb;
+}
+
+namespace {
+
 void validate_segmentation(const proto::SegmentationFolderDataset& s, const Validator& v) {
   v.require(s.root().empty() != (s.images().empty() && s.masks().empty()), "data.segmentation_folder",
             "set either root (train/, trainannot/, ...) or images and masks, not both");
   v.require(!s.root().empty() || (!s.images().empty() && !s.masks().empty()), "data.segmentation_folder.masks",
             "images and masks go together: set both");
-  v.require(s.class_names_size() > 0 || s.mask_values_size() > 0, "data.segmentation_folder.class_names",
-            "name the classes (or give mask_values): the masks alone do not say how many there are");
+  v.require(s.class_names_size() > 0 || s.mask_values_size() > 0 || s.mask_colors_size() > 0,
+            "data.segmentation_folder.class_names",
+            "name the classes (or give mask_values or mask_colors): the masks alone do not say how many there are");
   v.require(s.class_names_size() == 0 || s.mask_values_size() == 0 || s.class_names_size() == s.mask_values_size(),
             "data.segmentation_folder.mask_values", "needs one value per class name");
   for (int m : s.mask_values())
     v.require(m >= 0 && m <= 255, "data.segmentation_folder.mask_values", "values are 8-bit mask pixels: 0..255");
-  const int classes = std::max(s.class_names_size(), s.mask_values_size());
+  v.require(s.mask_colors_size() == 0 || s.mask_values_size() == 0, "data.segmentation_folder.mask_colors",
+            "give mask_values (grey masks) or mask_colors (colour masks), not both");
+  v.require(s.class_names_size() == 0 || s.mask_colors_size() == 0 || s.class_names_size() == s.mask_colors_size(),
+            "data.segmentation_folder.mask_colors", "needs one colour per class name");
+  std::set<std::array<uint8_t, 3>> colours;
+  for (const auto& c : s.mask_colors()) {
+    const auto rgb = parse_mask_color(c);
+    v.require(rgb.has_value(), "data.segmentation_folder.mask_colors",
+              "'" + c + "' is no colour: write \"#RRGGBB\" (hex) or \"R,G,B\" (0..255 each)");
+    v.require(!rgb || colours.insert(*rgb).second, "data.segmentation_folder.mask_colors",
+              "'" + c + "' names a colour twice");
+  }
+  const int classes = std::max({s.class_names_size(), s.mask_values_size(), s.mask_colors_size()});
   v.require(s.ignore_index() >= classes && s.ignore_index() <= 255, "data.segmentation_folder.ignore_index",
             "must be 0..255 and not a class id (>= the number of classes)");
 }
@@ -435,10 +467,12 @@ void source_spec(const proto::DataConfig& d, DataSpec* spec) {
       }
       seg.images_dir = od.train_path;
       seg.mask_values.assign(s.mask_values().begin(), s.mask_values().end());
+      for (const auto& c : s.mask_colors()) seg.mask_colors.push_back(*parse_mask_color(c));
       seg.ignore_index = s.ignore_index();
       od.class_names.assign(s.class_names().begin(), s.class_names().end());
       if (od.class_names.empty())
-        for (size_t c = 0; c < seg.mask_values.size(); ++c) od.class_names.push_back(std::to_string(c));
+        for (size_t c = 0; c < std::max(seg.mask_values.size(), seg.mask_colors.size()); ++c)
+          od.class_names.push_back(std::to_string(c));
       break;
     }
     default:
@@ -467,9 +501,12 @@ DataSpec data_spec(const proto::DataConfig& d) {
   od.image.channels = d.image().channels();
   const auto& a = d.train_augment();
   od.train_augment = augment_spec(a);
-  od.eval_resize_ratio = d.eval_resize_ratio() > 0 ? d.eval_resize_ratio()
-                         : a.random_resized_crop()  ? 256.f / 224.f
-                                                    : 1.f;
+  // auto: torchvision's classification recipe (resize 256, crop 224) after
+  // random-resized-crop; a segmentation set keeps the whole shorter side
+  // (a mask's border pixels count as much as its centre's).
+  od.eval_resize_ratio = d.eval_resize_ratio() > 0                         ? d.eval_resize_ratio()
+                         : a.random_resized_crop() && !d.has_segmentation_folder() ? 256.f / 224.f
+                                                                                   : 1.f;
   auto per_channel = [&](const pb::RepeatedField<float>& v) {
     std::vector<float> r(od.image.channels, 0.5f);
     for (int i = 0; i < od.image.channels; ++i)
@@ -494,6 +531,7 @@ ModelSpec model_spec(const proto::ModelConfig& m) {
   om.drop_path = m.drop_path();
   om.init_from = m.init_from();
   om.freeze_backbone = m.freeze_backbone();
+  om.freeze_batch_norm = m.freeze_batch_norm();
   om.conv_algorithm = *choice_from_name<ConvChoice>(m.conv_algorithm());
   om.encoder = m.encoder();
   return om;
@@ -531,7 +569,6 @@ TrainSpec train_spec(const proto::TrainConfig& t) {
   ot.checkpoint_every_minutes = t.checkpoint_every_minutes();
   ot.keep_checkpoints = t.keep_checkpoints();
   ot.stop_grace_s = t.stop_grace_s();
-  om.freeze_batch_norm = m.freeze_batch_norm();
   ot.timeline_steps = t.timeline_steps();
   ot.timeline_start = t.timeline_start();
   ot.max_steps = t.max_steps();
@@ -657,6 +694,16 @@ Config parse_config(const std::string& text, const std::string& origin,
       resolve(s->mutable_root(), "data.segmentation_folder.root");
       resolve(s->mutable_images(), "data.segmentation_folder.images");
       resolve(s->mutable_masks(), "data.segmentation_folder.masks");
+      // root's layout: train/ with trainannot/; val/ and test/ are optional,
+      // each with its annotations.
+      if (resolve_paths && !s->root().empty())
+        for (const char* split : {"train", "val", "test"}) {
+          const std::string images = join_path(s->root(), split), masks = images + "annot";
+          if (std::string(split) == "train" || path_exists(images))
+            v.require(is_directory(images) && is_directory(masks), "data.segmentation_folder.root",
+                      "'" + s->root() + "' needs " + split + "/ and " + split + "annot/ (images and their masks); " +
+                          (is_directory(images) ? masks : images) + " does not exist");
+        }
       break;
     }
     default:

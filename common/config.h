@@ -2,6 +2,7 @@
 // Protobuf file plus `--set` overrides; the generated types stay in config.cpp.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,11 +31,15 @@ struct AugmentSpec {
   bool photometric() const { return brightness > 0 || contrast > 0 || saturation > 0 || hue > 0; }
 };
 
+// "#RRGGBB" or "R,G,B" as RGB; nullopt when it is neither.
+std::optional<std::array<uint8_t, 3>> parse_mask_color(const std::string& text);
+
 // segmentation_folder (proto/config.proto, SegmentationFolderDataset).
 struct SegmentationLayout {
   std::string images_dir, masks_dir;  // one folder pair, split by fractions (else train/val/test paths)
   std::string val_images, val_masks, test_images, test_masks;  // with `root`; empty when absent
   std::vector<int> mask_values;
+  std::vector<std::array<uint8_t, 3>> mask_colors;  // RGB per class; colour masks
   int ignore_index = 255;
 };
 
@@ -79,12 +84,12 @@ struct ModelSpec {
   bool freeze_backbone = false;
   ConvChoice conv_algorithm = ConvChoice::kAuto;
   std::string encoder = "resnet34";  // unet's
+  bool freeze_batch_norm = false;     // BatchNorm in eval mode, weight and bias fixed
 };
 
 struct OptimSpec {
   OptimizerKind optimizer = OptimizerKind::kSgd;
   float lr = 0.1f, momentum = 0.9f;
-  bool freeze_batch_norm = false;     // BatchNorm in eval mode, weight and bias fixed
   bool nesterov = false;
   float weight_decay = 0.f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   ScheduleKind schedule = ScheduleKind::kCosine;

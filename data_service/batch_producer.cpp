@@ -118,16 +118,18 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
     SampleRng rng(mix_seed(cfg_.seed, kSaltAugment, epoch, static_cast<uint64_t>(idx)));
     try {
       if (mask_dst)
-        decode_with_mask(ds, static_cast<size_t>(idx), tf, ignore, rng, dst, mask_dst);
+        decode_with_mask(ds, static_cast<size_t>(idx), tf, decode_opts_, ignore, rng, dst, mask_dst);
       else
         decode_transform(ds, static_cast<size_t>(idx), tf, decode_opts_, rng, dst);
       labels[j] = ds.label(static_cast<size_t>(idx));
     } catch (const DecodeError& e) {
+      // e names the file: the image, or its mask.
+      const char* what = mask_dst ? "unusable image/mask pair" : "corrupt image";
       if (cfg_.data.strict)
-        CONVOY_USER_ERROR("corrupt image: " << e.what()
-                                            << " (data.strict is on; set data.strict=false to skip and count such images)");
+        CONVOY_USER_ERROR(what << ": " << e.what()
+                               << " (data.strict is on; set data.strict=false to skip and count such samples)");
       if (first_report(ds.describe(static_cast<size_t>(idx))))
-        spdlog::warn("skipping corrupt image (reported once): {}", e.what());
+        spdlog::warn("skipping {} (reported once): {}", what, e.what());
       labels[j] = -1;
       blank();
       invalid[j] = corrupt[j] = 1;

@@ -64,7 +64,9 @@ class DataService {
     stop_ = true;
     for (auto& t : handlers) t.join();
     if (producer_.total_errors() > 0)
-      spdlog::warn("skipped {} corrupt image(s) in total", producer_.total_errors());
+      spdlog::warn("skipped {} {} in total", producer_.total_errors(),
+                   cfg_.data.kind == DataSpec::Kind::kSegmentationFolder ? "unusable image/mask pair(s)"
+                                                                         : "corrupt image(s)");
     if (!fatal_.empty()) {
       spdlog::error("{}", fatal_);
       return 1;

@@ -44,6 +44,16 @@ cv::Mat decode_full_named(const uint8_t* data, size_t n, int channels, const Nam
   return img;
 }
 
+// A JPEG sample's header, its bytes checked first; errors name the sample.
+JpegInfo checked_jpeg_info(const Dataset& ds, size_t i, const EncodedImage& enc) {
+  check_bytes(enc.data, enc.size, [&] { return ds.describe(i); });
+  try {
+    return read_jpeg_info(enc.data, enc.size);
+  } catch (const DecodeError& e) {
+    throw DecodeError(ds.describe(i) + ": " + e.what());
+  }
+}
+
 }  // namespace
 
 cv::Mat decode_full(const uint8_t* data, size_t n, int channels, const std::string& what) {
@@ -60,13 +70,7 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
   }
   auto name = [&] { return ds.describe(i); };
   if (opt.crop_aware && looks_like_jpeg(enc.data, enc.size)) {
-    check_bytes(enc.data, enc.size, name);
-    JpegInfo info;
-    try {
-      info = read_jpeg_info(enc.data, enc.size);
-    } catch (const DecodeError& e) {
-      throw DecodeError(ds.describe(i) + ": " + e.what());
-    }
+    const JpegInfo info = checked_jpeg_info(ds, i, enc);
     CropPlan plan;
     if (info.croppable && plan_crop(info.height, info.width, spec, rng, &plan)) {
       int denom = choose_scale_denom(plan.src.width, plan.src.height, spec.out.width, spec.out.height);
@@ -85,14 +89,39 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
   transform_image(decode_full_named(enc.data, enc.size, spec.out.channels, name), spec, rng, dst);
 }
 
-void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, uint8_t ignore_index, SampleRng& rng,
-                      uint8_t* dst_image, uint8_t* dst_mask) {
+void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
+                      uint8_t ignore_index, SampleRng& rng, uint8_t* dst_image, uint8_t* dst_mask) {
+  auto check_size = [&](const cv::Mat& mask, int width, int height) {
+    if (mask.cols != width || mask.rows != height)
+      throw DecodeError(ds.describe(i) + ": its mask is " + std::to_string(mask.cols) + "x" +
+                        std::to_string(mask.rows) + ", the image " + std::to_string(width) + "x" +
+                        std::to_string(height) + " (a mask must have its image's size)");
+  };
+  thread_local EncodedImage enc;
+  thread_local std::vector<uint8_t> pixels;
+  if (opt.crop_aware && ds.read_encoded(i, &enc) && looks_like_jpeg(enc.data, enc.size)) {
+    const JpegInfo info = checked_jpeg_info(ds, i, enc);
+    if (info.croppable) {
+      const cv::Mat mask = ds.load_mask(i);
+      check_size(mask, info.width, info.height);
+      const JointGeometry g = draw_joint_geometry(info.height, info.width, spec, rng);
+      const int denom =
+          choose_scale_denom(g.shrink * spec.out.width, g.shrink * spec.out.height, spec.out.width, spec.out.height);
+      JpegRegion region;
+      try {
+        region = decode_jpeg_region(enc.data, enc.size, source_bounds(g, spec.out, info.height, info.width), denom,
+                                    {spec.out.channels, opt.fast_idct}, &pixels);
+      } catch (const DecodeError& e) {
+        throw DecodeError(ds.describe(i) + ": " + e.what());
+      }
+      render_sample(region.pixels, region_geometry(g, region.scale_denom, region.x0, region.y0), mask, g, spec,
+                    ignore_index, rng, dst_image, dst_mask);
+      return;
+    }
+  }
   const cv::Mat image = ds.load(i, spec.out.channels);
   const cv::Mat mask = ds.load_mask(i);
-  if (mask.size() != image.size())
-    throw DecodeError(ds.describe(i) + ": its mask is " + std::to_string(mask.cols) + "x" + std::to_string(mask.rows) +
-                      ", the image " + std::to_string(image.cols) + "x" + std::to_string(image.rows) +
-                      " (a mask must have its image's size)");
+  check_size(mask, image.cols, image.rows);
   transform_image_and_mask(image, mask, spec, ignore_index, rng, dst_image, dst_mask);
 }
 

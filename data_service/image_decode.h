@@ -28,10 +28,14 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
 
 // Segmentation: decodes sample `i`'s image and mask and transforms both
 // with one draw (mask_transform.h): CHW bytes to dst_image, class ids to
-// dst_mask. Throws DecodeError naming the file for an unreadable image or
-// mask, or a mask of another size than its image.
-void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, uint8_t ignore_index, SampleRng& rng,
-                      uint8_t* dst_image, uint8_t* dst_mask);
+// dst_mask. A JPEG image is decoded crop-aware as decode_transform does
+// (the draw made from its header's size; only the region the geometry
+// reads, at the coarsest DCT scale that keeps it at least the output's
+// resolution); the mask (PNG) is decoded whole and sampled nearest. Throws
+// DecodeError naming the file for an unreadable image or mask, or a mask of
+// another size than its image.
+void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
+                      uint8_t ignore_index, SampleRng& rng, uint8_t* dst_image, uint8_t* dst_mask);
 
 // Full decode of JPEG/PNG bytes to 8-bit RGB (channels 3) or gray (1),
 // ignoring EXIF orientation (as PIL does). Throws DecodeError mentioning

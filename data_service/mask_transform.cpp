@@ -113,11 +113,45 @@ void transform_image_and_mask(const cv::Mat& image, const cv::Mat& mask, const T
                "image has " << image.channels() << " channels, expected " << spec.out.channels);
   CONVOY_CHECK(mask.type() == CV_8UC1 && mask.size() == image.size(), "mask is not the image's size");
   const JointGeometry g = draw_joint_geometry(image.rows, image.cols, spec, rng);
+  render_sample(image, g, mask, g, spec, ignore_index, rng, dst_image, dst_mask, nearest_image);
+}
+
+void render_sample(const cv::Mat& image, const JointGeometry& image_geometry, const cv::Mat& mask,
+                   const JointGeometry& g, const TransformSpec& spec, uint8_t ignore_index, SampleRng& rng,
+                   uint8_t* dst_image, uint8_t* dst_mask, bool nearest_image) {
   thread_local cv::Mat hwc;
-  render_image(image, g, spec.out, &hwc, nearest_image);
+  render_image(image, image_geometry, spec.out, &hwc, nearest_image);
   render_mask(mask, g, spec.out, ignore_index, dst_mask);
   if (spec.train) color_jitter(spec.augment, rng, &hwc);
   write_chw(hwc, dst_image);
+}
+
+JointGeometry region_geometry(const JointGeometry& g, int scale_denom, int x0, int y0) {
+  // Original index x -> scaled index (x + 0.5) / d - 0.5 -> region index - x0.
+  const double k = 1.0 / scale_denom;
+  const cv::Matx23d& m = g.to_source;
+  JointGeometry r;
+  r.to_source = cv::Matx23d(m(0, 0) * k, m(0, 1) * k, (m(0, 2) + 0.5) * k - 0.5 - x0,  //
+                            m(1, 0) * k, m(1, 1) * k, (m(1, 2) + 0.5) * k - 0.5 - y0);
+  r.shrink = g.shrink / scale_denom;
+  return r;
+}
+
+cv::Rect source_bounds(const JointGeometry& g, const ImageSpec& out, int height, int width) {
+  double x0 = 1e300, y0 = 1e300, x1 = -1e300, y1 = -1e300;
+  for (double u : {0.0, out.width - 1.0})
+    for (double v : {0.0, out.height - 1.0}) {
+      const cv::Matx23d& m = g.to_source;
+      const double x = m(0, 0) * u + m(0, 1) * v + m(0, 2), y = m(1, 0) * u + m(1, 1) * v + m(1, 2);
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+    }
+  // Index coordinates to a rectangle of pixels, one more around (bilinear,
+  // and the area reduction's blocks), clipped to the image.
+  const int left = std::max(0, static_cast<int>(std::floor(x0)) - 1);
+  const int top = std::max(0, static_cast<int>(std::floor(y0)) - 1);
+  const int right = std::min(width, static_cast<int>(std::ceil(x1)) + 2);
+  const int bottom = std::min(height, static_cast<int>(std::ceil(y1)) + 2);
+  return cv::Rect(cv::Point(left, top), cv::Point(std::max(left + 1, right), std::max(top + 1, bottom)));
 }
 
 }  // namespace convoy

@@ -38,6 +38,23 @@ void render_mask(const cv::Mat& mask, const JointGeometry& g, const ImageSpec& o
 // contrast, saturation, hue) and applied to an 8-bit HWC image in place.
 void color_jitter(const AugmentSpec& a, SampleRng& rng, cv::Mat* hwc);
 
+// The rest of a sample once its geometry is drawn: the image rendered with
+// `image_geometry` (the drawn geometry, or the same map into a region
+// decoded at a DCT scale: region_geometry), the mask with `g`, then colour
+// jitter (training) and CHW bytes.
+void render_sample(const cv::Mat& image, const JointGeometry& image_geometry, const cv::Mat& mask,
+                   const JointGeometry& g, const TransformSpec& spec, uint8_t ignore_index, SampleRng& rng,
+                   uint8_t* dst_image, uint8_t* dst_mask, bool nearest_image = false);
+
+// `g` in the coordinates of a region of the image decoded at 1/scale_denom
+// whose pixel (0, 0) is the scaled image's (x0, y0).
+JointGeometry region_geometry(const JointGeometry& g, int scale_denom, int x0, int y0);
+
+// The source pixels (original image, edge coordinates) that rendering `g`
+// at `out` reads: the output's corners mapped back, one pixel more around
+// for bilinear sampling, clipped to the width x height image.
+cv::Rect source_bounds(const JointGeometry& g, const ImageSpec& out, int height, int width);
+
 // The whole sample: image as CHW bytes to dst_image, mask (H x W class ids)
 // to dst_mask. `mask` must be `image`'s size.
 void transform_image_and_mask(const cv::Mat& image, const cv::Mat& mask, const TransformSpec& spec,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <unordered_map>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -41,6 +42,10 @@ class SegmentationDataset : public Dataset {
     }
     valid_[ignore_] = 1;
     classes_ = classes;
+    for (size_t c = 0; c < layout.mask_colors.size(); ++c) {
+      const auto& rgb = layout.mask_colors[c];
+      colours_[(uint32_t{rgb[0]} << 16) | (uint32_t{rgb[1]} << 8) | rgb[2]] = static_cast<uint8_t>(c);
+    }
   }
 
   size_t size() const override { return images_->size(); }
@@ -61,9 +66,11 @@ class SegmentationDataset : public Dataset {
       throw DecodeError("cannot decode mask " + masks_[i] + ": " + e.what());
     }
     if (raw.empty()) throw DecodeError("cannot decode mask " + masks_[i] + " (not a valid PNG or JPEG)");
+    if (!colours_.empty()) return colour_ids(raw, i);
     if (raw.type() != CV_8UC1)
       throw DecodeError("mask " + masks_[i] + " is not a one-channel 8-bit image (" + std::to_string(raw.channels()) +
-                        " channels, depth " + std::to_string(raw.depth()) + "): save class ids as 8-bit grey");
+                        " channels, depth " + std::to_string(raw.depth()) +
+                        "): save class ids as 8-bit grey, or set data.segmentation_folder.mask_colors");
     cv::Mat ids, valid;
     cv::LUT(raw, cv::Mat(1, 256, CV_8UC1, const_cast<uint8_t*>(valid_.data())), valid);
     double lo;
@@ -79,7 +86,28 @@ class SegmentationDataset : public Dataset {
   }
 
  private:
+  // mask_colors: each pixel's colour to its class, any other colour unlabelled.
+  cv::Mat colour_ids(const cv::Mat& raw, size_t i) const {
+    if (raw.depth() != CV_8U || (raw.channels() != 1 && raw.channels() != 3 && raw.channels() != 4))
+      throw DecodeError("mask " + masks_[i] + " is not an 8-bit grey, RGB or RGBA image (" +
+                        std::to_string(raw.channels()) + " channels, depth " + std::to_string(raw.depth()) + ")");
+    cv::Mat ids(raw.size(), CV_8UC1);
+    const int n = raw.channels();
+    for (int y = 0; y < raw.rows; ++y) {
+      const uint8_t* p = raw.ptr<uint8_t>(y);
+      uint8_t* out = ids.ptr<uint8_t>(y);
+      for (int x = 0; x < raw.cols; ++x, p += n) {
+        // OpenCV's order is BGR(A); a grey pixel g is the colour (g, g, g).
+        const uint32_t r = n == 1 ? p[0] : p[2], g = n == 1 ? p[0] : p[1], b = p[0];
+        const auto it = colours_.find((r << 16) | (g << 8) | b);
+        out[x] = it == colours_.end() ? ignore_ : it->second;
+      }
+    }
+    return ids;
+  }
+
   std::vector<std::string> masks_;
+  std::unordered_map<uint32_t, uint8_t> colours_;  // 0xRRGGBB -> class id
   std::shared_ptr<const Dataset> images_, mask_files_;
   std::array<uint8_t, 256> lut_{}, valid_{};  // pixel value -> class id; whether it may occur
   uint8_t ignore_;

@@ -94,6 +94,19 @@ TEST(Config, SegmentationDataAndModelGoTogether) {
   EXPECT_NE(error_of(seg, {"model.encoder=vgg16"}).find("unknown encoder 'vgg16'"), std::string::npos);
   EXPECT_NE(error_of(seg, {"train.loss=focal"}).find("use one of: auto, ce, bce, dice, dice+bce, dice+ce"),
             std::string::npos);
+  // A segmentation set keeps the whole shorter side in evaluation.
+  EXPECT_FLOAT_EQ(parse_config(seg, "t.pbtxt", {"data.train_augment.random_resized_crop=true"}).data.eval_resize_ratio,
+                  1.f);
+  // Colour masks: one colour per class, instead of mask_values.
+  const std::string colour = "data { segmentation_folder { images: \".\" masks: \".\" "
+                             "mask_colors: [\"#000000\", \"128,0,0\", \"#00FF00\"] } "
+                             "image { height: 64 width: 64 } } model { arch: \"unet\" }\n";
+  const Config cc = parse_config(colour, "c.pbtxt");
+  EXPECT_EQ(cc.data.class_names, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(cc.data.segmentation.mask_colors[2], (std::array<uint8_t, 3>{0, 255, 0}));
+  EXPECT_NE(error_of(colour, {"data.segmentation_folder.mask_values=0"}).find("not both"), std::string::npos);
+  EXPECT_NE(error_of(colour, {"data.segmentation_folder.mask_colors=red"}).find("'red' is no colour"),
+            std::string::npos);
 }
 
 TEST(Config, EvalResizeRatioFollowsTheTrainingCrop) {

@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "data_service/batch_producer.h"
 #include "data_service/dataset.h"
+#include "data_service/image_decode.h"
 #include "data_service/mask_transform.h"
 #include "tests/tools/temp_dir.h"
 
@@ -121,6 +122,46 @@ TEST(Segmentation, MaskValuesBecomeClassIds) {
   // An unreadable mask names the file.
   write_file_atomic(join_path(d, "masks/a.png"), "not a png");
   EXPECT_THROW(ds->load_mask(0), DecodeError);
+}
+
+// Colour masks (mask_colors): each colour its class, other colours and
+// grey pixels of no listed colour unlabelled.
+TEST(Segmentation, MaskColoursBecomeClassIds) {
+  const std::string d = tmp();
+  make_dirs(join_path(d, "images"));
+  make_dirs(join_path(d, "masks"));
+  cv::imwrite(join_path(d, "images/a.png"), cv::Mat(2, 3, CV_8UC3, cv::Scalar::all(9)));
+  // RGB (0,0,0) (128,0,0) (0,128,0) / (128,0,0) (1,2,3) (0,0,0); OpenCV writes BGR.
+  cv::Mat bgr(2, 3, CV_8UC3);
+  bgr.at<cv::Vec3b>(0, 0) = {0, 0, 0};
+  bgr.at<cv::Vec3b>(0, 1) = {0, 0, 128};
+  bgr.at<cv::Vec3b>(0, 2) = {0, 128, 0};
+  bgr.at<cv::Vec3b>(1, 0) = {0, 0, 128};
+  bgr.at<cv::Vec3b>(1, 1) = {3, 2, 1};
+  bgr.at<cv::Vec3b>(1, 2) = {0, 0, 0};
+  cv::imwrite(join_path(d, "masks/a.png"), bgr);
+  SegmentationLayout layout;
+  layout.ignore_index = 255;
+  layout.mask_colors = {{0, 0, 0}, {128, 0, 0}, {0, 128, 0}};
+  auto ds = make_segmentation_dataset(list_mask_pairs(join_path(d, "images"), join_path(d, "masks")), layout, 3);
+  const cv::Mat want = (cv::Mat_<uint8_t>(2, 3) << 0, 1, 2, 1, 255, 0);
+  const cv::Mat ids = ds->load_mask(0);
+  EXPECT_EQ(cv::countNonZero(ids != want), 0) << ids;
+  // The config's spellings.
+  EXPECT_EQ(parse_mask_color("#80ff00"), (std::array<uint8_t, 3>{128, 255, 0}));
+  EXPECT_EQ(parse_mask_color("128, 0,64"), (std::array<uint8_t, 3>{128, 0, 64}));
+  EXPECT_FALSE(parse_mask_color("256,0,0"));
+  EXPECT_FALSE(parse_mask_color("red"));
+  // Without mask_colors a colour mask is an error that says what to set.
+  auto grey = make_segmentation_dataset(list_mask_pairs(join_path(d, "images"), join_path(d, "masks")),
+                                        binary_layout(), 2);
+  try {
+    grey->load_mask(0);
+    FAIL() << "a colour mask read as grey";
+  } catch (const DecodeError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("masks/a.png is not a one-channel 8-bit image"));
+    EXPECT_THAT(e.what(), HasSubstr("mask_colors"));
+  }
 }
 
 TransformSpec all_geometry(bool train) {
@@ -243,6 +284,57 @@ TEST(Segmentation, BatchesCarryTheMaskAndDoNotDependOnThreads) {
   }
   EXPECT_EQ(epoch(cfg, 1, 0), epoch(cfg, 4, 0)) << "train";
   EXPECT_EQ(epoch(cfg, 1, 1), epoch(cfg, 4, 1)) << "val";
+}
+
+// A JPEG several times the output's size is decoded crop-aware (its DCT
+// scaled, only the region the draw reads): the mask is the full decode's
+// byte for byte, and the image the same picture (PSNR >= 30 dB against
+// full decode + transform, sharp-edged objects included: a map off by a
+// pixel would fall far below), never byte-identical (so that path ran).
+TEST(Segmentation, CropAwareDecodeMovesTheMaskExactlyAndTheImageClosely) {
+  const std::string d = tmp();
+  make_dirs(join_path(d, "images"));
+  make_dirs(join_path(d, "masks"));
+  for (int i = 0; i < 6; ++i) {
+    const int h = 200 + 8 * i, w = 240 - 8 * i;
+    // Smooth colours (as photos, which JPEG keeps), objects in pure red.
+    cv::Mat rgb(h, w, CV_8UC3), mask(h, w, CV_8UC1, cv::Scalar(0));
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        rgb.at<cv::Vec3b>(y, x) = {static_cast<uint8_t>(40 + 30 * std::sin(x * 0.05 + i)),
+                                   static_cast<uint8_t>(100 + 60 * std::cos(y * 0.04)),
+                                   static_cast<uint8_t>(120 + 50 * std::sin((x + y) * 0.03))};
+    std::mt19937 gen(40 + i);
+    for (int k = 0; k < 3; ++k) {
+      const cv::Rect r(static_cast<int>(gen() % (w / 2)), static_cast<int>(gen() % (h / 2)), 30 + gen() % 60,
+                       30 + gen() % 60);
+      rgb(r & cv::Rect(0, 0, w, h)).setTo(cv::Scalar(255, 0, 0));
+      mask(r & cv::Rect(0, 0, w, h)).setTo(255);
+    }
+    cv::Mat bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    cv::imwrite(join_path(d, "images/s" + std::to_string(i) + ".jpg"), bgr, {cv::IMWRITE_JPEG_QUALITY, 95});
+    cv::imwrite(join_path(d, "masks/s" + std::to_string(i) + ".png"), mask);
+  }
+  auto ds = make_segmentation_dataset(list_mask_pairs(join_path(d, "images"), join_path(d, "masks")),
+                                      binary_layout(), 2);
+  for (bool train : {true, false}) {
+    TransformSpec spec = all_geometry(train);
+    spec.out = {32, 32, 3};
+    for (size_t i = 0; i < ds->size(); ++i) {
+      std::vector<uint8_t> img_a(3 * 32 * 32), img_b(img_a.size()), mask_a(32 * 32), mask_b(32 * 32);
+      SampleRng r1(77 + i), r2(77 + i);
+      decode_with_mask(*ds, i, spec, DecodeOptions{true, true}, 255, r1, img_a.data(), mask_a.data());
+      decode_with_mask(*ds, i, spec, DecodeOptions{false, true}, 255, r2, img_b.data(), mask_b.data());
+      const std::string what = "sample " + std::to_string(i) + (train ? " train" : " eval");
+      EXPECT_EQ(mask_a, mask_b) << what;
+      double se = 0;
+      for (size_t q = 0; q < img_a.size(); ++q) se += std::pow(int(img_a[q]) - int(img_b[q]), 2);
+      const double psnr = 10 * std::log10(255.0 * 255.0 / std::max(se / img_a.size(), 1e-9));
+      EXPECT_GE(psnr, 30) << what;
+      EXPECT_NE(img_a, img_b) << what << ": the crop-aware path did not run";
+    }
+  }
 }
 
 TEST(Segmentation, AMaskOfAnotherSizeIsNamedAndSkipped) {

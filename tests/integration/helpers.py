@@ -43,6 +43,24 @@ distributed {{ timeout_s: 60 }}
 """
 
 
+def make_segmentation_set(root, train=8, val=4, test=0):
+    """bench/make_segmentation_set.py's kind of set, small: JPEG images and
+    PNG class-id masks under root/{train,trainannot,val,valannot,...}."""
+    subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "bench", "make_segmentation_set.py"), root,
+                    "--train", str(train), "--val", str(val), "--test", str(test)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return root
+
+
+def segmentation_launch(root, run_dir, *extra):
+    """convoy launch arguments: configs/segmentation.pbtxt on `root`, shrunk
+    to a few seconds (64 px, batch 2, one epoch, one decode thread)."""
+    return ["launch", "--nproc-per-node", "2", os.path.join(SOURCE_DIR, "configs", "segmentation.pbtxt"),
+            "--run-dir", run_dir, "--set", f"data.segmentation_folder.root={root}",
+            "--set", "data.image.height=64", "--set", "data.image.width=64", "--set", "data.batch_size=2",
+            "--set", "train.epochs=1", "--set", "data_service.decode_threads=1", *extra]
+
+
 def write_config(directory, root, epochs=3, strict="false", name="folder.pbtxt", text=None):
     path = os.path.join(directory, name)
     with open(path, "w") as f:

@@ -1,11 +1,15 @@
 """Bad input ends in a one-line actionable error and a non-zero exit, never a
 crash or a hang: missing dataset, misspelt field, corrupt image, unknown
-subcommand or option."""
+subcommand or option; for segmentation, a missing mask folder, a mask of
+another size, a pixel that is no class id, an unreadable mask."""
 import os
 import unittest
 
-from helpers import TempDirMixin, make_folder, processes_mentioning, read_metrics, run, shm_segments, wait_for, \
-    write_config
+import numpy as np
+from PIL import Image
+
+from helpers import TempDirMixin, make_folder, make_segmentation_set, processes_mentioning, read_metrics, run, \
+    segmentation_launch, shm_segments, wait_for, write_config
 
 
 class BadInputTest(TempDirMixin, unittest.TestCase):
@@ -60,6 +64,53 @@ class BadInputTest(TempDirMixin, unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("skipping corrupt image", r.stderr)
         self.assertIn("corrupt image(s) in total", r.stderr)
+        self.assertTrue(any(m["event"] == "eval" for m in read_metrics(run_dir)))
+
+    def first_mask(self, root):
+        masks = sorted(os.listdir(os.path.join(root, "trainannot")))
+        return os.path.join(root, "trainannot", masks[0]), os.path.splitext(masks[0])[0]
+
+    def test_missing_mask_folder_is_named_before_anything_starts(self):
+        root = make_segmentation_set(os.path.join(self.tmp, "seg"))
+        os.rename(os.path.join(root, "trainannot"), os.path.join(root, "elsewhere"))
+        run_dir = os.path.join(self.tmp, "run")
+        line = self.one_line_error(run(segmentation_launch(root, run_dir)))
+        self.assertIn("data.segmentation_folder.root", line)
+        self.assertIn(f"needs train/ and trainannot/ (images and their masks); {root}/trainannot does not exist", line)
+        self.assertFalse(os.path.exists(run_dir), "nothing starts before the data are found")
+
+    def test_bad_masks_strict_fail_with_the_file_named(self):
+        root = make_segmentation_set(os.path.join(self.tmp, "seg"))
+        path, name = self.first_mask(root)
+        Image.fromarray(np.zeros((10, 12), np.uint8)).save(path)  # another size than its image
+        r = run(segmentation_launch(root, os.path.join(self.tmp, "size"), "--set", "data.strict=true"), timeout=300)
+        self.assertNotEqual(r.returncode, 0)
+        last = r.stderr.strip().splitlines()[-1]
+        self.assertIn("unusable image/mask pair", last)
+        self.assertIn(f"train/{name}.jpg: its mask is 12x10", last)
+        self.assertIn("data.strict", last)
+
+        with open(path, "wb") as f:  # unreadable
+            f.write(b"not a png at all")
+        r = run(segmentation_launch(root, os.path.join(self.tmp, "unreadable"), "--set", "data.strict=true"),
+                timeout=300)
+        self.assertNotEqual(r.returncode, 0)
+        last = r.stderr.strip().splitlines()[-1]
+        self.assertIn(f"cannot decode mask {path}", last)
+
+    def test_a_pixel_that_is_no_class_is_skipped_and_counted_by_default(self):
+        root = make_segmentation_set(os.path.join(self.tmp, "seg"))
+        path, _ = self.first_mask(root)
+        with Image.open(path) as m:
+            mask = np.array(m)
+        mask[3, 5] = 9  # 4 classes: 0..3, and 255 unlabelled
+        Image.fromarray(mask).save(path)
+        run_dir = os.path.join(self.tmp, "run")
+        r = run(segmentation_launch(root, run_dir), timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"skipping unusable image/mask pair (reported once): mask {path}: pixel (5, 3) holds 9, "
+                      "which is no class id", r.stderr)
+        self.assertRegex(r.stderr, r"skipped \d+ unusable image/mask pair\(s\) in total")
         self.assertTrue(any(m["event"] == "eval" for m in read_metrics(run_dir)))
 
     def test_unknown_subcommand_and_option(self):
