@@ -32,6 +32,7 @@ data {
     brightness: 0.2 contrast: 0.2 saturation: 0.2 hue: 0.05
   }
 }
+model { arch: "unet" }  # what reads such data (no model runs in bench data)
 PBTXT
 
 # Both read the set once first, so neither pays for a cold page cache.
