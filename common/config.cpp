@@ -699,7 +699,8 @@ Config parse_config(const std::string& text, const std::string& origin,
       if (resolve_paths && !s->root().empty())
         for (const char* split : {"train", "val", "test"}) {
           const std::string images = join_path(s->root(), split), masks = images + "annot";
-          if (std::string(split) == "train" || path_exists(images))
+          const bool packed = path_exists(join_path(images, "index.tsv"));  // convoy pack's, masks inside
+          if (!packed && (std::string(split) == "train" || path_exists(images)))
             v.require(is_directory(images) && is_directory(masks), "data.segmentation_folder.root",
                       "'" + s->root() + "' needs " + split + "/ and " + split + "annot/ (images and their masks); " +
                           (is_directory(images) ? masks : images) + " does not exist");

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/sample_rng.h"
+#include "data_service/pack.h"
 #include "data_service/sampler.h"
 
 namespace convoy {
@@ -106,7 +107,9 @@ DatasetSplits open_datasets(const DataSpec& spec) {
       const auto& seg = spec.segmentation;
       out.class_names = spec.class_names;
       const int classes = static_cast<int>(out.class_names.size());
+      // A folder pair, or a split packed by convoy pack (masks inside).
       auto open = [&](const std::string& images, const std::string& masks) {
+        if (is_pack(images)) return make_segmentation_dataset(open_segmentation_pack(images), seg, classes);
         return make_segmentation_dataset(list_mask_pairs(images, masks), seg, classes);
       };
       train = open(spec.train_path, seg.masks_dir);

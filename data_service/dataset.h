@@ -119,6 +119,12 @@ std::shared_ptr<const Dataset> make_file_dataset(FileList files);
 // taken from the pack and returned; else the pack's class names are mapped
 // onto them (each must be one of them).
 std::shared_ptr<const Dataset> open_shards(const std::string& dir, std::vector<std::string>* classes);
+// A pack with masks (a segmentation split packed by `convoy pack`): its
+// images, and its masks as a dataset of their own (same indices).
+struct SegmentationPack {
+  std::shared_ptr<const Dataset> images, masks;
+};
+SegmentationPack open_segmentation_pack(const std::string& dir);
 
 // segmentation_dataset.cpp. Every image under `images` paired with the mask
 // of the same base name under `masks` (any extension; sub-folders mirror):
@@ -130,6 +136,9 @@ struct MaskPairs {
 };
 MaskPairs list_mask_pairs(const std::string& images, const std::string& masks);
 std::shared_ptr<const Dataset> make_segmentation_dataset(MaskPairs pairs, const SegmentationLayout& layout,
+                                                         int classes);
+// The same over a pack's images and masks (open_segmentation_pack).
+std::shared_ptr<const Dataset> make_segmentation_dataset(SegmentationPack pack, const SegmentationLayout& layout,
                                                          int classes);
 
 }  // namespace convoy

@@ -27,6 +27,7 @@ namespace convoy {
 namespace {
 
 constexpr const char* kIndexHeader = "# convoy-pack 1";
+constexpr const char* kMaskIndexHeader = "# convoy-pack 1 masks";
 constexpr uint64_t kTarBlock = 512;
 
 uint64_t tar_padded(uint64_t n) { return (n + kTarBlock - 1) / kTarBlock * kTarBlock; }
@@ -36,7 +37,14 @@ struct Prepared {
   std::vector<uint8_t> bytes;
   std::string ext;
   bool reencoded = false;
+  std::vector<uint8_t> mask;  // packs with masks: the mask's bytes
+  cv::Size size;              // set when the image was shrunk to it
 };
+
+cv::Size shrunk_size(int w, int h, int max_side) {
+  const double s = static_cast<double>(max_side) / std::max(w, h);
+  return {std::max(1, static_cast<int>(std::lround(w * s))), std::max(1, static_cast<int>(std::lround(h * s)))};
+}
 
 std::string image_ext(const std::vector<uint8_t>& b, const std::string& path) {
   if (looks_like_jpeg(b.data(), b.size())) return "jpg";
@@ -63,10 +71,9 @@ Prepared shrink(const Dataset& src, size_t i, const EncodedImage& enc, const Pre
   if (std::max(w, h) <= opt.max_side) return p;
   if (img.empty()) img = cv::imdecode(p.bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   if (img.empty()) throw DecodeError("cannot decode " + src.describe(i) + " to shrink it");
-  double s = static_cast<double>(opt.max_side) / std::max(w, h);
   cv::Mat small;
-  cv::resize(img, small, cv::Size(std::max(1, static_cast<int>(std::lround(w * s))), std::max(1, static_cast<int>(std::lround(h * s)))),
-             0, 0, cv::INTER_AREA);
+  p.size = shrunk_size(w, h, opt.max_side);
+  cv::resize(img, small, p.size, 0, 0, cv::INTER_AREA);
   std::vector<uint8_t> out;
   CONVOY_CHECK(cv::imencode(".jpg", small, out, {cv::IMWRITE_JPEG_QUALITY, opt.quality}),
                "cannot encode " << src.describe(i) << " as JPEG");
@@ -98,6 +105,25 @@ Prepared prepare(const Dataset& src, size_t i, const PackOptions& opt) {
     spdlog::warn("packing as it is (cannot shrink): {}", e.what());
     return p;
   }
+}
+
+// A mask shrunk with its image: nearest neighbour (no class between two
+// classes), re-encoded as PNG (lossless). A mask that cannot be decoded is
+// packed as it is, for the data service to report.
+std::vector<uint8_t> prepare_mask(const std::string& path, const Prepared& image) {
+  const std::string text = read_file(path);
+  std::vector<uint8_t> bytes(text.begin(), text.end());
+  if (image.size.empty()) return bytes;
+  const cv::Mat mask = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  if (mask.empty()) {
+    spdlog::warn("packing mask {} as it is (cannot decode it to shrink it with its image)", path);
+    return bytes;
+  }
+  cv::Mat small;
+  cv::resize(mask, small, image.size, 0, 0, cv::INTER_NEAREST);
+  std::vector<uint8_t> out;
+  CONVOY_CHECK(cv::imencode(".png", small, out), "cannot encode " << path << " as PNG");
+  return out;
 }
 
 // WebDataset keys: unique, no dots (the first dot starts the extension);
@@ -222,23 +248,26 @@ uint64_t parse_size(const std::string& s) {
 
 }  // namespace
 
+bool is_pack(const std::string& dir) { return path_exists(join_path(dir, "index.tsv")); }
+
 PackIndex read_pack_index(const std::string& dir) {
   std::string index_path = join_path(dir, "index.tsv"), classes_path = join_path(dir, "classes.txt");
   if (!is_directory(dir)) CONVOY_USER_ERROR("pack folder " << dir << " does not exist");
   if (!path_exists(index_path))
     CONVOY_USER_ERROR(dir << " has no index.tsv: not a folder made by convoy pack, or the pack did not finish");
   PackIndex idx;
-  {
-    std::ifstream in(classes_path);
-    if (!in) CONVOY_USER_ERROR("cannot read " << classes_path);
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) idx.classes.push_back(line);
-  }
   std::ifstream in(index_path);
   std::string line;
   int lineno = 1;
-  if (!std::getline(in, line) || line != kIndexHeader)
-    CONVOY_USER_ERROR(index_path << ":1: expected '" << kIndexHeader << "'");
+  if (!std::getline(in, line) || (line != kIndexHeader && line != kMaskIndexHeader))
+    CONVOY_USER_ERROR(index_path << ":1: expected '" << kIndexHeader << "' or '" << kMaskIndexHeader << "'");
+  idx.masks = line == kMaskIndexHeader;
+  if (!idx.masks) {
+    std::ifstream names(classes_path);
+    if (!names) CONVOY_USER_ERROR("cannot read " << classes_path);
+    for (std::string name; std::getline(names, name);)
+      if (!name.empty()) idx.classes.push_back(name);
+  }
   std::map<std::string, uint32_t> shard_ids;
   while (std::getline(in, line)) {
     ++lineno;
@@ -246,8 +275,11 @@ PackIndex read_pack_index(const std::string& dir) {
     std::istringstream row(line);
     std::string shard;
     PackEntry e;
-    if (!std::getline(row, shard, '\t') || !(row >> e.offset >> e.size >> e.label >> e.key) || e.label < 0 ||
-        e.label >= static_cast<int>(idx.classes.size()))
+    const bool ok = std::getline(row, shard, '\t') && (row >> e.offset >> e.size >> e.label >> e.key) &&
+                    (!idx.masks || (row >> e.mask_offset >> e.mask_size));
+    if (idx.masks && (!ok || e.label != 0))
+      CONVOY_USER_ERROR(index_path << ":" << lineno << ": expected 'shard offset size 0 key mask-offset mask-size'");
+    if (!idx.masks && (!ok || e.label < 0 || e.label >= static_cast<int>(idx.classes.size())))
       CONVOY_USER_ERROR(index_path << ":" << lineno << ": expected 'shard offset size label key' with a label below "
                                    << idx.classes.size());
     auto [it, added] = shard_ids.emplace(shard, static_cast<uint32_t>(idx.shards.size()));
@@ -258,11 +290,14 @@ PackIndex read_pack_index(const std::string& dir) {
   return idx;
 }
 
-PackSummary pack_dataset(const std::string& src, const std::string& out, const PackOptions& opt) {
-  std::vector<std::string> classes;
-  FileList files = is_directory(src) ? list_image_folder(src, &classes) : read_csv_manifest(src, CsvLayout{}, &classes, true);
-  if (files.paths.empty()) CONVOY_USER_ERROR(src << " has no images to pack");
+namespace {
+
+// One pack: `files` (labels in `classes`), or with `masks` (one per file)
+// a pack with masks.
+PackSummary pack_files(const FileList& files, const std::vector<std::string>& masks,
+                       const std::vector<std::string>& classes, const std::string& out, const PackOptions& opt) {
   auto ds = make_file_dataset(files);
+  const bool with_masks = !masks.empty();
   make_dirs(out);
   if (path_exists(join_path(out, "index.tsv"))) CONVOY_USER_ERROR(out << " already holds a pack (index.tsv); choose another folder");
   int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -270,7 +305,7 @@ PackSummary pack_dataset(const std::string& src, const std::string& out, const P
 
   PackSummary sum;
   std::ostringstream index;
-  index << kIndexHeader << "\n";
+  index << (with_masks ? kMaskIndexHeader : kIndexHeader) << "\n";
   std::unique_ptr<ShardWriter> shard;
   std::string shard_name;
   std::vector<std::pair<std::string, uint64_t>> members;
@@ -286,12 +321,16 @@ PackSummary pack_dataset(const std::string& src, const std::string& out, const P
   for (size_t begin = 0; begin < files.paths.size(); begin += chunk) {
     size_t n = std::min(chunk, files.paths.size() - begin);
     prep.assign(n, {});
-    pool.parallel_for(n, [&](size_t j) { prep[j] = prepare(*ds, begin + j, opt); });
+    pool.parallel_for(n, [&](size_t j) {
+      prep[j] = prepare(*ds, begin + j, opt);
+      if (with_masks) prep[j].mask = prepare_mask(masks[begin + j], prep[j]);
+    });
     for (size_t j = 0; j < n; ++j) {
       size_t i = begin + j;
       const Prepared& p = prep[j];
       std::string key = sample_key(i, files.paths[i]), cls = std::to_string(files.labels[i]);
-      uint64_t need = 2 * kTarBlock + tar_padded(p.bytes.size()) + tar_padded(cls.size());
+      uint64_t need = 2 * kTarBlock + tar_padded(p.bytes.size()) + tar_padded(cls.size()) +
+                      (with_masks ? kTarBlock + tar_padded(p.mask.size()) : 0);
       if (shard && shard->position() > 0 && shard->position() + need > opt.shard_bytes) finish_shard();
       if (!shard) {
         char name[32];
@@ -303,7 +342,14 @@ PackSummary pack_dataset(const std::string& src, const std::string& out, const P
       uint64_t offset = shard->add(member, p.bytes.data(), p.bytes.size());
       members.emplace_back(member, offset);
       members.emplace_back(key + ".cls", shard->add(key + ".cls", cls.data(), cls.size()));
-      index << shard_name << '\t' << offset << '\t' << p.bytes.size() << '\t' << files.labels[i] << '\t' << key << '\n';
+      index << shard_name << '\t' << offset << '\t' << p.bytes.size() << '\t' << files.labels[i] << '\t' << key;
+      if (with_masks) {
+        const std::string name = key + ".mask.png";
+        const uint64_t at = shard->add(name, p.mask.data(), p.mask.size());
+        members.emplace_back(name, at);
+        index << '\t' << at << '\t' << p.mask.size();
+      }
+      index << '\n';
       sum.bytes += p.bytes.size();
       sum.reencoded += p.reencoded;
       ++sum.samples;
@@ -311,11 +357,35 @@ PackSummary pack_dataset(const std::string& src, const std::string& out, const P
     progress.update(begin + n, sum.bytes);
   }
   finish_shard();
-  std::string class_text;
-  for (const auto& c : classes) class_text += c + "\n";
-  write_file_atomic(join_path(out, "classes.txt"), class_text);
+  if (!with_masks) {
+    std::string class_text;
+    for (const auto& c : classes) class_text += c + "\n";
+    write_file_atomic(join_path(out, "classes.txt"), class_text);
+  }
   write_file_atomic(join_path(out, "index.tsv"), index.str());
   return sum;
+}
+
+}  // namespace
+
+PackSummary pack_dataset(const std::string& src, const std::string& out, const PackOptions& opt) {
+  if (is_directory(join_path(src, "train")) && is_directory(join_path(src, "trainannot"))) {
+    // A segmentation set: one pack with masks per split.
+    PackSummary all;
+    for (const char* split : {"train", "val", "test"}) {
+      const std::string images = join_path(src, split);
+      if (!is_directory(images)) continue;
+      MaskPairs pairs = list_mask_pairs(images, images + "annot");
+      FileList files{pairs.images, std::vector<int>(pairs.images.size(), 0)};
+      const PackSummary s = pack_files(files, pairs.masks, {}, join_path(out, split), opt);
+      all.samples += s.samples, all.shards += s.shards, all.reencoded += s.reencoded, all.bytes += s.bytes;
+    }
+    return all;
+  }
+  std::vector<std::string> classes;
+  FileList files = is_directory(src) ? list_image_folder(src, &classes) : read_csv_manifest(src, CsvLayout{}, &classes, true);
+  if (files.paths.empty()) CONVOY_USER_ERROR(src << " has no images to pack");
+  return pack_files(files, {}, classes, out, opt);
 }
 
 int pack_main(const std::vector<std::string>& argv) {
@@ -323,6 +393,9 @@ int pack_main(const std::vector<std::string>& argv) {
                "usage: convoy pack SRC OUT [--shard-size 256MB] [--max-side N] [--quality 90] [--threads N]\n"
                "Packs an image folder (SRC/<class>/*.jpg) or a CSV manifest into WebDataset-style tar\n"
                "shards plus index.tsv and classes.txt in OUT; use OUT as data.shards.train in a config.\n"
+               "A segmentation set (SRC/train/ with SRC/trainannot/, and val/, test/ likewise) becomes\n"
+               "OUT/train, OUT/val, OUT/test with each mask beside its image; use OUT as\n"
+               "data.segmentation_folder.root.\n"
                "  --shard-size S  target shard size (K/M/G suffixes; default 256MB)\n"
                "  --max-side N    shrink images whose longer side exceeds N and re-encode them as JPEG\n"
                "  --quality Q     JPEG quality of re-encoded images (default 90)\n"

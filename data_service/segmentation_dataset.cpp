@@ -24,13 +24,11 @@ std::string key_of(const std::string& path, const std::string& root) {
 
 class SegmentationDataset : public Dataset {
  public:
-  SegmentationDataset(MaskPairs pairs, const SegmentationLayout& layout, int classes)
-      : masks_(pairs.masks), ignore_(static_cast<uint8_t>(layout.ignore_index)) {
-    FileList images{std::move(pairs.images), {}}, masks{pairs.masks, {}};
-    images.labels.assign(images.paths.size(), 0);
-    masks.labels.assign(masks.paths.size(), 0);
-    images_ = make_file_dataset(std::move(images));
-    mask_files_ = make_file_dataset(std::move(masks));
+  SegmentationDataset(SegmentationPack data, const SegmentationLayout& layout, int classes)
+      : images_(std::move(data.images)), mask_files_(std::move(data.masks)),
+        ignore_(static_cast<uint8_t>(layout.ignore_index)) {
+    CONVOY_CHECK(images_->size() == mask_files_->size(), "segmentation: " << images_->size() << " images, "
+                                                                           << mask_files_->size() << " masks");
     // One lookup table from pixel value to class id; a value that is no
     // class is an error (without mask_values) or unlabelled (with them).
     lut_.fill(ignore_);
@@ -63,12 +61,12 @@ class SegmentationDataset : public Dataset {
       raw = cv::imdecode(cv::Mat(1, static_cast<int>(enc.size), CV_8UC1, const_cast<uint8_t*>(enc.data)),
                          cv::IMREAD_UNCHANGED);
     } catch (const cv::Exception& e) {
-      throw DecodeError("cannot decode mask " + masks_[i] + ": " + e.what());
+      throw DecodeError("cannot decode mask " + mask_files_->describe(i) + ": " + e.what());
     }
-    if (raw.empty()) throw DecodeError("cannot decode mask " + masks_[i] + " (not a valid PNG or JPEG)");
+    if (raw.empty()) throw DecodeError("cannot decode mask " + mask_files_->describe(i) + " (not a valid PNG or JPEG)");
     if (!colours_.empty()) return colour_ids(raw, i);
     if (raw.type() != CV_8UC1)
-      throw DecodeError("mask " + masks_[i] + " is not a one-channel 8-bit image (" + std::to_string(raw.channels()) +
+      throw DecodeError("mask " + mask_files_->describe(i) + " is not a one-channel 8-bit image (" + std::to_string(raw.channels()) +
                         " channels, depth " + std::to_string(raw.depth()) +
                         "): save class ids as 8-bit grey, or set data.segmentation_folder.mask_colors");
     cv::Mat ids, valid;
@@ -77,7 +75,7 @@ class SegmentationDataset : public Dataset {
     cv::Point at;
     cv::minMaxLoc(valid, &lo, nullptr, &at, nullptr);
     if (lo == 0)
-      throw DecodeError("mask " + masks_[i] + ": pixel (" + std::to_string(at.x) + ", " + std::to_string(at.y) +
+      throw DecodeError("mask " + mask_files_->describe(i) + ": pixel (" + std::to_string(at.x) + ", " + std::to_string(at.y) +
                         ") holds " + std::to_string(raw.at<uint8_t>(at)) + ", which is no class id (" +
                         std::to_string(classes_) + " classes, ignore index " + std::to_string(ignore_) +
                         "); set data.segmentation_folder.mask_values or class_names");
@@ -89,7 +87,7 @@ class SegmentationDataset : public Dataset {
   // mask_colors: each pixel's colour to its class, any other colour unlabelled.
   cv::Mat colour_ids(const cv::Mat& raw, size_t i) const {
     if (raw.depth() != CV_8U || (raw.channels() != 1 && raw.channels() != 3 && raw.channels() != 4))
-      throw DecodeError("mask " + masks_[i] + " is not an 8-bit grey, RGB or RGBA image (" +
+      throw DecodeError("mask " + mask_files_->describe(i) + " is not an 8-bit grey, RGB or RGBA image (" +
                         std::to_string(raw.channels()) + " channels, depth " + std::to_string(raw.depth()) + ")");
     cv::Mat ids(raw.size(), CV_8UC1);
     const int n = raw.channels();
@@ -106,7 +104,6 @@ class SegmentationDataset : public Dataset {
     return ids;
   }
 
-  std::vector<std::string> masks_;
   std::unordered_map<uint32_t, uint8_t> colours_;  // 0xRRGGBB -> class id
   std::shared_ptr<const Dataset> images_, mask_files_;
   std::array<uint8_t, 256> lut_{}, valid_{};  // pixel value -> class id; whether it may occur
@@ -140,11 +137,21 @@ MaskPairs list_mask_pairs(const std::string& images, const std::string& masks) {
   return out;
 }
 
-std::shared_ptr<const Dataset> make_segmentation_dataset(MaskPairs pairs, const SegmentationLayout& layout,
+std::shared_ptr<const Dataset> make_segmentation_dataset(SegmentationPack data, const SegmentationLayout& layout,
                                                          int classes) {
   CONVOY_CHECK(classes > 0 && layout.ignore_index >= classes && layout.ignore_index <= 255,
                "segmentation classes " << classes << ", ignore index " << layout.ignore_index);
-  return std::make_shared<SegmentationDataset>(std::move(pairs), layout, classes);
+  return std::make_shared<SegmentationDataset>(std::move(data), layout, classes);
+}
+
+std::shared_ptr<const Dataset> make_segmentation_dataset(MaskPairs pairs, const SegmentationLayout& layout,
+                                                         int classes) {
+  FileList images{std::move(pairs.images), {}}, masks{std::move(pairs.masks), {}};
+  images.labels.assign(images.paths.size(), 0);
+  masks.labels.assign(masks.paths.size(), 0);
+  return make_segmentation_dataset(SegmentationPack{make_file_dataset(std::move(images)),
+                                                    make_file_dataset(std::move(masks))},
+                                   layout, classes);
 }
 
 }  // namespace convoy

@@ -100,6 +100,9 @@ class ShardDataset : public Dataset {
 
 std::shared_ptr<const Dataset> open_shards(const std::string& dir, std::vector<std::string>* classes) {
   PackIndex index = read_pack_index(dir);
+  if (index.masks)
+    CONVOY_USER_ERROR("pack " << dir << " is a segmentation split (images with masks): train from its parent folder "
+                      << "with data.segmentation_folder.root, not data.shards");
   std::vector<int> labels;
   labels.reserve(index.entries.size());
   if (classes->empty()) {
@@ -117,6 +120,22 @@ std::shared_ptr<const Dataset> open_shards(const std::string& dir, std::vector<s
     for (const auto& e : index.entries) labels.push_back(map[e.label]);
   }
   return std::make_shared<ShardDataset>(dir, std::move(index), std::move(labels));
+}
+
+SegmentationPack open_segmentation_pack(const std::string& dir) {
+  PackIndex index = read_pack_index(dir);
+  if (!index.masks)
+    CONVOY_USER_ERROR("pack " << dir << " holds no masks (it was packed from a classification folder); convoy pack "
+                      << "the segmentation set itself (the folder with train/ and trainannot/)");
+  PackIndex masks = index;
+  for (auto& e : masks.entries) {
+    e.offset = e.mask_offset;
+    e.size = e.mask_size;
+    e.key += ".mask.png";
+  }
+  std::vector<int> labels(index.entries.size(), 0);
+  return {std::make_shared<ShardDataset>(dir, std::move(index), labels),
+          std::make_shared<ShardDataset>(dir, std::move(masks), labels)};
 }
 
 }  // namespace convoy

@@ -1,12 +1,15 @@
 // convoy pack: shards hold the folder's bytes at the offsets the index
 // gives, a pack yields the same batches as its folder, --max-side shrinks,
-// and an unfinished pack is refused.
+// and an unfinished pack is refused; a segmentation set packs with its
+// masks and gives the same image + mask batches as its folders.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <set>
 
 #include "common/config.h"
 #include "common/error.h"
@@ -75,6 +78,78 @@ TEST(Pack, ShardsHoldTheFolderBytesAndGiveTheSameBatches) {
   Config from_folder = parse_config("data { image_folder { root: \"" + src + "\" }" + common, "folder.pbtxt");
   Config from_pack = parse_config("data { shards { train: \"" + out + "\" }" + common, "pack.pbtxt");
   EXPECT_EQ(epoch_bytes(from_folder, 1), epoch_bytes(from_pack, 1));
+}
+
+// ROOT/{train,trainannot,val,valannot}: smooth pictures with a bright
+// square, masks 0/255 (the square), JPEG and PNG images.
+std::string segmentation_set() {
+  const std::string root = temp_dir();
+  int n = 0;
+  for (const char* split : {"train", "val"})
+    for (int i = 0; i < (std::string(split) == "train" ? 10 : 4); ++i, ++n) {
+      const int h = 60 + 7 * i, w = 90 - 5 * i;
+      cv::Mat img(h, w, CV_8UC3), mask(h, w, CV_8UC1, cv::Scalar(0));
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) img.at<cv::Vec3b>(y, x) = {uint8_t(x * 2), uint8_t(y * 3), uint8_t(n * 9)};
+      const cv::Rect square(w / 4 + i, h / 5, w / 3, h / 3);
+      img(square).setTo(cv::Scalar(250, 250, 250));
+      mask(square).setTo(255);
+      const std::string name = "s" + std::to_string(n);
+      make_dirs(join_path(root, split));
+      make_dirs(join_path(root, std::string(split) + "annot"));
+      cv::imwrite(join_path(root, std::string(split) + "/" + name + (i % 3 ? ".jpg" : ".png")), img);
+      cv::imwrite(join_path(root, std::string(split) + "annot/" + name + ".png"), mask);
+    }
+  return root;
+}
+
+Config segmentation_config(const std::string& root) {
+  return parse_config("data { segmentation_folder { root: \"" + root + "\" mask_values: [0, 255] }"
+                      " batch_size: 4 image { height: 32 width: 32 }"
+                      " train_augment { random_resized_crop: true horizontal_flip: true rotate90: true"
+                      " rotate_degrees: 10 } } model { arch: \"unet\" } seed: 5",
+                      "seg.pbtxt");
+}
+
+TEST(Pack, ASegmentationSetPacksWithItsMasksAndGivesTheSameBatches) {
+  const std::string src = segmentation_set(), out = temp_dir() + "/pack";
+  PackSummary sum = pack_dataset(src, out, {});
+  EXPECT_EQ(sum.samples, 14u);
+  EXPECT_TRUE(is_pack(join_path(out, "train")) && is_pack(join_path(out, "val")));
+  EXPECT_FALSE(path_exists(join_path(out, "train/classes.txt")));
+  const PackIndex index = read_pack_index(join_path(out, "train"));
+  ASSERT_TRUE(index.masks);
+  ASSERT_EQ(index.entries.size(), 10u);
+  // Masks are the files' bytes, beside their images in the shard.
+  const auto pack = open_segmentation_pack(join_path(out, "train"));
+  EXPECT_EQ(bytes_of(*pack.masks, 1), std::vector<uint8_t>(
+                                          [&] { const auto t = read_file(join_path(src, "trainannot/s1.png"));
+                                                return std::vector<uint8_t>(t.begin(), t.end()); }()));
+  EXPECT_EQ(pack.masks->describe(1).substr(pack.masks->describe(1).size() - 9), ".mask.png");
+  // The same config on the pack trains on the same bytes: image and mask.
+  for (uint32_t epoch : {0u, 1u})
+    EXPECT_EQ(epoch_bytes(segmentation_config(src), epoch), epoch_bytes(segmentation_config(out), epoch));
+  // A classification pack has no masks to give.
+  const std::string cls = temp_dir() + "/cls";
+  pack_dataset(folder(2, 3, 32, 40), cls, {});
+  EXPECT_THROW(open_segmentation_pack(cls), UserError);
+}
+
+TEST(Pack, MaxSideShrinksAMaskWithItsImageNearest) {
+  const std::string src = segmentation_set(), out = temp_dir() + "/pack";
+  PackOptions opt;
+  opt.max_side = 40;
+  pack_dataset(src, out, opt);
+  const auto pack = open_segmentation_pack(join_path(out, "train"));
+  for (size_t i = 0; i < pack.images->size(); ++i) {
+    const cv::Mat image = pack.images->load(i, 3);
+    const auto mask_bytes = bytes_of(*pack.masks, i);
+    const cv::Mat mask = cv::imdecode(mask_bytes, cv::IMREAD_UNCHANGED);
+    EXPECT_EQ(std::max(image.cols, image.rows), 40) << pack.images->describe(i);
+    EXPECT_EQ(mask.size(), image.size()) << pack.masks->describe(i);
+    std::set<int> values(mask.begin<uint8_t>(), mask.end<uint8_t>());
+    EXPECT_EQ(values, (std::set<int>{0, 255})) << "nearest: no value between two classes";
+  }
 }
 
 TEST(Pack, MaxSideShrinksLargeImagesOnce) {
