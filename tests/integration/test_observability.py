@@ -269,8 +269,11 @@ class ProgressTest(unittest.TestCase):
         self.assertIsNotNone(shutil.which("tmux"), "tmux is missing (scripts/setup.sh installs it)")
         session = f"convoy-test-{os.getpid()}"
         run_dir = os.path.join(self.tmp.name, "tty")
+        # 96 px: long enough epochs (about a second each here) for the
+        # polling below to see a bar; at 32 px a fast CPU ran all four in 1 s
+        # and the bar was never on screen when captured.
         cmd = (f"{os.path.abspath(BIN)} launch --nproc-per-node 2 {self.config} --run-dir {run_dir} "
-               f"--set model.width=32; sleep 30")
+               f"--set model.width=32 --set data.image.height=96 --set data.image.width=96; sleep 30")
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "220", "-y", "60", cmd], check=True)
         try:
             bars = []

@@ -56,7 +56,7 @@ void clone_into(const std::vector<torch::Tensor>& from, const std::vector<torch:
 // normalises each rank's own batch) on 32x32 images with 3-class masks, some
 // pixels unlabelled (255), some samples without a labelled pixel at all.
 Config unet_config(const std::string& loss) {
-  return parse_config("data { segmentation_folder { root: \".\" class_names: [\"a\", \"b\", \"c\"] }"
+  return parse_config("data { segmentation_folder { images: \".\" masks: \".\" class_names: [\"a\", \"b\", \"c\"] }"
                       " batch_size: " + std::to_string(kB) + " image { height: 32 width: 32 channels: 3 } }"
                       " model { arch: \"unet\" encoder: \"resnet18\" freeze_batch_norm: true"
                       " channels_last: false }"
