@@ -73,8 +73,7 @@ cv::Mat predict_mask(const CheckpointModel& m, const cv::Mat& image, const torch
                   .size(std::vector<int64_t>{h, w})
                   .mode(torch::kBilinear)
                   .align_corners(false));
-  auto ids = (logits.size(1) == 1 ? logits.select(1, 0).gt(0) : logits.argmax(1).squeeze(0)).squeeze(0);
-  ids = ids.to(torch::kUInt8).cpu().contiguous();
+  const auto ids = predicted_classes(logits).squeeze(0).to(torch::kUInt8).cpu().contiguous();
   cv::Mat mask(h, w, CV_8UC1);
   std::memcpy(mask.data, ids.data_ptr<uint8_t>(), static_cast<size_t>(h) * w);
   return mask;

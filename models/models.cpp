@@ -100,6 +100,10 @@ const std::vector<std::string>& model_archs() {
 
 bool is_segmentation_arch(const std::string& arch) { return arch == "unet"; }
 
+torch::Tensor predicted_classes(const torch::Tensor& logits) {
+  return logits.size(1) == 1 ? logits.select(1, 0).gt(0).to(torch::kLong) : logits.argmax(1);
+}
+
 Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_classes) {
   auto model = build(spec, image, num_classes);
   set_conv_algorithm(*model, spec.conv_algorithm);

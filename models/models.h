@@ -44,5 +44,9 @@ Classifier make_vit(const VitShape& shape, int patch, const ModelSpec& spec, con
 Classifier make_unet(const std::string& encoder, const ImageSpec& image, int num_classes);
 // Whether `arch` labels pixels (its logits are (N, classes, H, W)).
 bool is_segmentation_arch(const std::string& arch);
+// A segmentation model's class per pixel from its logits (N, C, H, W):
+// argmax over C, or for one channel (binary, a sigmoid) logit > 0. (N, H, W)
+// int64, on the logits' device.
+torch::Tensor predicted_classes(const torch::Tensor& logits);
 
 }  // namespace convoy

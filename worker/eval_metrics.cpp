@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "models/models.h"
 #include "worker/seg_loss.h"
 
 namespace convoy {
@@ -35,7 +36,7 @@ void EvalSums::add_pixels(const torch::Tensor& logits, const torch::Tensor& targ
   const auto valid = targets.ne(ignore_index);
   auto y = targets.masked_select(valid).to(torch::kCPU);
   if (y.numel() == 0) return;
-  const auto pred_map = binary ? logits.select(1, 0).gt(0).to(torch::kLong) : logits.argmax(1);
+  const auto pred_map = predicted_classes(logits);
   auto pred = pred_map.masked_select(valid).to(torch::kCPU);
   loss_sum += batch_loss * static_cast<double>(y.numel());
   count += y.numel();

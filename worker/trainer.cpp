@@ -291,7 +291,7 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
     const double loss = any ? segmentation_loss(logits, y, seg_loss_, ignore_index_).item<double>() : 0.0;
     sums->add_pixels(logits, y, ignore_index_, loss);
     if (predicted)
-      *predicted = (logits.size(1) == 1 ? logits.select(1, 0).gt(0) : logits.argmax(1)).to(torch::kUInt8).cpu();
+      *predicted = predicted_classes(logits).to(torch::kUInt8).cpu();
     return;
   }
   auto per_sample = F::cross_entropy(logits, y.clamp_min(0), F::CrossEntropyFuncOptions().reduction(torch::kNone));
