@@ -17,8 +17,21 @@
 // Classification: "label" (int64, one per sample; -1 marks an invalid
 // sample: eval padding or a skipped corrupt image) then "image" (uint8
 // C x H x W, RGB or gray, 0..255) — the same bytes, at the same offsets, as
-// before fields were described. Other workloads add fields ("mask" for
-// segmentation) without changing how slots are made, sent or gathered.
+// before fields were described.
+//
+// Segmentation: "label" (as above; 0 for a real sample), "extent" (int64
+// x kExtentValues, ExtentIndex below), "mask" and "image", both packed: the
+// field's shape is a capacity in bytes, and a sample's mask is its first
+// mask_h x mask_w bytes (class ids), its image its first C x image_h x
+// image_w (CHW). Training samples are crops of the configured size (so a
+// training batch is one tensor); evaluation samples are whole images,
+// resized and padded to multiples of 32 (content_h x content_w of them is
+// the picture), with the mask at the original size, so that scores are
+// taken at each image's own size. The capacities are the largest
+// evaluation image's, read from the headers when the service starts.
+// Other workloads add fields the same way, without changing how slots are
+// made, sent or gathered.
+#pragma once
 #pragma once
 
 #include <cstddef>
@@ -31,6 +44,11 @@
 namespace convoy {
 
 enum class DType : uint8_t { kUint8, kInt64, kFloat32 };
+
+// A segmentation sample's "extent" values: the packed image's height and
+// width, the part of it that is the picture (top left; the rest padding),
+// the packed mask's height and width.
+enum ExtentIndex { kImageH, kImageW, kContentH, kContentW, kMaskH, kMaskW, kExtentValues };
 
 size_t dtype_bytes(DType t);
 const char* dtype_name(DType t);  // "uint8", "int64", "float32"

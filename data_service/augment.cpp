@@ -73,6 +73,32 @@ cv::Rect2d center_crop_rect(int height, int width, const ImageSpec& out, float r
   return cv::Rect2d((width - cw) / 2, (height - ch) / 2, cw, ch);
 }
 
+WholeImageFit fit_whole_image(int height, int width, const ImageSpec& out, float ratio, int stride) {
+  WholeImageFit f;
+  f.height = height;
+  f.width = width;
+  const double shorter = std::max<long>(1, std::lround(std::min(out.height, out.width) * ratio));
+  double scale = shorter / std::min(height, width);
+  scale = std::min(scale, WholeImageFit::kMaxAspect * shorter / std::max(height, width));
+  f.scaled_h = std::max(1, static_cast<int>(std::lround(height * scale)));
+  f.scaled_w = std::max(1, static_cast<int>(std::lround(width * scale)));
+  f.padded_h = (f.scaled_h + stride - 1) / stride * stride;
+  f.padded_w = (f.scaled_w + stride - 1) / stride * stride;
+  return f;
+}
+
+cv::Mat pad_to_fit(const cv::Mat& resized, const WholeImageFit& fit) {
+  CONVOY_CHECK(resized.rows == fit.scaled_h && resized.cols == fit.scaled_w,
+               "pad_to_fit: a " << resized.cols << "x" << resized.rows << " image for " << fit.scaled_w << "x"
+                                << fit.scaled_h);
+  const int dh = fit.padded_h - fit.scaled_h, dw = fit.padded_w - fit.scaled_w;
+  cv::Mat padded;
+  // OpenCV's reflection needs the border narrower than the image.
+  const int border = dh < fit.scaled_h && dw < fit.scaled_w ? cv::BORDER_REFLECT_101 : cv::BORDER_REPLICATE;
+  cv::copyMakeBorder(resized, padded, 0, dh, 0, dw, border);
+  return padded.isContinuous() ? padded : padded.clone();
+}
+
 bool plan_crop(int height, int width, const TransformSpec& spec, SampleRng& rng, CropPlan* plan) {
   const auto& a = spec.augment;
   if (spec.train && a.random_crop_padding > 0) return false;

@@ -53,4 +53,22 @@ cv::Rect random_resized_crop_rect(int height, int width, const AugmentSpec& a, S
 // Resizes so the shorter side is `shorter`, then crops the center out_h x out_w.
 cv::Mat resize_center_crop(const cv::Mat& src, int shorter, int out_h, int out_w);
 
+// Segmentation's evaluation and prediction see the whole image, never a
+// crop: its shorter side scaled to min(out sides) x ratio (as center_crop_rect
+// scales it; the longer side at most kMaxAspect times that, a longer image
+// scaled down further), then padded to multiples of `stride` (a U-Net halves
+// its input five times). The scores are taken at the original size.
+struct WholeImageFit {
+  static constexpr int kMaxAspect = 4;
+  int height = 0, width = 0;      // the original image
+  int scaled_h = 0, scaled_w = 0; // resized
+  int padded_h = 0, padded_w = 0; // then padded
+};
+WholeImageFit fit_whole_image(int height, int width, const ImageSpec& out, float ratio, int stride = 32);
+// `resized` (fit.scaled_h x fit.scaled_w) padded at the bottom and right to
+// fit.padded_h x fit.padded_w: mirrored without repeating the edge (a frame
+// of zeros would be a dark border the model never saw), or the edge
+// repeated where the padding is wider than the image.
+cv::Mat pad_to_fit(const cv::Mat& resized, const WholeImageFit& fit);
+
 }  // namespace convoy

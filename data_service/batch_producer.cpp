@@ -27,12 +27,43 @@ BatchProducer::BatchProducer(const Config& cfg, DatasetSplits data, int decode_t
   cv::setNumThreads(0);
   const auto& img = cfg.data.image;
   layout_ = BatchLayout::classification(cfg.data.batch_size, img.channels, img.height, img.width);
-  // Segmentation: a mask of class ids beside each image ("label" stays: 0
-  // for a real sample, -1 for padding or a skipped one).
+  // Segmentation: each sample's extent, its mask of class ids and its image,
+  // packed at the sizes the extent gives ("label" stays: 0 for a real
+  // sample, -1 for padding or a skipped one). Training samples are crops of
+  // the configured size; evaluation's are whole images, resized and padded,
+  // with the mask at the original size, so the capacities are the largest
+  // evaluation image's (read from the headers now).
   if (!data_.splits.empty() && data_.splits.front().second->has_masks()) {
+    size_t image_pixels = static_cast<size_t>(img.height) * img.width, mask_pixels = image_pixels;
+    int largest_w = 0, largest_h = 0;
+    for (const auto& [name, ds] : data_.splits) {
+      if (name == "train") continue;
+      std::vector<cv::Size> sizes(ds->size());
+      pool_.parallel_for(sizes.size(), [&, ds = ds](size_t i) {
+        try {
+          sizes[i] = encoded_image_size(*ds, i);
+        } catch (const DecodeError&) {
+          // Reported (or fatal, in strict mode) when the batch is filled.
+        }
+      });
+      for (const cv::Size& z : sizes) {
+        if (z.area() <= 0) continue;
+        const WholeImageFit f = fit_whole_image(z.height, z.width, img, cfg.data.eval_resize_ratio);
+        image_pixels = std::max(image_pixels, static_cast<size_t>(f.padded_h) * f.padded_w);
+        if (static_cast<size_t>(z.area()) > mask_pixels) {
+          mask_pixels = static_cast<size_t>(z.area());
+          largest_w = z.width, largest_h = z.height;
+        }
+      }
+    }
     std::vector<BatchField> fields = layout_.fields();
-    fields.insert(fields.begin() + 1, {"mask", DType::kUint8, {img.height, img.width}, 0});
+    fields.at(1) = {"image", DType::kUint8, {static_cast<int64_t>(image_pixels) * img.channels}, 0};
+    fields.insert(fields.begin() + 1, {"mask", DType::kUint8, {static_cast<int64_t>(mask_pixels)}, 0});
+    fields.insert(fields.begin() + 1, {"extent", DType::kInt64, {kExtentValues}, 0});
     layout_ = BatchLayout(cfg.data.batch_size, fields);
+    if (largest_w > 0)
+      spdlog::debug("segmentation batches: evaluation masks up to {}x{} (scored at their own size); {:.1f} MiB a batch",
+                    largest_w, largest_h, layout_.payload_bytes() / 1048576.0);
   }
 }
 
@@ -87,6 +118,7 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
                    cfg_.data.eval_resize_ratio};
   const BatchField& image = layout_.field("image");
   const BatchField* mask_field = layout_.find("mask");
+  const BatchField* extent_field = layout_.find("extent");
   const auto ignore = static_cast<uint8_t>(cfg_.data.segmentation.ignore_index);
   auto* labels = reinterpret_cast<int64_t*>(slot + layout_.field("label").offset);
   const size_t image_bytes = image.sample_bytes();
@@ -101,14 +133,26 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
   }
 
   pool_.parallel_for(mine.size(), [&](size_t m) {
-    const size_t j = static_cast<size_t>(mine[m]);
-    uint8_t* dst = layout_.sample(slot, image, static_cast<int>(j));
-    uint8_t* mask_dst = mask_field ? layout_.sample(slot, *mask_field, static_cast<int>(j)) : nullptr;
+    const int j = mine[m];
+    uint8_t* dst = layout_.sample(slot, image, j);
+    uint8_t* mask_dst = mask_field ? layout_.sample(slot, *mask_field, j) : nullptr;
+    auto* extent = extent_field ? reinterpret_cast<int64_t*>(layout_.sample(slot, *extent_field, j)) : nullptr;
+    // A training sample is a crop of the configured size (padding and
+    // skipped samples too, so that a training batch is one tensor).
+    auto crop_extent = [&] {
+      const int64_t h = tf.out.height, w = tf.out.width;
+      const int64_t e[kExtentValues] = {h, w, h, w, h, w};
+      std::memcpy(extent, e, sizeof e);
+    };
     auto blank = [&] {
       std::memset(dst, 0, image_bytes);
       if (mask_dst) std::memset(mask_dst, ignore, mask_field->sample_bytes());
+      if (extent) {
+        if (tf.train) crop_extent();
+        else std::memset(extent, 0, extent_field->sample_bytes());
+      }
     };
-    int64_t idx = ord->sample(step, rank, static_cast<int>(j));
+    int64_t idx = ord->sample(step, rank, j);
     if (idx < 0) {
       labels[j] = -1;
       blank();
@@ -117,10 +161,15 @@ const SlotHeader& BatchProducer::fill(int split, uint32_t epoch, uint64_t step, 
     }
     SampleRng rng(mix_seed(cfg_.seed, kSaltAugment, epoch, static_cast<uint64_t>(idx)));
     try {
-      if (mask_dst)
+      if (mask_dst && tf.train) {
         decode_with_mask(ds, static_cast<size_t>(idx), tf, decode_opts_, ignore, rng, dst, mask_dst);
-      else
+        crop_extent();
+      } else if (mask_dst) {
+        decode_for_scoring(ds, static_cast<size_t>(idx), tf, decode_opts_, dst, image_bytes, mask_dst,
+                           mask_field->sample_bytes(), extent);
+      } else {
         decode_transform(ds, static_cast<size_t>(idx), tf, decode_opts_, rng, dst);
+      }
       labels[j] = ds.label(static_cast<size_t>(idx));
     } catch (const DecodeError& e) {
       // e names the file: the image, or its mask.

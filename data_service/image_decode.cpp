@@ -4,6 +4,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cstring>
+
+#include "common/error.h"
+
 #include "data_service/jpeg_decode.h"
 #include "data_service/mask_transform.h"
 
@@ -54,6 +58,13 @@ JpegInfo checked_jpeg_info(const Dataset& ds, size_t i, const EncodedImage& enc)
   }
 }
 
+void check_mask_size(const Dataset& ds, size_t i, const cv::Mat& mask, int width, int height) {
+  if (mask.cols != width || mask.rows != height)
+    throw DecodeError(ds.describe(i) + ": its mask is " + std::to_string(mask.cols) + "x" +
+                      std::to_string(mask.rows) + ", the image " + std::to_string(width) + "x" +
+                      std::to_string(height) + " (a mask must have its image's size)");
+}
+
 }  // namespace
 
 cv::Mat decode_full(const uint8_t* data, size_t n, int channels, const std::string& what) {
@@ -91,12 +102,7 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
 
 void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
                       uint8_t ignore_index, SampleRng& rng, uint8_t* dst_image, uint8_t* dst_mask) {
-  auto check_size = [&](const cv::Mat& mask, int width, int height) {
-    if (mask.cols != width || mask.rows != height)
-      throw DecodeError(ds.describe(i) + ": its mask is " + std::to_string(mask.cols) + "x" +
-                        std::to_string(mask.rows) + ", the image " + std::to_string(width) + "x" +
-                        std::to_string(height) + " (a mask must have its image's size)");
-  };
+  auto check_size = [&](const cv::Mat& mask, int width, int height) { check_mask_size(ds, i, mask, width, height); };
   thread_local EncodedImage enc;
   thread_local std::vector<uint8_t> pixels;
   if (opt.crop_aware && ds.read_encoded(i, &enc) && looks_like_jpeg(enc.data, enc.size)) {
@@ -123,6 +129,93 @@ void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, co
   const cv::Mat mask = ds.load_mask(i);
   check_size(mask, image.cols, image.rows);
   transform_image_and_mask(image, mask, spec, ignore_index, rng, dst_image, dst_mask);
+}
+
+namespace {
+
+cv::Mat resize_to_fit(const cv::Mat& img, const WholeImageFit& fit) {
+  if (img.rows == fit.scaled_h && img.cols == fit.scaled_w) return pad_to_fit(img, fit);
+  const bool shrink2 = img.cols >= 2 * fit.scaled_w && img.rows >= 2 * fit.scaled_h;
+  cv::Mat resized;
+  cv::resize(img, resized, cv::Size(fit.scaled_w, fit.scaled_h), 0, 0, shrink2 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return pad_to_fit(resized, fit);
+}
+
+}  // namespace
+
+cv::Mat decode_whole_image(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
+                           WholeImageFit* fit) {
+  thread_local EncodedImage enc;
+  thread_local std::vector<uint8_t> pixels;
+  const float ratio = spec.eval_resize_ratio;
+  if (!ds.read_encoded(i, &enc)) {
+    const cv::Mat img = ds.load(i, spec.out.channels);
+    *fit = fit_whole_image(img.rows, img.cols, spec.out, ratio);
+    return resize_to_fit(img, *fit);
+  }
+  if (opt.crop_aware && looks_like_jpeg(enc.data, enc.size)) {
+    const JpegInfo info = checked_jpeg_info(ds, i, enc);
+    if (info.croppable) {
+      *fit = fit_whole_image(info.height, info.width, spec.out, ratio);
+      const int denom = choose_scale_denom(info.width, info.height, fit->scaled_w, fit->scaled_h);
+      JpegRegion region;
+      try {
+        region = decode_jpeg_region(enc.data, enc.size, cv::Rect(0, 0, info.width, info.height), denom,
+                                    {spec.out.channels, opt.fast_idct}, &pixels);
+      } catch (const DecodeError& e) {
+        throw DecodeError(ds.describe(i) + ": " + e.what());
+      }
+      return resize_to_fit(region.pixels, *fit);
+    }
+  }
+  const cv::Mat img = decode_full_named(enc.data, enc.size, spec.out.channels, [&] { return ds.describe(i); });
+  *fit = fit_whole_image(img.rows, img.cols, spec.out, ratio);
+  return resize_to_fit(img, *fit);
+}
+
+void decode_for_scoring(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
+                        uint8_t* dst_image, size_t image_capacity, uint8_t* dst_mask, size_t mask_capacity,
+                        int64_t* extent) {
+  WholeImageFit fit;
+  const cv::Mat image = decode_whole_image(ds, i, spec, opt, &fit);
+  const cv::Mat mask = ds.load_mask(i);
+  check_mask_size(ds, i, mask, fit.width, fit.height);
+  const size_t image_bytes = static_cast<size_t>(fit.padded_h) * fit.padded_w * spec.out.channels;
+  const size_t mask_bytes = static_cast<size_t>(fit.height) * fit.width;
+  if (image_bytes > image_capacity || mask_bytes > mask_capacity)
+    throw DecodeError(ds.describe(i) + ": " + std::to_string(fit.width) + "x" + std::to_string(fit.height) +
+                      " is larger than the evaluation images the batches were laid out for (was the file replaced "
+                      "while the run went on?)");
+  write_chw(image, dst_image);
+  CONVOY_CHECK(mask.isContinuous() && mask.type() == CV_8UC1, "a mask is 8-bit, one channel");
+  std::memcpy(dst_mask, mask.data, mask_bytes);
+  extent[kImageH] = fit.padded_h;
+  extent[kImageW] = fit.padded_w;
+  extent[kContentH] = fit.scaled_h;
+  extent[kContentW] = fit.scaled_w;
+  extent[kMaskH] = fit.height;
+  extent[kMaskW] = fit.width;
+}
+
+cv::Size encoded_image_size(const Dataset& ds, size_t i) {
+  thread_local EncodedImage enc;
+  if (ds.read_encoded(i, &enc)) {
+    const uint8_t* b = enc.data;
+    if (looks_like_jpeg(b, enc.size)) {
+      const JpegInfo info = checked_jpeg_info(ds, i, enc);
+      return cv::Size(info.width, info.height);
+    }
+    static const uint8_t kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (enc.size >= 24 && std::memcmp(b, kPng, 8) == 0 && std::memcmp(b + 12, "IHDR", 4) == 0) {
+      auto be32 = [&](size_t at) {
+        return static_cast<int>((uint32_t(b[at]) << 24) | (uint32_t(b[at + 1]) << 16) | (uint32_t(b[at + 2]) << 8) |
+                                uint32_t(b[at + 3]));
+      };
+      return cv::Size(be32(16), be32(20));
+    }
+    return decode_full_named(enc.data, enc.size, 1, [&] { return ds.describe(i); }).size();
+  }
+  return ds.load(i, 1).size();
 }
 
 }  // namespace convoy

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/batch_layout.h"
 #include "common/sample_rng.h"
 #include "data_service/augment.h"
 #include "data_service/dataset.h"
@@ -36,6 +37,28 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
 // another size than its image.
 void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
                       uint8_t ignore_index, SampleRng& rng, uint8_t* dst_image, uint8_t* dst_mask);
+
+// Segmentation's evaluation (and `convoy predict`'s input): sample `i`'s
+// whole image resized and padded as fit_whole_image says (`spec.out` and
+// `spec.eval_resize_ratio`), HWC 8-bit; `fit` gets the geometry. A JPEG is
+// decoded at the coarsest DCT scale that keeps it at least the resized size;
+// the resize averages areas when it shrinks by 2x or more, else is bilinear.
+// Throws DecodeError naming the sample.
+cv::Mat decode_whole_image(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
+                           WholeImageFit* fit);
+
+// Segmentation evaluation's sample: the image as decode_whole_image gives it
+// (CHW bytes, padded_h x padded_w, packed from dst_image), the mask at the
+// image's original size (packed from dst_mask), and `extent` (ExtentIndex). Throws
+// DecodeError naming the file, as decode_with_mask, and for an image larger
+// than the capacities (bytes) the batch was laid out with.
+void decode_for_scoring(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
+                        uint8_t* dst_image, size_t image_capacity, uint8_t* dst_mask, size_t mask_capacity,
+                        int64_t* extent);
+
+// Sample i's image size (width x height) from its header alone where it is a
+// JPEG or PNG (a full decode otherwise). Throws DecodeError.
+cv::Size encoded_image_size(const Dataset& ds, size_t i);
 
 // Full decode of JPEG/PNG bytes to 8-bit RGB (channels 3) or gray (1),
 // ignoring EXIF orientation (as PIL does). Throws DecodeError mentioning

@@ -7,8 +7,10 @@
 // Training draws, in this order: the crop (random_resized_crop's rectangle,
 // else the whole image), a horizontal flip, a vertical flip, a multiple of
 // 90 degrees, a rotation in [-rotate_degrees, rotate_degrees], then the
-// brightness, contrast, saturation and hue factors. Evaluation draws
-// nothing: shorter side to size x eval_resize_ratio, center crop.
+// brightness, contrast, saturation and hue factors. With spec.train false
+// nothing is drawn: shorter side to size x eval_resize_ratio, center crop
+// (the service's evaluation batches take whole images instead:
+// decode_for_scoring in image_decode.h).
 // Pixels a rotation brings in from outside the image are mirrored in the
 // image and unlabelled (ignore_index) in the mask.
 #pragma once

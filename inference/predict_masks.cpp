@@ -16,14 +16,11 @@
 #include "common/metrics.h"
 #include "data_service/dataset.h"
 #include "data_service/image_decode.h"
+#include "models/models.h"
 #include "data_service/thread_pool.h"
 
 namespace convoy {
 namespace {
-
-constexpr int kStride = 32;  // the U-Net halves its input five times
-
-int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 std::vector<std::string> class_names_of(const CheckpointModel& m, int classes) {
   std::vector<std::string> names = m.class_names;
@@ -39,43 +36,24 @@ void write_image(const std::string& path, const cv::Mat& img) {
 
 }  // namespace
 
-cv::Mat predict_mask(const CheckpointModel& m, const cv::Mat& image, const torch::Tensor& mean,
-                     const torch::Tensor& std) {
-  const auto& d = m.config.data;
-  const int h = image.rows, w = image.cols;
-  // Evaluation's scale (center_crop_rect): shorter side to size x ratio.
-  const double shorter = std::lround(std::min(d.image.height, d.image.width) * d.eval_resize_ratio);
-  const double scale = shorter / std::min(h, w);
-  const int rh = std::max(1, static_cast<int>(std::lround(h * scale)));
-  const int rw = std::max(1, static_cast<int>(std::lround(w * scale)));
-  cv::Mat resized;
-  cv::resize(image, resized, cv::Size(rw, rh), 0, 0, scale <= 0.5 ? cv::INTER_AREA : cv::INTER_LINEAR);
-  cv::Mat padded;
-  const int ph = round_up(rh, kStride), pw = round_up(rw, kStride);
-  // Mirrored: a border of zeros would be a dark frame the model never saw.
-  // OpenCV's reflect needs the border no wider than the image.
-  if (ph - rh < rh && pw - rw < rw)
-    cv::copyMakeBorder(resized, padded, 0, ph - rh, 0, pw - rw, cv::BORDER_REFLECT_101);
-  else
-    cv::copyMakeBorder(resized, padded, 0, ph - rh, 0, pw - rw, cv::BORDER_REPLICATE);
-  if (!padded.isContinuous()) padded = padded.clone();
+cv::Mat predict_mask(const CheckpointModel& m, const cv::Mat& padded, const WholeImageFit& fit,
+                     const torch::Tensor& mean, const torch::Tensor& std) {
+  CONVOY_CHECK(padded.isContinuous() && padded.rows == fit.padded_h && padded.cols == fit.padded_w,
+               "predict_mask: an image of " << padded.cols << "x" << padded.rows << " for " << fit.padded_w << "x"
+                                            << fit.padded_h);
   const torch::Device device = mean.device();
-  auto x = torch::from_blob(padded.data, {1, ph, pw, padded.channels()}, torch::kUInt8)
+  auto x = torch::from_blob(padded.data, {1, fit.padded_h, fit.padded_w, padded.channels()}, torch::kUInt8)
                .permute({0, 3, 1, 2})
                .to(device)
                .to(torch::kFloat)
                .div_(255.0);
   x = (x - mean) / std;
   torch::NoGradGuard no_grad;
-  auto logits = m.model->forward(x).to(torch::kFloat).narrow(2, 0, rh).narrow(3, 0, rw);
-  logits = torch::nn::functional::interpolate(
-      logits, torch::nn::functional::InterpolateFuncOptions()
-                  .size(std::vector<int64_t>{h, w})
-                  .mode(torch::kBilinear)
-                  .align_corners(false));
+  const auto logits =
+      logits_at_size(m.model->forward(x).to(torch::kFloat), fit.scaled_h, fit.scaled_w, fit.height, fit.width);
   const auto ids = predicted_classes(logits).squeeze(0).to(torch::kUInt8).cpu().contiguous();
-  cv::Mat mask(h, w, CV_8UC1);
-  std::memcpy(mask.data, ids.data_ptr<uint8_t>(), static_cast<size_t>(h) * w);
+  cv::Mat mask(fit.height, fit.width, CV_8UC1);
+  std::memcpy(mask.data, ids.data_ptr<uint8_t>(), static_cast<size_t>(fit.height) * fit.width);
   return mask;
 }
 
@@ -124,6 +102,9 @@ int predict_masks(const CheckpointModel& m, const std::vector<PredictInput>& inp
   for (const auto& in : inputs) files.paths.push_back(in.path);
   files.labels.assign(files.paths.size(), 0);
   auto ds = make_file_dataset(std::move(files));
+  // Evaluation's geometry and decoder (decode_whole_image).
+  const TransformSpec spec{d.image, d.train_augment, false, d.eval_resize_ratio};
+  const DecodeOptions decode{m.config.data_service.crop_aware_decode, m.config.data_service.fast_idct};
   // The class count the mask speaks of: a one-channel model's 0 and 1.
   const int classes = std::max<int>(2, m.config.model.num_classes > 0 ? m.config.model.num_classes
                                                                       : static_cast<int>(m.class_names.size()));
@@ -137,10 +118,11 @@ int predict_masks(const CheckpointModel& m, const std::vector<PredictInput>& inp
   for (size_t first = 0; first < inputs.size(); first += chunk) {
     const size_t count = std::min(chunk, inputs.size() - first);
     std::vector<cv::Mat> images(count);
+    std::vector<WholeImageFit> fits(count);
     std::vector<std::string> errors(count);
     pool.parallel_for(count, [&](size_t i) {
       try {
-        images[i] = ds->load(first + i, d.image.channels);
+        images[i] = decode_whole_image(*ds, first + i, spec, decode, &fits[i]);
       } catch (const DecodeError& e) {
         errors[i] = e.what();
       }
@@ -153,14 +135,14 @@ int predict_masks(const CheckpointModel& m, const std::vector<PredictInput>& inp
         else std::printf("%s: error: %s\n", in.path.c_str(), errors[i].c_str());
         continue;
       }
-      const cv::Mat mask = predict_mask(m, images[i], mean, std);
+      const cv::Mat mask = predict_mask(m, images[i], fits[i], mean, std);
       const std::string mask_path = join_path(out_dir, in.out_stem + ".png");
       write_image(mask_path, mask);
       std::string overlay_path;
       if (overlay) {
         overlay_path = join_path(out_dir, in.out_stem + "_overlay.jpg");
         cv::Mat bgr;
-        cv::cvtColor(overlay_mask(images[i], mask), bgr, cv::COLOR_RGB2BGR);
+        cv::cvtColor(overlay_mask(ds->load(first + i, d.image.channels), mask), bgr, cv::COLOR_RGB2BGR);
         write_image(overlay_path, bgr);
       }
       const auto fractions = class_fractions(mask, classes);

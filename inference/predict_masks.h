@@ -1,13 +1,15 @@
 // `convoy predict` with a segmentation checkpoint: one mask per image, at
 // the image's own size.
 //
-// Each image is resized as the run's evaluation resized it (shorter side to
-// the training size x eval_resize_ratio, so objects appear at the scale the
-// model learnt), but not cropped: the whole image is padded (mirrored) to
-// multiples of 32, the U-Net's logits for the padding are dropped, and the
-// rest are resized back to the original size (bilinear on the logits, then
-// argmax; a one-channel model: logit > 0). Nothing of the image is lost to a
-// crop, and no class is ever interpolated between two others.
+// Each image goes through the model as the run's evaluation sent it
+// (decode_whole_image, data_service/image_decode.h: the same decoder and
+// the same pixels): shorter side to the training size x eval_resize_ratio,
+// so objects appear at the scale the model learnt, not cropped, padded
+// (mirrored) to multiples of 32. The logits of the picture are resized back
+// to the original size (logits_at_size: bilinear on the logits, then
+// argmax; a one-channel model: logit > 0), as evaluation scores them.
+// Nothing of the image is lost to a crop, and no class is ever
+// interpolated between two others.
 #pragma once
 
 #include <opencv2/core.hpp>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "data_service/augment.h"
 #include "inference/checkpoint_model.h"
 
 namespace convoy {
@@ -26,11 +29,12 @@ struct PredictInput {
   std::string out_stem;  // e.g. "sub/img" for DIR/sub/img.jpg; the file's stem for a file
 };
 
-// The mask (H x W, CV_8UC1 class ids) of an RGB or gray image (HWC uint8,
-// the model's channel count) at its own size. `mean`, `std`: (1, C, 1, 1)
-// on the model's device.
-cv::Mat predict_mask(const CheckpointModel& m, const cv::Mat& image, const torch::Tensor& mean,
-                     const torch::Tensor& std);
+// The mask (CV_8UC1 class ids) at the original size of an image as
+// decode_whole_image gives it (`padded`, HWC uint8, the model's channel
+// count; `fit`, its geometry). `mean`, `std`: (1, C, 1, 1) on the model's
+// device.
+cv::Mat predict_mask(const CheckpointModel& m, const cv::Mat& padded, const WholeImageFit& fit,
+                     const torch::Tensor& mean, const torch::Tensor& std);
 
 // The image with each non-background class (id > 0) blended in its colour
 // (common/class_colors.h) at `alpha`.

@@ -104,6 +104,17 @@ torch::Tensor predicted_classes(const torch::Tensor& logits) {
   return logits.size(1) == 1 ? logits.select(1, 0).gt(0).to(torch::kLong) : logits.argmax(1);
 }
 
+torch::Tensor logits_at_size(const torch::Tensor& logits, int64_t content_h, int64_t content_w, int64_t out_h,
+                             int64_t out_w) {
+  auto l = logits.narrow(2, 0, content_h).narrow(3, 0, content_w);
+  if (content_h == out_h && content_w == out_w) return l;
+  namespace F = torch::nn::functional;
+  return F::interpolate(l, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{out_h, out_w})
+                               .mode(torch::kBilinear)
+                               .align_corners(false));
+}
+
 Classifier make_model(const ModelSpec& spec, const ImageSpec& image, int num_classes) {
   auto model = build(spec, image, num_classes);
   set_conv_algorithm(*model, spec.conv_algorithm);

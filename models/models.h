@@ -48,5 +48,11 @@ bool is_segmentation_arch(const std::string& arch);
 // argmax over C, or for one channel (binary, a sigmoid) logit > 0. (N, H, W)
 // int64, on the logits' device.
 torch::Tensor predicted_classes(const torch::Tensor& logits);
+// A segmentation model's logits (N, C, H, W) for an input whose top-left
+// content_h x content_w is the picture (the rest padding): that part,
+// resized bilinearly (align_corners false) to out_h x out_w. How evaluation
+// scores and `convoy predict` labels each image at its own size.
+torch::Tensor logits_at_size(const torch::Tensor& logits, int64_t content_h, int64_t content_w, int64_t out_h,
+                             int64_t out_w);
 
 }  // namespace convoy

@@ -63,17 +63,28 @@ std::string encode_png_rgb(const torch::Tensor& rgb_in) {
   return png;
 }
 
-std::string mask_grid_png(const torch::Tensor& pixels, const torch::Tensor& truth, const torch::Tensor& predicted,
-                          int64_t ignore_index) {
-  const int64_t k = pixels.size(0), c = pixels.size(1), h = pixels.size(2), w = pixels.size(3);
-  CONVOY_CHECK(c == 1 || c == 3, "mask grid: 1 or 3 channels, not " << c);
-  auto grid = torch::full({k * h + (k - 1) * kGap, 3 * w + 2 * kGap, 3}, 255, torch::kUInt8);
-  for (int64_t i = 0; i < k; ++i) {
-    auto row = grid.narrow(0, i * (h + kGap), h);
-    auto image = pixels[i].cpu().permute({1, 2, 0});
+std::string mask_grid_png(const std::vector<MaskSample>& samples, int64_t ignore_index) {
+  CONVOY_CHECK(!samples.empty(), "mask grid: no samples");
+  int64_t height = 0, width = 0;
+  for (const auto& s : samples) {
+    const int64_t c = s.pixels.size(0), h = s.pixels.size(1), w = s.pixels.size(2);
+    CONVOY_CHECK(c == 1 || c == 3, "mask grid: 1 or 3 channels, not " << c);
+    CONVOY_CHECK(s.truth.size(0) == h && s.truth.size(1) == w && s.predicted.size(0) == h && s.predicted.size(1) == w,
+                 "mask grid: masks of the image's size");
+    height += h;
+    width = std::max(width, 3 * w + 2 * kGap);
+  }
+  height += (static_cast<int64_t>(samples.size()) - 1) * kGap;
+  auto grid = torch::full({height, width, 3}, 255, torch::kUInt8);
+  int64_t y = 0;
+  for (const auto& s : samples) {
+    const int64_t c = s.pixels.size(0), h = s.pixels.size(1), w = s.pixels.size(2);
+    auto row = grid.narrow(0, y, h);
+    auto image = s.pixels.cpu().permute({1, 2, 0});
     row.narrow(1, 0, w).copy_(c == 1 ? image.expand({h, w, 3}) : image);
-    row.narrow(1, w + kGap, w).copy_(colour(truth[i].cpu(), ignore_index));
-    row.narrow(1, 2 * (w + kGap), w).copy_(colour(predicted[i].cpu(), ignore_index));
+    row.narrow(1, w + kGap, w).copy_(colour(s.truth.cpu(), ignore_index));
+    row.narrow(1, 2 * (w + kGap), w).copy_(colour(s.predicted.cpu(), ignore_index));
+    y += h + kGap;
   }
   return encode_png_rgb(grid);
 }

@@ -1,6 +1,8 @@
 // Training and evaluation steps (see trainer.h).
 #include "worker/trainer.h"
 
+#include <map>
+
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -296,6 +298,54 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
   }
   auto per_sample = F::cross_entropy(logits, y.clamp_min(0), F::CrossEntropyFuncOptions().reduction(torch::kNone));
   sums->add(logits, y, per_sample);
+}
+
+void Trainer::eval_segmentation(const std::vector<ScoredSample>& samples, EvalSums* sums,
+                                std::vector<MaskSample>* grid, size_t grid_max) {
+  CONVOY_CHECK(segmentation_, "eval_segmentation: not a segmentation model");
+  model_->eval();
+  torch::NoGradGuard no_grad;
+  namespace F = torch::nn::functional;
+  // The grid's rows: the first samples, in batch order.
+  const size_t grid_start = grid ? grid->size() : 0;
+  const size_t grid_rows = grid ? std::min(samples.size(), grid_max > grid_start ? grid_max - grid_start : 0) : 0;
+  if (grid) grid->resize(grid_start + grid_rows);
+  std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> by_size;
+  for (size_t k = 0; k < samples.size(); ++k)
+    by_size[{samples[k].image.size(1), samples[k].image.size(2)}].push_back(k);
+  for (const auto& [size, members] : by_size) {
+    std::vector<torch::Tensor> images;
+    for (size_t k : members) images.push_back(samples[k].image);
+    torch::Tensor logits;
+    {
+      compat::AutocastGuard autocast(device_.type(), bf16_ || fp16_, fp16_ ? torch::kHalf : torch::kBFloat16);
+      logits = model_->forward(normalize(torch::stack(images))).to(torch::kFloat);
+    }
+    for (size_t m = 0; m < members.size(); ++m) {
+      const ScoredSample& s = samples[members[m]];
+      const auto seen = logits.narrow(0, static_cast<int64_t>(m), 1);
+      const auto l = logits_at_size(seen, s.content_h, s.content_w, s.mask.size(0), s.mask.size(1));
+      const auto y = s.mask.to(device_).to(torch::kLong).unsqueeze(0);
+      const bool any = y.ne(ignore_index_).any().item<bool>();
+      const double loss = any ? segmentation_loss(l, y, seg_loss_, ignore_index_).item<double>() : 0.0;
+      sums->add_pixels(l, y, ignore_index_, loss);
+      if (members[m] < grid_rows) {
+        MaskSample& g = (*grid)[grid_start + members[m]];
+        g.pixels = s.image.narrow(1, 0, s.content_h).narrow(2, 0, s.content_w).cpu().clone();
+        g.predicted = predicted_classes(seen.narrow(2, 0, s.content_h).narrow(3, 0, s.content_w))
+                          .squeeze(0)
+                          .to(torch::kUInt8)
+                          .cpu();
+        g.truth = F::interpolate(s.mask.cpu().to(torch::kFloat).unsqueeze(0).unsqueeze(0),
+                                 F::InterpolateFuncOptions()
+                                     .size(std::vector<int64_t>{s.content_h, s.content_w})
+                                     .mode(torch::kNearest))
+                      .squeeze(0)
+                      .squeeze(0)
+                      .to(torch::kUInt8);
+      }
+    }
+  }
 }
 
 EvalSums Trainer::collective_reduce(const EvalSums& local, int64_t step) {

@@ -15,6 +15,8 @@
 #include "worker/dist/grad_sync.h"
 #include "worker/dist/overlap_sync.h"
 #include "worker/eval_metrics.h"
+#include "worker/mask_grid.h"
+#include "worker/segmentation_batch.h"
 #include "worker/loss_scaler.h"
 #include "worker/optimizer.h"
 
@@ -75,6 +77,16 @@ class Trainer {
   // (N, H, W) uint8 on the CPU.
   void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums,
                   torch::Tensor* predicted = nullptr);
+  // Segmentation evaluation as the data service delivers it: each sample a
+  // whole image of its own size (segmentation_batch.h), scored at its
+  // mask's (original) size: the logits of the picture resized to it
+  // (logits_at_size), the loss and the counts taken there. Samples of the
+  // same padded size go through the model together, and only those, so a
+  // sample's logits never depend on which others share its batch. `grid`:
+  // when given, up to `grid_max` rows for the report's mask grid (at the
+  // size the model saw, the truth resized nearest).
+  void eval_segmentation(const std::vector<ScoredSample>& samples, EvalSums* sums,
+                         std::vector<MaskSample>* grid = nullptr, size_t grid_max = 0);
 
   // Collectives. Every rank must call each of these, in the same order, with
   // the same `what` (the rule in worker/dist/rendezvous.h): one called by some

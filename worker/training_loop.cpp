@@ -401,9 +401,18 @@ class TrainingLoop::Impl {
   DeviceBatch take(const std::string& split, int epoch, uint64_t step) {
     auto host = std::make_shared<Batch>(data_.next(split, static_cast<uint32_t>(epoch), step));
     note_data_errors(*host);
+    if (!trainer_->segmentation()) return runtime_->upload(host->pixels, host->labels, host);
     // A segmentation model learns from the masks (padding: all unlabelled).
-    const torch::Tensor& targets = trainer_->segmentation() ? host->fields.at("mask") : host->labels;
-    return runtime_->upload(host->pixels, targets, host);
+    const CropBatch crops = crop_batch(*host, cfg_.data.image.channels);
+    return runtime_->upload(crops.images, crops.masks, host);
+  }
+
+  // Segmentation evaluation's batch: whole images of their own sizes, on the
+  // host (the trainer moves each group of them to the device).
+  std::vector<ScoredSample> take_scored(const std::string& split, int epoch, uint64_t step) {
+    const Batch host = data_.next(split, static_cast<uint32_t>(epoch), step);
+    note_data_errors(host);
+    return scored_samples(host, cfg_.data.image.channels);
   }
 
   void note_data_errors(const Batch& batch) {
@@ -424,22 +433,14 @@ class TrainingLoop::Impl {
   // Segmentation, rank 0: the first samples of the selection split's first
   // batch, as the model evaluating them saw and labelled them; written to
   // mask-samples.png (the report's grid) when that evaluation is the best.
-  static constexpr int64_t kMaskSamples = 4;
-  torch::Tensor sample_pixels_, sample_truth_, sample_predicted_;
-
-  void keep_mask_samples(const DeviceBatch& batch, const torch::Tensor& predicted) {
-    const int64_t k = std::min<int64_t>(kMaskSamples, predicted.size(0));
-    sample_pixels_ = batch.pixels.narrow(0, 0, k).cpu().clone();
-    sample_truth_ = batch.labels.narrow(0, 0, k).cpu().clone();
-    sample_predicted_ = predicted.narrow(0, 0, k).clone();
-  }
+  static constexpr size_t kMaskSamples = 4;
+  std::vector<MaskSample> mask_samples_;
 
   void write_mask_samples() {
-    if (!sample_pixels_.defined()) return;
+    if (mask_samples_.empty()) return;
     try {
       write_file_atomic(join_path(run_dir_, "mask-samples.png"),
-                        mask_grid_png(sample_pixels_, sample_truth_, sample_predicted_,
-                                      cfg_.data.segmentation.ignore_index));
+                        mask_grid_png(mask_samples_, cfg_.data.segmentation.ignore_index));
     } catch (const std::exception& e) {
       spdlog::warn("could not write mask-samples.png: {}", e.what());
     }
@@ -451,13 +452,17 @@ class TrainingLoop::Impl {
     const uint64_t steps = data_.info().find(split)->steps_per_epoch;
     const auto t0 = Clock::now();
     const std::string label = fmt::format("eval {} {}/{}", split, epoch + 1, cfg_.train.epochs);
+    const bool keep = dist_.rank() == 0 && trainer_->segmentation() && split == selection_split();
+    if (keep) mask_samples_.clear();
     for (uint64_t step = 0; step < steps; ++step) {
-      DeviceBatch batch = take(split, epoch, step);
-      batch.ready();
-      const bool keep = step == 0 && dist_.rank() == 0 && trainer_->segmentation() && split == selection_split();
-      torch::Tensor predicted;
-      trainer_->eval_batch(batch.pixels, batch.labels, &sums, keep ? &predicted : nullptr);
-      if (keep) keep_mask_samples(batch, predicted);
+      if (trainer_->segmentation()) {
+        trainer_->eval_segmentation(take_scored(split, epoch, step), &sums, keep ? &mask_samples_ : nullptr,
+                                    kMaskSamples);
+      } else {
+        DeviceBatch batch = take(split, epoch, step);
+        batch.ready();
+        trainer_->eval_batch(batch.pixels, batch.labels, &sums);
+      }
       const double elapsed = seconds_since(t0);
       progress_.update(label, static_cast<int64_t>(step + 1), static_cast<int64_t>(steps), elapsed,
                        static_cast<double>(images_per_step()) * (step + 1) / std::max(elapsed, 1e-9), NAN, NAN, NAN);

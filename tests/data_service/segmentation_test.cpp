@@ -265,7 +265,10 @@ TEST(Segmentation, BatchesCarryTheMaskAndDoNotDependOnThreads) {
   const Config cfg = segmentation_config(d);
   BatchProducer p(cfg, open_datasets(cfg.data), 2);
   const BatchLayout& l = p.layout();
-  EXPECT_EQ(l.describe(), "label int64[] @1096, mask uint8[32,32] @1128, image uint8[3,32,32] @5224");
+  // Capacities: the largest evaluation image's mask (66x74 is the largest
+  // size in the set; the val split holds it) and padded picture (32x64).
+  EXPECT_EQ(l.describe(),
+            "label int64[] @1096, extent int64[6] @1128, mask uint8[4884] @1320, image uint8[6144] @20856");
   std::vector<uint8_t> slot(sizeof(SlotHeader) + l.payload_bytes());
   p.fill(0, 0, 0, 0, 1, slot.data());
   const auto* labels = reinterpret_cast<const int64_t*>(slot.data() + l.field("label").offset);
@@ -282,8 +285,90 @@ TEST(Segmentation, BatchesCarryTheMaskAndDoNotDependOnThreads) {
     }
     EXPECT_GT(ones, 0) << "sample " << j;
   }
+  for (int j = 0; j < 4; ++j) {
+    const auto* e = reinterpret_cast<const int64_t*>(l.sample(slot.data(), l.field("extent"), j));
+    EXPECT_EQ(std::vector<int64_t>(e, e + kExtentValues), std::vector<int64_t>(6, 32)) << "a training crop";
+  }
   EXPECT_EQ(epoch(cfg, 1, 0), epoch(cfg, 4, 0)) << "train";
   EXPECT_EQ(epoch(cfg, 1, 1), epoch(cfg, 4, 1)) << "val";
+}
+
+// Evaluation sees each image whole: resized (shorter side to the crop
+// size), padded to multiples of 32, the picture's part in the extent, and
+// its mask at the original size, byte for byte the dataset's; the image the
+// same bytes as decode_whole_image gives `convoy predict`.
+TEST(Segmentation, EvaluationSamplesAreWholeImagesWithMasksAtTheirOwnSize) {
+  const std::string d = tmp();
+  for (int i = 0; i < 12; ++i) write_pair(d, "s" + std::to_string(i), 60 + 9 * i, 100 - 3 * i, i, i % 2 == 0);
+  const Config cfg = segmentation_config(d);
+  const DatasetSplits data = open_datasets(cfg.data);
+  BatchProducer p(cfg, data, 2);
+  const BatchLayout& l = p.layout();
+  const int split = p.split_index("val");
+  ASSERT_GE(split, 0);
+  const Dataset& ds = *data.splits.at(split).second;
+  ASSERT_EQ(ds.size(), 3u);
+  std::vector<uint8_t> slot(sizeof(SlotHeader) + l.payload_bytes());
+  p.fill(split, 0, 0, 0, 1, slot.data());
+  const auto* labels = reinterpret_cast<const int64_t*>(slot.data() + l.field("label").offset);
+  const TransformSpec spec{cfg.data.image, cfg.data.train_augment, false, cfg.data.eval_resize_ratio};
+  for (int j = 0; j < 4; ++j) {
+    const auto* e = reinterpret_cast<const int64_t*>(l.sample(slot.data(), l.field("extent"), j));
+    if (j == 3) {  // the split's 3 samples, then padding
+      EXPECT_EQ(labels[j], -1);
+      EXPECT_EQ(e[kImageH], 0);
+      continue;
+    }
+    const cv::Mat truth = ds.load_mask(j);
+    ASSERT_EQ(e[kMaskH], truth.rows);
+    ASSERT_EQ(e[kMaskW], truth.cols);
+    EXPECT_EQ(std::min(e[kContentH], e[kContentW]), 32) << "the shorter side at the training size";
+    EXPECT_NEAR(static_cast<double>(e[kContentW]) / e[kContentH], static_cast<double>(truth.cols) / truth.rows, 0.05);
+    EXPECT_EQ(e[kImageH] % 32, 0);
+    EXPECT_EQ(e[kImageW] % 32, 0);
+    EXPECT_LT(e[kImageH] - e[kContentH], 32);
+    EXPECT_LT(e[kImageW] - e[kContentW], 32);
+    const uint8_t* m = l.sample(slot.data(), l.field("mask"), j);
+    EXPECT_EQ(0, std::memcmp(m, truth.data, truth.total())) << "sample " << j << "'s mask";
+    WholeImageFit fit;
+    const cv::Mat whole = decode_whole_image(ds, j, spec, {}, &fit);
+    ASSERT_EQ(fit.padded_h, e[kImageH]);
+    ASSERT_EQ(fit.padded_w, e[kImageW]);
+    std::vector<uint8_t> chw(whole.total() * 3);
+    write_chw(whole, chw.data());
+    EXPECT_EQ(0, std::memcmp(l.sample(slot.data(), l.field("image"), j), chw.data(), chw.size()))
+        << "sample " << j << "'s image";
+  }
+}
+
+TEST(Segmentation, WholeImageFitKeepsTheScaleAndPadsToTheStride) {
+  const ImageSpec out{128, 128, 3};
+  WholeImageFit f = fit_whole_image(256, 384, out, 1.f);
+  EXPECT_EQ(f.scaled_h, 128);
+  EXPECT_EQ(f.scaled_w, 192);
+  EXPECT_EQ(f.padded_h, 128);
+  EXPECT_EQ(f.padded_w, 192);
+  f = fit_whole_image(300, 250, out, 1.f);
+  EXPECT_EQ(f.scaled_w, 128);
+  EXPECT_EQ(f.scaled_h, 154);  // 300 x 128 / 250 = 153.6
+  EXPECT_EQ(f.padded_h, 160);
+  f = fit_whole_image(100, 1000, out, 1.f);  // 10:1: the longer side stops at 4 x 128
+  EXPECT_EQ(f.scaled_w, 512);
+  EXPECT_EQ(f.scaled_h, 51);
+  EXPECT_EQ(f.padded_h, 64);
+  f = fit_whole_image(256, 384, out, 1.25f);
+  EXPECT_EQ(f.scaled_h, 160);
+  // Mirrored padding, and the edge repeated when it is wider than the image.
+  cv::Mat row(1, 3, CV_8UC1);
+  row.at<uint8_t>(0, 0) = 1, row.at<uint8_t>(0, 1) = 2, row.at<uint8_t>(0, 2) = 3;
+  WholeImageFit g;
+  g.scaled_h = 1, g.scaled_w = 3, g.padded_h = 1, g.padded_w = 5;
+  cv::Mat padded = pad_to_fit(row, g);
+  EXPECT_EQ(padded.at<uint8_t>(0, 3), 2);
+  EXPECT_EQ(padded.at<uint8_t>(0, 4), 1);
+  g.padded_h = 3;
+  padded = pad_to_fit(row, g);
+  EXPECT_EQ(padded.at<uint8_t>(2, 4), 3);
 }
 
 // A JPEG several times the output's size is decoded crop-aware (its DCT

@@ -270,9 +270,20 @@ class ReadyConfigs(unittest.TestCase):
         self.assertEqual(events[0]["classes"], ["background", "hubble_deep_field", "retina", "ihc"])
         evals = [e for e in events if e["event"] == "eval"]
         self.assertEqual(sorted({e["split"] for e in evals}), ["test", "val"])
+        def labelled_pixels(split):  # in the original masks (255: unlabelled)
+            total = 0
+            for name in os.listdir(os.path.join(root, split + "annot")):
+                with Image.open(os.path.join(root, split + "annot", name)) as m:
+                    total += int((np.array(m) != 255).sum())
+            return total
+
+        # Scored at each image's own size (256-384 px), not at the 64 px the
+        # model sees: every labelled pixel of the split's masks counts once.
+        pixels = {split: labelled_pixels(split) for split in ("val", "test")}
+        self.assertGreater(pixels["val"], 8 * 256 * 256 * 0.9)
         for e in evals:
             self.assertTrue(0 <= e["mean_iou"] <= 1 and 0 <= e["mean_dice"] <= 1, e)
-            self.assertEqual(e["samples"] > 8 * 64 * 64 * 0.9, True, e)  # labelled pixels, nearly all
+            self.assertEqual(e["samples"], pixels[e["split"]], e)
             self.assertEqual(len(e["per_class"]), 4)
             self.assertTrue(all("iou" in c for c in e["per_class"]))
             self.assertEqual(len(e["confusion"]), 4)
@@ -281,14 +292,30 @@ class ReadyConfigs(unittest.TestCase):
         train = [e for e in events if e["event"] == "train"]
         self.assertTrue(all(e["loss"] > 0 for e in train), train)
 
-        # The report's grid: image | true mask | predicted mask, 4 rows of 64 px.
+        # The report's grid: image | true mask | predicted mask, 4 rows, each
+        # a whole image as the model saw it (shorter side 64 px).
         with Image.open(os.path.join(run_dir, "mask-samples.png")) as png:
             grid = np.array(png.convert("RGB"))
-        self.assertEqual(grid.shape, (4 * 64 + 3 * 4, 3 * 64 + 2 * 4, 3))
+        content = ~np.all(grid == 255, axis=(1, 2))
+        rows, start = [], None
+        for y, c in enumerate(list(content) + [False]):
+            if c and start is None:
+                start = y
+            elif not c and start is not None:
+                rows.append((start, y))
+                start = None
+        self.assertEqual(len(rows), 4, rows)
         palette = {(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (255, 255, 255)}  # VOC's; white: unlabelled
-        for panel in (grid[:, 68:132], grid[:, 136:200]):
-            self.assertTrue({tuple(p) for p in panel.reshape(-1, 3)} <= palette)
-        self.assertGreater(len({tuple(p) for p in grid[:64, 68:132].reshape(-1, 3)}), 1, "a mask with objects")
+        colours = set()
+        for y0, y1 in rows:
+            row = grid[y0:y1]
+            w = (int(np.nonzero(~np.all(row == 255, axis=(0, 2)))[0].max()) + 1 - 8) // 3
+            self.assertEqual(min(y1 - y0, w), 64, (y0, y1, w))
+            self.assertLessEqual(max(y1 - y0, w), 96, (y0, y1, w))  # sources: 256-384 px
+            for panel in (row[:, w + 4:2 * w + 4], row[:, 2 * w + 8:3 * w + 8]):
+                self.assertTrue({tuple(p) for p in panel.reshape(-1, 3)} <= palette)
+            colours |= {tuple(p) for p in row[:, w + 4:2 * w + 4].reshape(-1, 3)}
+        self.assertGreater(len(colours), 1, "masks with objects")
         with open(os.path.join(run_dir, "report.html")) as f:
             self.assertIn('id="mask-samples" alt="validation images with true and predicted masks" '
                           'src="data:image/png;base64,', f.read())
@@ -314,6 +341,29 @@ class ReadyConfigs(unittest.TestCase):
                 self.assertAlmostEqual(line["fractions"][name], float((mask == c).mean()), places=6)
             with Image.open(line["overlay"]) as overlay:
                 self.assertEqual(overlay.size, size)
+
+        # convoy eval scores what convoy predict draws: the confusion of the
+        # predicted masks against the true ones, at the original size, is
+        # eval's (float32 both; the two normalise in a different order, so a
+        # pixel on a tie may differ).
+        r = run(["eval", os.path.join(SOURCE_DIR, "configs", "segmentation.pbtxt"), "--checkpoint",
+                 os.path.join(run_dir, "checkpoints", "best.ckpt"), "--split", "test", "--json",
+                 "--set", f"run_root={self.tmp}/runs", "--set", f"data.segmentation_folder.root={root}",
+                 "--set", "data.image.height=64", "--set", "data.image.width=64", "--set", "data.batch_size=4",
+                 "--set", "train.amp=none"], timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        scored = json.loads(r.stdout.splitlines()[-1])
+        confusion = np.zeros((4, 4), dtype=np.int64)
+        for line in lines:
+            name = os.path.splitext(os.path.basename(line["path"]))[0]
+            with Image.open(line["mask"]) as p, Image.open(os.path.join(root, "testannot", name + ".png")) as t:
+                predicted, truth = np.array(p).astype(np.int64), np.array(t).astype(np.int64)
+            keep = truth != 255
+            confusion += np.bincount(truth[keep] * 4 + predicted[keep], minlength=16).reshape(4, 4)
+        self.assertEqual(scored["samples"], pixels["test"])
+        self.assertEqual(int(confusion.sum()), pixels["test"])
+        differing = np.abs(np.array(scored["confusion"]) - confusion).sum() / 2
+        self.assertLessEqual(differing, pixels["test"] * 1e-4, (scored["confusion"], confusion.tolist()))
 
     def test_segmentation_needs_a_segmentation_model(self):
         root = os.path.join(self.tmp, "seg")

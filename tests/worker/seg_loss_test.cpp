@@ -162,6 +162,19 @@ TEST(SegMetrics, BinaryLogitsCountAsTwoClasses) {
 }
 
 // --init-from with torchvision ResNet weights fills a U-Net's encoder.
+// A U-Net (ResNet-18 encoder) on the CPU in float32, inputs in [-1, 1].
+Config unet_on_cpu(int size) {
+  Config cfg;
+  cfg.device = DeviceKind::kCpu;
+  cfg.data.image = {size, size, 3};
+  cfg.data.mean = {0.5f, 0.5f, 0.5f};
+  cfg.data.std = {0.5f, 0.5f, 0.5f};
+  cfg.model.arch = "unet";
+  cfg.model.encoder = "resnet18";
+  cfg.train.amp = Amp::kNone;
+  return cfg;
+}
+
 TEST(SegTraining, InitFromAResNetFillsTheEncoder) {
   ModelSpec resnet;
   resnet.arch = "resnet18";
@@ -169,21 +182,73 @@ TEST(SegTraining, InitFromAResNetFillsTheEncoder) {
   auto donor = make_model(resnet, {64, 64, 3}, 10);
   const std::string path = testing::make_temp_dir("convoy-unet-init") + "/resnet18.pt";
   save_state_dict(path, state_dict(*donor));
-  Config cfg;
-  cfg.device = DeviceKind::kCpu;
-  cfg.data.image = {64, 64, 3};
-  cfg.data.mean = {0.5f, 0.5f, 0.5f};
-  cfg.data.std = {0.5f, 0.5f, 0.5f};
-  cfg.model.arch = "unet";
-  cfg.model.encoder = "resnet18";
+  Config cfg = unet_on_cpu(64);
   cfg.model.init_from = path;
-  cfg.train.amp = Amp::kNone;
   Trainer t(cfg, 3, {}, 0, 1, 4);
   auto ours = t.model()->named_parameters();
   auto theirs = donor->named_parameters();
   EXPECT_TRUE(torch::equal(ours["encoder.layer3.1.conv2.weight"], theirs["layer3.1.conv2.weight"]));
   EXPECT_TRUE(torch::equal(ours["encoder.conv1.weight"], theirs["conv1.weight"]));
   EXPECT_EQ(ours["segmentation_head.0.weight"].size(0), 3);
+}
+
+// Evaluation scores each sample at its mask's (original) size: the model's
+// logits for the picture (the padded image's top-left content) resized to the
+// mask, every labelled pixel counted once; and a sample's score does not
+// depend on which samples share its batch.
+TEST(SegEvaluation, EachSampleIsScoredAtItsMasksSizeWhateverItsBatch) {
+  Config cfg = unet_on_cpu(32);
+  cfg.model.channels_last = false;
+  cfg.seed = 3;
+  Trainer t(cfg, 3, {}, 0, 1, 4);
+  torch::manual_seed(12);
+  // (padded h, w, content h, w, mask h, w): two of one padded size, one other.
+  const std::vector<std::array<int64_t, 6>> shapes = {
+      {32, 64, 32, 48, 64, 96}, {64, 32, 40, 32, 50, 40}, {32, 64, 32, 60, 32, 60}};
+  std::vector<ScoredSample> samples;
+  int64_t labelled = 0;
+  for (const auto& z : shapes) {
+    ScoredSample s;
+    s.image = torch::randint(0, 256, {3, z[0], z[1]}, torch::kUInt8);
+    s.content_h = z[2];
+    s.content_w = z[3];
+    s.mask = torch::randint(0, 3, {z[4], z[5]}, torch::kUInt8);
+    s.mask.narrow(0, 0, 3).fill_(255);  // unlabelled rows
+    labelled += s.mask.ne(255).sum().item<int64_t>();
+    samples.push_back(s);
+  }
+  EvalSums together(3), alone(3);
+  std::vector<MaskSample> grid;
+  t.eval_segmentation(samples, &together, &grid, 2);
+  for (const auto& s : samples) t.eval_segmentation({s}, &alone);
+  EXPECT_EQ(together.count, labelled);
+  EXPECT_EQ(together.confusion, alone.confusion);
+  EXPECT_EQ(together.correct, alone.correct);
+
+  // By hand: each sample through the model alone, its content resized.
+  EvalSums expected(3);
+  t.model()->eval();
+  torch::NoGradGuard no_grad;
+  for (const auto& s : samples) {
+    auto x = (s.image.unsqueeze(0).to(torch::kFloat) / 255.0 - 0.5) / 0.5;
+    auto logits = t.model()->forward(x).narrow(2, 0, s.content_h).narrow(3, 0, s.content_w);
+    logits = F::interpolate(logits, F::InterpolateFuncOptions()
+                                        .size(std::vector<int64_t>{s.mask.size(0), s.mask.size(1)})
+                                        .mode(torch::kBilinear)
+                                        .align_corners(false));
+    expected.add_pixels(logits, s.mask.to(torch::kLong).unsqueeze(0), 255, 0.0);
+  }
+  ASSERT_EQ(expected.count, labelled);
+  int64_t differ = 0;
+  for (size_t i = 0; i < expected.confusion.size(); ++i) differ += std::abs(expected.confusion[i] - together.confusion[i]);
+  EXPECT_LE(differ, labelled / 1000) << "normalisation's rounding may flip a tie, no more";
+
+  // The grid: the first two samples, at the size the model saw them.
+  ASSERT_EQ(grid.size(), 2u);
+  EXPECT_EQ(grid[0].pixels.sizes(), (std::vector<int64_t>{3, 32, 48}));
+  EXPECT_EQ(grid[0].truth.sizes(), (std::vector<int64_t>{32, 48}));
+  EXPECT_EQ(grid[1].predicted.sizes(), (std::vector<int64_t>{40, 32}));
+  EXPECT_TRUE(torch::equal(grid[1].pixels, samples[1].image.narrow(1, 0, 40)));
 }
 
 }  // namespace
