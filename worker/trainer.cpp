@@ -249,8 +249,10 @@ int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_
     const int end = clock_->mark();
     const int64_t b0 = clock_->us(start), b1 = clock_->us(end);
     int64_t last_launch = b0;
+    bucket_spans_.clear();
     for (const auto& bt : overlap_->take_bucket_times()) {
       const int64_t launch = clock_->us(bt.launch_mark), done = clock_->us(bt.done_mark);
+      bucket_spans_.push_back({bt.bucket, launch, done});
       last_launch = std::max(last_launch, launch);
       times->allreduce += (done - launch) / 1e3;
       if (timeline_) timeline_->bucket_span(bt.bucket, launch, done, bt.bytes);

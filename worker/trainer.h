@@ -112,6 +112,14 @@ class Trainer {
   LossScaler& scaler() { return scaler_; }
   // Spans of each step go here when it records (may be null).
   void set_timeline(Timeline* t) { timeline_ = t; }
+  // The last step's gradient buckets as the overlapped all-reduce timed
+  // them: (bucket index, launched, done), Timeline::now_us's clock. Empty
+  // when the gradients are all-reduced after backward (or with one rank).
+  struct BucketSpan {
+    size_t bucket = 0;
+    int64_t launch_us = 0, done_us = 0;
+  };
+  const std::vector<BucketSpan>& bucket_spans() const { return bucket_spans_; }
 
  private:
   // uint8 -> float, (x / 255 - mean) / std, in one pass on the device (into
@@ -142,6 +150,7 @@ class Trainer {
   bool channels_last_ = cfg_.model.channels_last.value_or(false);
   LossScaler scaler_;
   Timeline* timeline_ = nullptr;
+  std::vector<BucketSpan> bucket_spans_;
   bool segmentation_ = false;
   LossKind seg_loss_ = LossKind::kAuto;  // resolved (seg_loss.h)
   int64_t ignore_index_ = 255;
