@@ -4,9 +4,11 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
+import unittest
 
 BIN = os.environ.get("CONVOY_BIN", "build/convoy")
 MAKE_IMAGES = os.environ.get("CONVOY_MAKE_IMAGES", "build/tests/make_image_folder")
@@ -232,3 +234,31 @@ class TempDirMixin:
         d = tempfile.TemporaryDirectory(prefix="convoy-it-")
         self.addCleanup(d.cleanup)
         return d.name
+
+
+def machine_can(what):
+    """Whether this machine has what a suite needs, judged apart from the
+    suite's own probe: "netns" (root with CAP_NET_ADMIN and `ip`), "mpirun"
+    (Open MPI's launcher on PATH)."""
+    if what == "netns":
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            return False
+        with open("/proc/self/status") as f:
+            caps = next((int(x.split()[1], 16) for x in f if x.startswith("CapEff:")), 0)
+        return bool(caps & (1 << 12))  # CAP_NET_ADMIN
+    if what == "mpirun":
+        return shutil.which("mpirun") is not None
+    raise ValueError(what)
+
+
+def skip_unless_usable(what, usable, reason):
+    """unittest.skipUnless that cannot hide a failure: where the machine has
+    what the tests need (machine_can) they run even when `usable` (the
+    suite's own probe) says no, so that a broken probe or set-up fails
+    instead of skipping. Set CONVOY_ALLOW_SKIP=WHAT to skip anyway."""
+    if usable:
+        return lambda cls: cls
+    if machine_can(what) and what not in os.environ.get("CONVOY_ALLOW_SKIP", "").split(","):
+        return lambda cls: cls
+    return unittest.skip(reason)
+

@@ -8,10 +8,10 @@ import subprocess
 import unittest
 
 from helpers import (BIN, MPI_ENV, TempDirMixin, has_train_line, make_folder, processes_mentioning, read_metrics,
-                     shm_segments, wait_for, write_config)
+                     shm_segments, skip_unless_usable, wait_for, write_config)
 
 
-@unittest.skipIf(shutil.which("mpirun") is None, "Open MPI's mpirun is not installed")
+@skip_unless_usable("mpirun", shutil.which("mpirun") is not None, "Open MPI's mpirun is not installed")
 class MpirunTest(TempDirMixin, unittest.TestCase):
     def test_two_ranks_under_mpirun(self):
         tmp = self.make_tmp()

@@ -14,7 +14,7 @@ import time
 import unittest
 
 from helpers import (BIN, MPI_ENV, SOURCE_DIR, make_folder, processes_mentioning, read_metrics, shm_segments,
-                     wait_for, write_config)
+                     skip_unless_usable, wait_for, write_config)
 
 TESTBED = os.path.join(SOURCE_DIR, "cluster", "netns-testbed.sh")
 PREFIX = f"cvtb{os.getpid() % 100000}"
@@ -42,7 +42,7 @@ def checksum(run_dir):
     return [m for m in read_metrics(run_dir) if m.get("event") == "end"][-1]["param_checksum"]
 
 
-@unittest.skipUnless(namespaces_usable(), "needs root, network namespaces and `ip netns exec`")
+@skip_unless_usable("netns", namespaces_usable(), "needs root, network namespaces and `ip netns exec`")
 class MultiHostTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
