@@ -67,11 +67,13 @@ std::unique_ptr<ShmRing> ShmRing::create(const std::string& name, uint32_t slots
   ::close(fd);
   if (numa_node >= 0 && numa_node < 64) {
     // Before any page is touched: the slots' pages come from the reader's
-    // node. Best effort: without NUMA support the kernel says no, and the
-    // default first-touch placement stays.
+    // node (asked for only on a machine of several nodes). Best effort: when
+    // the kernel says no, first-touch placement stays, and the rank may read
+    // its batches across the interconnect, so say so.
     unsigned long mask = 1ul << numa_node;
     if (::syscall(SYS_mbind, base, size, MPOL_PREFERRED, &mask, 64, 0) != 0)
-      spdlog::debug("mbind of {} to NUMA node {}: {}", name, numa_node, detail::errno_text(errno));
+      spdlog::warn("could not place ring {} on NUMA node {} (mbind: {}); its pages go where they are first written",
+                   name, numa_node, detail::errno_text(errno));
   }
   auto* h = new (base) RingHeader();
   h->magic = kRingMagic;

@@ -76,9 +76,12 @@ std::string OutputPump::last_error() const {
 
 bool is_peer_symptom(const std::string& error) {
   // A rank that lost rank 0's store is a symptom too: rank 0 exiting on its
-  // own error closes the store, and the other ranks may report first.
+  // own error closes the store, and the other ranks may report first. So is
+  // a data service that closed a handshake: it was stopped, or it failed
+  // and says why itself.
   for (const char* s : {"Connection closed by peer", "Connection reset", "Broken pipe", "the data service exited",
-                        "data service was stopped", "lost the rendezvous store"})
+                        "data service was stopped", "lost the rendezvous store",
+                        "closed the connection during the handshake"})
     if (error.find(s) != std::string::npos) return true;
   return false;
 }

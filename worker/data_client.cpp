@@ -86,8 +86,10 @@ std::shared_ptr<void> DataClient::pin(const std::shared_ptr<ShmRing>& ring) {
   });
 }
 
-std::string DataClient::connect(Part& part, int shard) {
-  part.channel = ControlChannel::connect(part.socket, timeout_, alive_);
+std::string DataClient::connect(Part& part, int shard, std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0) timeout = timeout_;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  part.channel = ControlChannel::connect(part.socket, timeout, alive_);
   proto::Envelope msg;
   auto* hello = msg.mutable_hello();
   hello->set_rank(rank_);
@@ -97,7 +99,11 @@ std::string DataClient::connect(Part& part, int shard) {
   hello->set_job_token(job_token_from_env());
   part.channel->send(msg);
   proto::Envelope reply;
-  if (!part.channel->receive(&reply, timeout_, alive_))
+  // The handshake gets what the connection left of the timeout, so a service
+  // that accepts but never answers is given up on at the same moment as one
+  // that never listens.
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (!part.channel->receive(&reply, std::max(left, std::chrono::milliseconds(1)), alive_))
     throw Error(CONVOY_STR("rank " << rank_ << ": data service shard " << shard
                                    << " closed the connection during the handshake"));
   if (reply.has_error()) throw Error("data service: " + reply.error().message());

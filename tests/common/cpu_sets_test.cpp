@@ -1,6 +1,9 @@
 // CPU lists and the automatic split of a node's cores between data services.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <thread>
+
 #include "common/cpu_sets.h"
 #include "common/error.h"
 
@@ -36,7 +39,32 @@ TEST(CpuSets, SplitKeepsTheWorkersCoresAndFollowsNumaNodes) {
   EXPECT_EQ(sets, (std::vector<CpuList>(3, CpuList{0, 1})));
 }
 
-TEST(CpuSets, ThisProcessHasCpus) { EXPECT_FALSE(allowed_cpus().empty()); }
+// allowed_cpus() is the kernel's affinity: the list /proc gives, and after
+// pin_to (here on a thread of its own, so the test process keeps its CPUs)
+// exactly the CPU pinned to.
+TEST(CpuSets, AllowedCpusAreTheKernelsAffinity) {
+  auto proc_list = [](const std::string& path) {
+    std::ifstream f(path);
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) return parse_cpu_list(line.substr(18), path);
+    return CpuList{};
+  };
+  const CpuList mine = allowed_cpus();
+  ASSERT_FALSE(mine.empty());
+  EXPECT_EQ(mine, proc_list("/proc/self/status"));
+  const int last = mine.back();
+  CpuList pinned, from_proc;
+  std::thread t([&] {
+    pin_to({last});
+    pinned = allowed_cpus();
+    from_proc = proc_list("/proc/thread-self/status");
+  });
+  t.join();
+  EXPECT_EQ(pinned, CpuList{last});
+  EXPECT_EQ(from_proc, CpuList{last});
+  EXPECT_EQ(allowed_cpus(), mine) << "the test process kept its CPUs";
+}
 
 }  // namespace
 }  // namespace convoy

@@ -39,6 +39,32 @@ class MpirunTest(TempDirMixin, unittest.TestCase):
                                  "--run-dir", run_dir, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env)
 
+    def test_two_data_shards_under_mpirun_train_as_launch_does(self):
+        """Local rank 0 starts 2 data-service shards; the batches they make
+        together are the single service's, so the weights are convoy launch's
+        with one service, bit for bit."""
+        tmp = self.make_tmp()
+        root = make_folder(os.path.join(tmp, "images"), per_class=16)
+        cfg = write_config(tmp, root, epochs=2)
+        launch_dir = os.path.join(tmp, "launch")
+        r = subprocess.run([BIN, "launch", "--nproc-per-node", "2", cfg, "--run-dir", launch_dir],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        run_dir = os.path.join(tmp, "mpirun")
+        proc = self.mpirun(cfg, run_dir, "--set", "data_service.services_per_node=2")
+        out, err = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 0, err[-3000:])
+        shards = [m["data_shards"] for m in read_metrics(run_dir) if m.get("event") == "train"][-1]
+        self.assertEqual([s["shard"] for s in shards], [0, 1])
+
+        def result(d):
+            metrics = read_metrics(d)
+            losses = [m["loss"] for m in metrics if m["event"] == "train"]
+            return [m for m in metrics if m["event"] == "end"][0]["param_checksum"], losses
+
+        self.assertEqual(result(run_dir), result(launch_dir))
+        wait_for(lambda: not processes_mentioning(run_dir), 15, "no process of the run left")
+
     def test_sigusr1_preempts_and_resume_reaches_the_same_weights(self):
         """Slurm's `--signal=USR1@T` reaches the ranks through mpirun."""
         tmp = self.make_tmp()
