@@ -3,6 +3,11 @@
 
 #include <dirent.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <algorithm>
 #include <fstream>
@@ -113,6 +118,22 @@ void pin_to(const CpuList& cpus) {
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
   CONVOY_SYSCALL(::sched_setaffinity(0, sizeof set, &set), " (pinning to CPUs " << format_cpu_list(cpus) << ")");
+  // Threads that already exist keep their own affinity: a library may have
+  // started some while it was loaded (a BLAS thread pool, say). Pin them too.
+  const std::string self = std::to_string(::syscall(SYS_gettid));
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.' || self == e->d_name) continue;
+      // A thread that has just ended is no error (ESRCH).
+      if (::sched_setaffinity(static_cast<pid_t>(std::atoi(e->d_name)), sizeof set, &set) != 0 && errno != ESRCH) {
+        const int err = errno;
+        ::closedir(d);
+        errno = err;
+        CONVOY_SYSCALL(-1, " (pinning thread " << e->d_name << " to CPUs " << format_cpu_list(cpus) << ")");
+      }
+    }
+    ::closedir(d);
+  }
 }
 
 }  // namespace convoy

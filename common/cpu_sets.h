@@ -29,7 +29,9 @@ std::vector<int> numa_nodes_of(const CpuList& cpus);
 // can. With fewer CPUs every service shares all of them (no pinning gains).
 std::vector<CpuList> split_cpus(const CpuList& cpus, const std::vector<int>& nodes, int worker_cpus, int services);
 
-// Pins the calling process (all threads created afterwards) to `cpus`.
+// Pins this process to `cpus`: the calling thread, every thread that exists
+// (a library may have started some when it was loaded) and every thread
+// created afterwards.
 void pin_to(const CpuList& cpus);
 
 }  // namespace convoy

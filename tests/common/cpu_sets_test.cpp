@@ -1,6 +1,11 @@
 // CPU lists and the automatic split of a node's cores between data services.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <thread>
 
@@ -39,10 +44,10 @@ TEST(CpuSets, SplitKeepsTheWorkersCoresAndFollowsNumaNodes) {
   EXPECT_EQ(sets, (std::vector<CpuList>(3, CpuList{0, 1})));
 }
 
-// allowed_cpus() is the kernel's affinity: the list /proc gives, and after
-// pin_to (here on a thread of its own, so the test process keeps its CPUs)
-// exactly the CPU pinned to.
-TEST(CpuSets, AllowedCpusAreTheKernelsAffinity) {
+// allowed_cpus() is the kernel's affinity: the list /proc gives. pin_to (in
+// a child process, so the test keeps its CPUs) pins the caller, a thread
+// that already existed (as a library's pool would) and one started after.
+TEST(CpuSets, PinningReachesEveryThreadAndAllowedCpusSeesIt) {
   auto proc_list = [](const std::string& path) {
     std::ifstream f(path);
     std::string line;
@@ -54,15 +59,32 @@ TEST(CpuSets, AllowedCpusAreTheKernelsAffinity) {
   ASSERT_FALSE(mine.empty());
   EXPECT_EQ(mine, proc_list("/proc/self/status"));
   const int last = mine.back();
-  CpuList pinned, from_proc;
-  std::thread t([&] {
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int failures = 0;
+    std::atomic<bool> pinned{false};
+    CpuList earlier;
+    std::thread before([&] {
+      while (!pinned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      earlier = allowed_cpus();
+    });
     pin_to({last});
-    pinned = allowed_cpus();
-    from_proc = proc_list("/proc/thread-self/status");
-  });
-  t.join();
-  EXPECT_EQ(pinned, CpuList{last});
-  EXPECT_EQ(from_proc, CpuList{last});
+    pinned = true;
+    before.join();
+    CpuList later;
+    std::thread after([&] { later = allowed_cpus(); });
+    after.join();
+    failures += allowed_cpus() != CpuList{last};
+    failures += proc_list("/proc/self/status") != CpuList{last};
+    failures += (earlier != CpuList{last}) << 1;
+    failures += (later != CpuList{last}) << 2;
+    ::_exit(failures);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "bit 1: a thread started before pin_to kept its CPUs; bit 2: one started after";
   EXPECT_EQ(allowed_cpus(), mine) << "the test process kept its CPUs";
 }
 
