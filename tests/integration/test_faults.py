@@ -176,11 +176,13 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         self.assertEqual(end_event(metrics)["param_checksum"], end_event(self.baseline)["param_checksum"])
         self.assert_clean(run_dir)
 
-    def test_sigterm_then_resume_repeats_the_same_losses(self):
-        run_dir = os.path.join(self.tmp, "preempted")
-        total = end_event(self.baseline)["global_step"]
+    def sigterm_then_resume(self, name, baseline, *sets):
+        """SIGTERM at a random step, then --resume auto: the resumed steps'
+        losses and the final weights are `baseline`'s."""
+        run_dir = os.path.join(self.tmp, name)
+        total = end_event(baseline)["global_step"]
         stop_at = random.Random().randint(5, total - 10)
-        proc = self.launch(run_dir)
+        proc = self.launch(run_dir, *sets)
         wait_for(lambda: latest_step(run_dir) >= stop_at, 120, f"step {stop_at}")
         t0 = time.time()
         proc.send_signal(signal.SIGTERM)
@@ -192,16 +194,33 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         stopped_at = latest_step(run_dir)
         self.assertLess(stopped_at, total, "stopped before the end")
 
-        r = run(["launch", "--nproc-per-node", "2", self.config, "--run-dir", run_dir, "--resume", "auto"])
+        r = run(["launch", "--nproc-per-node", "2", self.config, "--run-dir", run_dir, "--resume", "auto", *sets])
         self.assertEqual(r.returncode, 0, r.stderr)
         metrics = read_metrics(run_dir)
         resumed = train_losses(metrics, after_resume=True)
-        expected = train_losses(self.baseline)
+        expected = train_losses(baseline)
         self.assertEqual(min(resumed), stopped_at + 1, "resumes right after the last step taken")
+        self.assertEqual(max(resumed), total)
         for step, loss in resumed.items():
             self.assertEqual(loss, expected[step], f"loss at step {step}")
-        self.assertEqual(end_event(metrics)["param_checksum"], end_event(self.baseline)["param_checksum"])
+        self.assertEqual(end_event(metrics)["param_checksum"], end_event(baseline)["param_checksum"])
         self.assert_clean(run_dir)
+
+    def test_sigterm_then_resume_repeats_the_same_losses(self):
+        self.sigterm_then_resume("preempted", self.baseline)
+
+    def test_resume_is_exact_with_loss_scaling_and_accumulation(self):
+        """The same with dynamic loss scaling (its scale and count of good
+        steps travel in the checkpoint) and 2 micro-batches per step (the
+        checkpoint falls between optimizer steps, never inside one)."""
+        sets = ("--set", "train.loss_scaling=dynamic", "--set", "train.accumulation_steps=2")
+        base_dir = os.path.join(self.tmp, "scaled")
+        r = run(["launch", "--nproc-per-node", "2", self.config, "--run-dir", base_dir, *sets], timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        baseline = read_metrics(base_dir)
+        self.assertTrue(all(m.get("loss_scale") == 65536 for m in baseline if m["event"] == "train"),
+                        "dynamic loss scaling was on")
+        self.sigterm_then_resume("scaled-preempted", baseline, *sets)
 
     def test_stopped_rank_makes_the_others_fail_within_the_timeout(self):
         timeout = 5

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 
+#include <atomic>
 #include <cstdlib>
+#include <limits>
 #include <thread>
 
 #include "common/config.h"
@@ -14,6 +16,7 @@
 #include "worker/dist/device.h"
 #include "worker/dist/grad_sync.h"
 #include "worker/dist/rendezvous.h"
+#include "worker/dist/shm_allreduce.h"
 #include "worker/loss_scaler.h"
 #include "worker/trainer.h"
 
@@ -94,6 +97,80 @@ TEST(LossScaler, ScaledTrainingEqualsUnscaledTraining) {
   }
   auto a = plain.model()->parameters(), b = scaled.model()->parameters();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+}
+
+// Every parameter and every momentum buffer, copied.
+std::vector<torch::Tensor> weights_and_momenta(Trainer& t) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : t.model()->parameters()) out.push_back(p.detach().clone());
+  for (const auto& p : t.model()->parameters()) {
+    auto it = t.optimizer().state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    if (it != t.optimizer().state().end())
+      out.push_back(static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer().clone());
+  }
+  return out;
+}
+
+// As training runs it: the gradients averaged by the Reducer's hook during
+// backward, through the shared-memory transport. An inf in one rank's
+// gradient (put there by a hook on rank 1's last layer at step 2) skips
+// that step on both ranks, leaves the weights and the optimizer's momenta as
+// they were, bit for bit, and halves the scale on both; the other steps
+// update as usual.
+TEST(LossScaler, AnInfOnOneRankSkipsTheStepOnEveryRankThroughTheTrainer) {
+  Config cfg = scaling_config("dynamic");
+  cfg.distributed.overlap_grad_sync = true;
+  constexpr int kSteps = 4, kPoisoned = 2;
+  torch::manual_seed(8);
+  std::vector<std::vector<std::pair<torch::Tensor, torch::Tensor>>> data(2);
+  for (int r = 0; r < 2; ++r)
+    for (int s = 0; s < kSteps; ++s)
+      data[r].push_back({torch::randint(0, 256, {8, 1, 12, 12}, torch::kUInt8), torch::randint(0, 10, {8}, torch::kInt64)});
+  auto store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<std::vector<bool>> skipped(2);
+  std::vector<std::vector<double>> scales(2);
+  std::vector<std::vector<bool>> unchanged(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      try {
+        auto group = make_gloo_group(store, r, 2, std::chrono::seconds(30));
+        auto local = ShmAllreduce::connect(*store, "/convoy-test-scaler-" + std::to_string(::getpid()), r, 2, true,
+                                           std::chrono::seconds(30));
+        if (!local) throw Error("no shared-memory all-reduce");
+        Trainer t(cfg, 10, group, r, 2, kSteps, nullptr, local);
+        std::atomic<int> step{0};
+        if (r == 1)
+          t.model()->parameters().back().register_hook([&](const torch::Tensor& g) {
+            if (step.load() != kPoisoned) return g;
+            auto poisoned = g.clone();
+            poisoned.view(-1)[0] = std::numeric_limits<float>::infinity();
+            return poisoned;
+          });
+        for (int s = 0; s < kSteps; ++s) {
+          step = s;
+          const auto before = weights_and_momenta(t);
+          auto res = t.train_step(data[r][s].first, data[r][s].second, s);
+          const auto after = weights_and_momenta(t);
+          bool same = before.size() == after.size();
+          for (size_t i = 0; same && i < before.size(); ++i) same = torch::equal(before[i], after[i]);
+          skipped[r].push_back(res.skipped);
+          scales[r].push_back(t.scaler().scale());
+          unchanged[r].push_back(same);
+        }
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : ranks) t.join();
+  ASSERT_EQ(errors[0], "");
+  ASSERT_EQ(errors[1], "");
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(skipped[r], (std::vector<bool>{false, false, true, false})) << "rank " << r;
+    EXPECT_EQ(unchanged[r], (std::vector<bool>{false, false, true, false})) << "rank " << r;
+    EXPECT_EQ(scales[r], (std::vector<double>{65536, 65536, 32768, 32768})) << "rank " << r;
+  }
 }
 
 TEST(LossScaler, StateTravelsInCheckpoints) {
