@@ -1,6 +1,7 @@
 // docs/ARCHITECTURE.md, invariant 1: the data service's batches are byte-identical for
-// the same (seed, epoch, rank) whatever the number of decode threads, and
-// also through the real process (socket + shared-memory ring).
+// the same (seed, epoch, rank) whatever the number of decode threads (through
+// the real process, socket and shared-memory ring:
+// tests/worker/data_service_process_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
