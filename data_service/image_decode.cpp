@@ -102,14 +102,13 @@ void decode_transform(const Dataset& ds, size_t i, const TransformSpec& spec, co
 
 void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, const DecodeOptions& opt,
                       uint8_t ignore_index, SampleRng& rng, uint8_t* dst_image, uint8_t* dst_mask) {
-  auto check_size = [&](const cv::Mat& mask, int width, int height) { check_mask_size(ds, i, mask, width, height); };
   thread_local EncodedImage enc;
   thread_local std::vector<uint8_t> pixels;
   if (opt.crop_aware && ds.read_encoded(i, &enc) && looks_like_jpeg(enc.data, enc.size)) {
     const JpegInfo info = checked_jpeg_info(ds, i, enc);
     if (info.croppable) {
       const cv::Mat mask = ds.load_mask(i);
-      check_size(mask, info.width, info.height);
+      check_mask_size(ds, i, mask, info.width, info.height);
       const JointGeometry g = draw_joint_geometry(info.height, info.width, spec, rng);
       const int denom =
           choose_scale_denom(g.shrink * spec.out.width, g.shrink * spec.out.height, spec.out.width, spec.out.height);
@@ -127,7 +126,7 @@ void decode_with_mask(const Dataset& ds, size_t i, const TransformSpec& spec, co
   }
   const cv::Mat image = ds.load(i, spec.out.channels);
   const cv::Mat mask = ds.load_mask(i);
-  check_size(mask, image.cols, image.rows);
+  check_mask_size(ds, i, mask, image.cols, image.rows);
   transform_image_and_mask(image, mask, spec, ignore_index, rng, dst_image, dst_mask);
 }
 

@@ -86,10 +86,9 @@ std::shared_ptr<void> DataClient::pin(const std::shared_ptr<ShmRing>& ring) {
   });
 }
 
-std::string DataClient::connect(Part& part, int shard, std::chrono::milliseconds timeout) {
-  if (timeout.count() <= 0) timeout = timeout_;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  part.channel = ControlChannel::connect(part.socket, timeout, alive_);
+std::string DataClient::connect(Part& part, int shard) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  part.channel = ControlChannel::connect(part.socket, timeout_, alive_);
   proto::Envelope msg;
   auto* hello = msg.mutable_hello();
   hello->set_rank(rank_);
