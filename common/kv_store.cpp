@@ -29,7 +29,7 @@ constexpr size_t kNonce = 32, kProof = 32;
 constexpr uint32_t kMaxFrame = 64u << 20;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 
-enum Op : uint8_t { kSet = 1, kGet, kAdd, kCheck, kDelete, kNumKeys, kWait, kCompareSet };
+enum Op : uint8_t { kSet = 1, kGet, kAdd, kCheck, kDelete, kNumKeys, kWait, kCompareSet, kAddMany };
 enum Status : uint8_t { kOk = 0, kTimedOut = 1, kFailed = 2 };
 
 void put_u32(std::string* out, uint32_t v) {
@@ -212,13 +212,14 @@ struct KvServer::State {
         if (it == kv.end()) return send_all(c.fd, encode(kFailed, {"no key " + a[0]}));
         return send_all(c.fd, encode(kOk, {it->second}));
       }
-      case kAdd: {
+      case kAdd:
         need(2);
-        int64_t v = bytes_i64(a[1]);
-        auto it = kv.find(a[0]);
-        if (it != kv.end()) v += std::stoll(it->second);
-        kv[a[0]] = std::to_string(v);
-        return send_all(c.fd, encode(kOk, {i64_bytes(v)}));
+        return send_all(c.fd, encode(kOk, {i64_bytes(add(a[0], bytes_i64(a[1])))}));
+      case kAddMany: {
+        if (a.size() % 2 != 0) throw Error("malformed request");
+        std::vector<std::string> values;
+        for (size_t i = 0; i < a.size(); i += 2) values.push_back(i64_bytes(add(a[i], bytes_i64(a[i + 1]))));
+        return send_all(c.fd, encode(kOk, values));
       }
       case kCheck:
         return send_all(c.fd, encode(kOk, {has_all(a) ? "1" : "0"}));
@@ -245,6 +246,13 @@ struct KvServer::State {
       default:
         throw Error("unknown request " + std::to_string(op));
     }
+  }
+
+  int64_t add(const std::string& key, int64_t delta) {
+    auto it = kv.find(key);
+    const int64_t v = delta + (it != kv.end() ? std::stoll(it->second) : 0);
+    kv[key] = std::to_string(v);
+    return v;
   }
 
   bool has_all(const std::vector<std::string>& keys) const {
@@ -419,6 +427,19 @@ std::vector<uint8_t> KvClient::get(const std::string& key, milliseconds timeout)
 
 int64_t KvClient::add(const std::string& key, int64_t delta) {
   return bytes_i64(call(kAdd, {key, i64_bytes(delta)}, reply_within_).at(0));
+}
+
+std::vector<int64_t> KvClient::add_many(const std::vector<std::pair<std::string, int64_t>>& deltas) {
+  std::vector<std::string> args;
+  for (const auto& [key, delta] : deltas) {
+    args.push_back(key);
+    args.push_back(i64_bytes(delta));
+  }
+  const auto r = call(kAddMany, args, reply_within_);
+  CONVOY_CHECK(r.size() == deltas.size(), "rendezvous store: " << r.size() << " values for " << deltas.size() << " keys");
+  std::vector<int64_t> out;
+  for (const auto& v : r) out.push_back(bytes_i64(v));
+  return out;
 }
 
 bool KvClient::check(const std::vector<std::string>& keys) { return call(kCheck, keys, reply_within_).at(0) == "1"; }

@@ -65,6 +65,8 @@ class KvClient {
   // Waits up to `timeout` for the key, then returns its value.
   std::vector<uint8_t> get(const std::string& key, std::chrono::milliseconds timeout);
   int64_t add(const std::string& key, int64_t delta);
+  // Several adds in one request, in order; each key's new value.
+  std::vector<int64_t> add_many(const std::vector<std::pair<std::string, int64_t>>& deltas);
   bool check(const std::vector<std::string>& keys);
   bool remove(const std::string& key);
   int64_t num_keys();

@@ -42,6 +42,12 @@ TEST(KvStore, KeysValuesCountersAndWaitsAcrossClients) {
   EXPECT_TRUE(a.check({"addr/0", "joined"}));
   EXPECT_FALSE(a.check({"addr/0", "nope"}));
   EXPECT_EQ(a.num_keys(), 2);
+  // Several adds in one request (the heartbeats': bump one, read the rest).
+  EXPECT_EQ(b.add_many({{"beat/0", 1}, {"joined", 0}, {"beat/1", 0}}), (std::vector<int64_t>{1, 2, 0}));
+  EXPECT_EQ(a.add_many({{"beat/0", 0}, {"beat/1", 5}}), (std::vector<int64_t>{1, 5}));
+  EXPECT_EQ(a.num_keys(), 4);
+  EXPECT_TRUE(a.remove("beat/0"));
+  EXPECT_TRUE(a.remove("beat/1"));
   EXPECT_EQ(a.compare_set("cas", {}, bytes("x")), bytes("x"));
   EXPECT_EQ(b.compare_set("cas", bytes("y"), bytes("z")), bytes("x"));  // not swapped
   EXPECT_EQ(b.compare_set("cas", bytes("x"), bytes("z")), bytes("z"));

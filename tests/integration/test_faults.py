@@ -242,7 +242,9 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         out, err = proc.communicate(timeout=timeout + 60)
         elapsed = time.time() - t0
         self.assertNotEqual(proc.returncode, 0)
-        self.assertLess(elapsed, timeout + 10, err[-2000:])
+        # distributed.timeout_s's promise: the error at the timeout (the
+        # heartbeats are already known), then the launcher's settling and stop.
+        self.assertLess(elapsed, timeout + 3, err[-2000:])
         last = err.strip().splitlines()[-1]
         # Rank 0 waits in one of the step's collectives (the gradients', or
         # the logged loss's), and the store's heartbeats name rank 1.

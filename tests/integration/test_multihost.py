@@ -176,8 +176,10 @@ class MultiHostTest(unittest.TestCase):
         failed_after = time.time() - cut
         rc1 = procs[1].wait(timeout=120)
         self.assertEqual((rc0, rc1), (1, 1))
-        # Timeout 8 s, plus 2.5 s of heartbeat check and the launcher's settling.
-        self.assertLess(failed_after, 8 + 10)
+        # distributed.timeout_s's promise: the error at 8 s (the heartbeats
+        # are already known), then 0.5 s of settling and the stop; the
+        # collective in flight at the cut started at most a step earlier.
+        self.assertLess(failed_after, 8 + 3)
         out0, out1 = self.read(logs[0]), self.read(logs[1])
         # h0's side may see the timeout itself, or its local peer closing
         # after its own timeout; either way it names the lost ranks.

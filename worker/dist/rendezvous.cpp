@@ -123,7 +123,10 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
     d->heartbeat_ = std::thread([dp = d.get(), info, token] {
       // Its own connection, so a beat never waits behind Gloo's store calls;
       // reconnects after a network outage, gives up only when told to stop.
-      const std::string key = "convoy/beat/" + std::to_string(info.rank);
+      // Each beat bumps this rank's counter and reads every other's.
+      std::vector<std::pair<std::string, int64_t>> beat;
+      for (int r = 0; r < info.world_size; ++r)
+        beat.push_back({"convoy/beat/" + std::to_string(r), r == info.rank ? 1 : 0});
       auto pause = [dp](int tenths) {
         for (int i = 0; i < tenths && !dp->stop_beating_.load(); ++i)
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -133,7 +136,8 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
           KvClient c(info.master_addr, info.master_port, token, std::chrono::seconds(1));
           c.set_reply_timeout(std::chrono::seconds(5));
           while (!dp->stop_beating_.load()) {
-            c.add(key, 1);
+            const auto values = c.add_many(beat);
+            dp->saw_beats(values);
             pause(10);
           }
         } catch (const std::exception& e) {
@@ -186,27 +190,39 @@ Distributed::~Distributed() {
   if (heartbeat_.joinable()) heartbeat_.join();
 }
 
+void Distributed::saw_beats(const std::vector<int64_t>& values) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(beats_mu_);
+  if (beats_.size() != values.size()) {
+    beats_ = values;
+    beat_changed_.assign(values.size(), now);
+  }
+  for (size_t r = 0; r < values.size(); ++r)
+    if (values[r] != beats_[r]) {
+      beats_[r] = values[r];
+      beat_changed_[r] = now;
+    }
+  store_answered_ = now;
+}
+
 std::string Distributed::diagnose_peers() const {
   if (info_.world_size == 1) return "";
-  const std::string where = info_.master_addr + ":" + std::to_string(info_.master_port);
-  std::vector<int64_t> before(info_.world_size), after(info_.world_size);
-  try {
-    KvClient c(info_.master_addr, info_.master_port, token_, std::chrono::seconds(3));
-    c.set_reply_timeout(std::chrono::seconds(3));
-    auto read = [&](std::vector<int64_t>* beats) {
-      for (int r = 0; r < info_.world_size; ++r) (*beats)[r] = c.add("convoy/beat/" + std::to_string(r), 0);
-    };
-    read(&before);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-    read(&after);
-  } catch (const std::exception&) {
+  using namespace std::chrono;
+  // A live rank's counter moves every second; one still for this long has
+  // stopped. The heartbeat thread reads every second, so its view is at
+  // most about a second old.
+  constexpr auto kSilent = milliseconds(2500);
+  const auto now = steady_clock::now();
+  std::lock_guard<std::mutex> lock(beats_mu_);
+  if (beats_.empty() || now - store_answered_ > kSilent + seconds(1)) {
+    const std::string where = info_.master_addr + ":" + std::to_string(info_.master_port);
     return "rank 0's rendezvous store at " + where + " is unreachable from rank " + std::to_string(info_.rank) +
            " (network down between this host and rank 0's?)";
   }
   std::string silent;
   int n = 0;
   for (int r = 0; r < info_.world_size; ++r)
-    if (r != info_.rank && after[r] == before[r]) {
+    if (r != info_.rank && now - beat_changed_[static_cast<size_t>(r)] >= kSilent) {
       silent += (silent.empty() ? "" : ", ") + std::to_string(r);
       ++n;
     }

@@ -26,9 +26,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
-#include <thread>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "worker/dist/c10d_compat.h"
 
@@ -65,9 +68,13 @@ class Distributed {
 
   // Why collectives may be timing out, as far as the store can tell: which
   // ranks stopped their heartbeats (each rank bumps a counter in the store
-  // every second), or that rank 0's store is unreachable from here. Takes
-  // about 3 s; "" when every rank still beats.
+  // every second and, in the same request, reads everyone's), or that rank
+  // 0's store is unreachable from here. Answers at once from what the
+  // heartbeat thread last saw, so a collective's timeout is its whole
+  // budget; "" when every rank still beats.
   std::string diagnose_peers() const;
+  // The heartbeat thread's reading of every rank's counter.
+  void saw_beats(const std::vector<int64_t>& values);
 
   // Sets up the gradient all-reduce through shared memory (ShmAllreduce) as
   // distributed.grad_transport says: "auto" when the job trains on the CPU
@@ -92,6 +99,12 @@ class Distributed {
   std::string token_;
   std::atomic<bool> stop_beating_{false};
   std::thread heartbeat_;
+  // What the heartbeat thread saw: each rank's counter and when it last
+  // changed, and when the store last answered (steady clock).
+  mutable std::mutex beats_mu_;
+  std::vector<int64_t> beats_;
+  std::vector<std::chrono::steady_clock::time_point> beat_changed_;
+  std::chrono::steady_clock::time_point store_answered_{};
 };
 
 
