@@ -1,6 +1,8 @@
 // `convoy bench data` (see bench_data.h). Drives the data service's own
 // BatchProducer (the code that fills the shared-memory rings) on the train
-// split as rank 0 of 1, so the figures are the pipeline's, minus the ring.
+// split as rank 0 of 1, so the figures are the pipeline's, minus the ring;
+// with --data-services K, real data-service processes and this process
+// reading their rings, as a training rank does.
 #include "bench/bench_data.h"
 
 #include <fcntl.h>
@@ -19,12 +21,15 @@
 
 #include "common/cli_args.h"
 #include "common/config.h"
+#include "common/control_channel.h"
 #include "common/cpu_sets.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "common/job_token.h"
 #include "common/metrics.h"
 #include "common/process.h"
 #include "data_service/batch_producer.h"
+#include "worker/data_client.h"
 
 namespace convoy {
 namespace {
@@ -43,9 +48,11 @@ constexpr const char* kUsage =
     "  --epochs E          run exactly E epochs instead (RSS is sampled after each)\n"
     "  --full-decode       decode whole JPEGs (the baseline) instead of only the crop\n"
     "  --accurate-idct     libjpeg's accurate IDCT and fancy upsampling instead of the fast ones\n"
-    "  --data-services K   K producer processes, each filling its shard of every batch, as K\n"
-    "                      data-service processes would; each pinned to 1/K of the cores\n"
-    "                      (--no-pin: not); --threads is per process (default: cores / K)\n"
+    "  --data-services K   what a training rank receives instead: K real data-service processes\n"
+    "                      (each filling its shard of every batch, pinned to 1/K of the cores;\n"
+    "                      --no-pin: not), their batches delivered through the shared-memory\n"
+    "                      rings to this process, which reads every pixel; --threads is per\n"
+    "                      service (default: cores / K)\n"
     "  --json              end with one JSON object (images_per_sec, images_per_sec_per_thread,\n"
     "                      threads, cpu_seconds_per_image, peak_rss_mb, ...)\n"
     "example: convoy bench data --image-folder bench-data/imagenet-like --threads 1 --seconds 20\n";
@@ -108,6 +115,7 @@ struct RunResult {
   double seconds = 0, cpu = 0, peak_rss_mb = 0;
   uint64_t corrupt = 0;
   std::vector<double> rss_by_epoch;
+  int64_t checksum = 0;  // delivered batches: the sum of every pixel read
 };
 
 // Fills batches (shard `shard` of `shards` of each) for `seconds`, or for
@@ -153,66 +161,151 @@ RunResult run_producer(const Config& cfg, int threads, int shard, int shards, do
   return r;
 }
 
-// K producer processes, as K data-service shards would run: each pinned to
-// its share of the cores, each filling its positions of the same batches.
-// A child reports its figures on a pipe as one line of numbers.
-// *stopped_by: the stop signal that ended them early, 0 if none.
-std::vector<RunResult> run_shards(const Config& cfg, int threads, int shards, double seconds, int epochs, bool pin,
-                                  int* stopped_by) {
+// What a training rank receives: K real `convoy data-service` processes
+// (pinned as convoy launch pins K shards), their batches delivered through
+// the shared-memory rings to this process, which gathers the shards'
+// positions (worker/data_client.cpp) and reads every pixel, as the trainer's
+// normalisation does. `config_text`: the resolved config, for the services.
+// *stopped_by: the stop signal that ended it early, 0 if none.
+RunResult run_services(const Config& cfg, int threads, int services, double seconds, int epochs, bool pin,
+                       bool progress, int* stopped_by, std::vector<DataShardStats>* shard_rates) {
+  if (job_token_from_env().empty()) ::setenv(kJobTokenEnv, generate_job_token().c_str(), 1);
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string config_path =
+      join_path(tmp && *tmp ? tmp : "/tmp", "convoy-bench-data-" + std::to_string(::getpid()) + ".pbtxt");
+  write_file_atomic(config_path, cfg.resolved_text);
+  const auto sockets = shard_socket_names(data_socket_name(generate_job_token().substr(0, 12)), services);
   CpuList cpus = allowed_cpus();
-  auto sets = split_cpus(cpus, numa_nodes_of(cpus), 0, shards);
-  std::vector<std::pair<pid_t, int>> children;
-  StopSignals stop;  // a stop signal goes to every shard, and this waits for them
-  for (int k = 0; k < shards; ++k) {
-    int fds[2];
-    CONVOY_SYSCALL(::pipe2(fds, O_CLOEXEC));
-    const pid_t parent = ::getpid();
-    pid_t pid = CONVOY_SYSCALL(::fork());
-    if (pid == 0) {
-      become_child(parent, SIGTERM);
-      ::close(fds[0]);
-      int rc = 0;
-      try {
-        if (pin) pin_to(sets[k]);
-        RunResult r = run_producer(cfg, threads, k, shards, seconds, epochs, false);
-        std::string line = CONVOY_STR(r.images << " " << r.steps << " " << r.seconds << " " << r.cpu << " "
-                                               << r.peak_rss_mb << " " << r.corrupt << "\n");
-        if (::write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) rc = 1;
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench data: shard %d: %s\n", k, e.what());
-        rc = 1;
-      }
-      ::_exit(rc);
+  const auto sets = split_cpus(cpus, numa_nodes_of(cpus), 0, services);
+  StopSignals stop;  // a stop signal goes to every service, and this waits for them
+  std::vector<pid_t> pids;
+  for (int k = 0; k < services; ++k) {
+    SpawnOptions opts;
+    opts.program = self_executable();
+    opts.argv = {self_path(), "data-service", config_path, "--socket", sockets[k], "--clients", "1",
+                 "--threads", std::to_string(threads), "--shard", std::to_string(k), "--shards",
+                 std::to_string(services)};
+    if (pin) {
+      opts.argv.push_back("--cpus");
+      opts.argv.push_back(format_cpu_list(sets[k]));
     }
-    ::close(fds[1]);
-    children.push_back({pid, fds[0]});
-    stop.add(pid);
+    pids.push_back(spawn(opts).pid);
+    stop.add(pids.back());
   }
-  std::vector<RunResult> out;
+  struct Stopped {};
+  auto alive = [&] {
+    pollfd p{stop.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
+      stop.forward();
+      throw Stopped{};
+    }
+  };
+  using Clock = std::chrono::steady_clock;
+  RunResult r;
   std::string failure;
-  for (auto [pid, fd] : children) {
-    std::string text;
-    char buf[256];
-    for (;;) {
-      pollfd p[2] = {{fd, POLLIN, 0}, {stop.fd(), POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0 && errno != EINTR) CONVOY_SYSCALL(-1);
-      if (p[1].revents & POLLIN) stop.forward();
-      if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n <= 0) break;
-      text.append(buf, static_cast<size_t>(n));
+  const double cpu_start = cpu_seconds();
+  try {
+    DataClient client(sockets, 0, 1, 0, std::chrono::seconds(cfg.data_service.timeout_s), alive);
+    const uint64_t steps = client.info().find("train")->steps_per_epoch;
+    const int batch = cfg.data.batch_size;
+    // One warm-up batch, not counted (the services open their data first).
+    client.request("train", 0, 0, steps);
+    (void)client.next("train", 0, 0).pixels.sum().item<int64_t>();
+    client.shard_stats();
+    auto start = Clock::now(), last_print = start;
+    uint64_t step = 1;
+    for (uint32_t epoch = 0;; ++epoch, step = 0) {
+      if (epoch > 0) client.request("train", epoch, 0, steps);
+      bool done = false;
+      for (; step < steps; ++step) {
+        const Batch b = client.next("train", epoch, step);
+        r.checksum += b.pixels.sum().item<int64_t>();  // every byte read
+        r.images += batch - static_cast<int64_t>(b.header.invalid);
+        r.corrupt += b.header.errors;
+        ++r.steps;
+        const auto now = Clock::now();
+        r.seconds = std::chrono::duration<double>(now - start).count();
+        if (progress && now - last_print > std::chrono::milliseconds(250)) {
+          last_print = now;
+          std::printf("\rbench data: epoch %u, %.1f s, %.0f images/s delivered   ", epoch, r.seconds,
+                      r.images / r.seconds);
+          std::fflush(stdout);
+        }
+        if (epochs == 0 && r.seconds >= seconds) {
+          done = true;
+          break;
+        }
+      }
+      if (done || (epochs > 0 && static_cast<int>(epoch) + 1 >= epochs)) break;
     }
-    ::close(fd);
-    int status = stop.wait(pid);
-    RunResult r;
-    std::istringstream in(text);
-    if (!(in >> r.images >> r.steps >> r.seconds >> r.cpu >> r.peak_rss_mb >> r.corrupt) && failure.empty())
-      failure = CONVOY_STR("a shard process (pid " << pid << ") failed: " << describe_exit(status));
-    out.push_back(r);
+    *shard_rates = client.shard_stats();
+  } catch (const Stopped&) {
+  } catch (const std::exception& e) {
+    failure = e.what();
   }
+  // The client has gone: each service leaves once its only client has.
+  for (pid_t pid : pids) {
+    const int status = stop.wait(pid);
+    if (failure.empty() && !stop.signal() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      failure = CONVOY_STR("a data-service process (pid " << pid << ") failed: " << describe_exit(status));
+  }
+  remove_socket_files(sockets);
+  std::remove(config_path.c_str());
+  if (progress) std::printf("\r%60s\r", "");
   *stopped_by = stop.signal();
-  if (!failure.empty() && !*stopped_by) CONVOY_USER_ERROR(failure);
-  return out;
+  if (!failure.empty() && !*stopped_by) CONVOY_USER_ERROR("bench data: " << failure);
+  rusage children{};
+  ::getrusage(RUSAGE_CHILDREN, &children);
+  r.cpu = cpu_seconds() - cpu_start + children.ru_utime.tv_sec + children.ru_utime.tv_usec * 1e-6 +
+          children.ru_stime.tv_sec + children.ru_stime.tv_usec * 1e-6;
+  r.peak_rss_mb = std::max(peak_rss_mb(), children.ru_maxrss / 1024.0);
+  return r;
+}
+
+// The JSON object's common keys.
+JsonLine result_json(const Config& cfg, const std::string& source, double ips, int total_threads, int services,
+                     int threads, const RunResult& r) {
+  JsonLine j;
+  j.add("bench", "data").add("source", source).add("images_per_sec", ips).add("images_per_sec_per_thread", ips / total_threads);
+  j.add("threads", total_threads).add("data_services", services).add("threads_per_service", threads);
+  j.add("cpu_seconds_per_image", r.cpu / std::max<int64_t>(r.images, 1)).add("peak_rss_mb", r.peak_rss_mb);
+  j.add("images", r.images).add("seconds", r.seconds).add("batch", cfg.data.batch_size);
+  j.add("crop", cfg.data.image.height).add("crop_aware_decode", cfg.data_service.crop_aware_decode);
+  j.add("fast_idct", cfg.data_service.fast_idct).add("corrupt", static_cast<int64_t>(r.corrupt));
+  return j;
+}
+
+// --data-services K: run_services, and what it measured.
+int report_delivered(const Config& cfg, const std::string& source, int threads, int services, double seconds,
+                     int epochs, bool json, bool pin) {
+  int stopped_by = 0;
+  std::vector<DataShardStats> rates;
+  const RunResult r = run_services(cfg, threads, services, seconds, epochs, pin, ::isatty(1) && !json, &stopped_by,
+                                   &rates);
+  if (stopped_by) {
+    std::fprintf(stderr, "bench data: stopped by signal %d; its %d data-service process(es) have ended\n", stopped_by,
+                 services);
+    return 128 + stopped_by;
+  }
+  const int total_threads = threads * services;
+  const double ips = r.images / std::max(r.seconds, 1e-9);
+  std::printf("bench data: %.0f images/s delivered through the rings of %d data service(s) x %d decode thread(s) "
+              "(%.0f per thread), every pixel read here; %.2f ms CPU per image (services and reader); peak RSS "
+              "%.0f MB per process; %ld images in %.1f s; %lu corrupt\n",
+              ips, services, threads, ips / total_threads, 1e3 * r.cpu / std::max<int64_t>(r.images, 1), r.peak_rss_mb,
+              static_cast<long>(r.images), r.seconds, static_cast<unsigned long>(r.corrupt));
+  std::vector<JsonLine> per_shard;
+  for (const auto& st : rates) {
+    std::printf("bench data: shard %d: fills %.0f images/s (its positions, while filling)\n", st.shard,
+                st.images_per_sec);
+    per_shard.push_back(JsonLine().add("shard", static_cast<int64_t>(st.shard)).add("images_per_sec", st.images_per_sec));
+  }
+  if (json) {
+    JsonLine j = result_json(cfg, source, ips, total_threads, services, threads, r);
+    j.add("delivered", true).add("pixel_sum", r.checksum).add("shards", per_shard);
+    std::printf("%s\n", j.str().c_str());
+  }
+  return 0;
 }
 
 }  // namespace
@@ -244,53 +337,17 @@ int bench_data_main(const std::vector<std::string>& argv) {
                 cfg.data_service.fast_idct ? "fast" : "accurate");
     std::fflush(stdout);
   }
-  std::vector<RunResult> shards;
-  if (services == 1) {
-    shards.push_back(run_producer(cfg, threads, 0, 1, seconds, epochs, ::isatty(1) && !json));
-  } else {
-    int stopped_by = 0;
-    shards = run_shards(cfg, threads, services, seconds, epochs, !args.has("--no-pin"), &stopped_by);
-    if (stopped_by) {
-      std::fprintf(stderr, "bench data: stopped by signal %d; its %d shard process(es) have ended\n", stopped_by,
-                   services);
-      return 128 + stopped_by;
-    }
-  }
-
-  // Whole batches: every shard must have done its part of a step for it to count.
-  int64_t steps = shards[0].steps, images = 0;
-  double elapsed = 0, cpu = 0, peak = 0;
-  uint64_t corrupt = 0;
-  for (const auto& r : shards) {
-    steps = std::min(steps, r.steps);
-    images += r.images;
-    elapsed = std::max(elapsed, r.seconds);
-    cpu += r.cpu;
-    peak = std::max(peak, r.peak_rss_mb);
-    corrupt += r.corrupt;
-  }
-  const int total_threads = threads * services;
-  const double ips = services == 1 ? images / elapsed : static_cast<double>(steps) * cfg.data.batch_size / elapsed;
+  if (args.has("--data-services")) return report_delivered(cfg, source, threads, services, seconds, epochs, json,
+                                                            !args.has("--no-pin"));
+  const RunResult r = run_producer(cfg, threads, 0, 1, seconds, epochs, ::isatty(1) && !json);
+  const double ips = r.images / r.seconds;
   std::printf("bench data: %.0f images/s with %d thread(s) = %.0f images/s per thread; %.2f ms CPU per image; "
-              "peak RSS %.0f MB%s; %ld images in %.1f s; %lu corrupt\n",
-              ips, total_threads, ips / total_threads, 1e3 * cpu / images, peak, services > 1 ? " per process" : "",
-              static_cast<long>(images), elapsed, static_cast<unsigned long>(corrupt));
-  std::vector<JsonLine> per_shard;
-  for (size_t k = 0; services > 1 && k < shards.size(); ++k) {
-    double rate = shards[k].images / std::max(shards[k].seconds, 1e-9);
-    std::printf("bench data: shard %zu: %.0f images/s (%ld images, %.2f ms CPU per image)\n", k, rate,
-                static_cast<long>(shards[k].images), 1e3 * shards[k].cpu / std::max<int64_t>(shards[k].images, 1));
-    per_shard.push_back(JsonLine().add("shard", static_cast<int64_t>(k)).add("images_per_sec", rate));
-  }
+              "peak RSS %.0f MB; %ld images in %.1f s; %lu corrupt\n",
+              ips, threads, ips / threads, 1e3 * r.cpu / r.images, r.peak_rss_mb, static_cast<long>(r.images),
+              r.seconds, static_cast<unsigned long>(r.corrupt));
   if (json) {
-    JsonLine j;
-    j.add("bench", "data").add("source", source).add("images_per_sec", ips).add("images_per_sec_per_thread", ips / total_threads);
-    j.add("threads", total_threads).add("data_services", services).add("threads_per_service", threads);
-    j.add("cpu_seconds_per_image", cpu / images).add("peak_rss_mb", peak);
-    j.add("images", static_cast<int64_t>(images)).add("seconds", elapsed).add("batch", cfg.data.batch_size);
-    j.add("crop", cfg.data.image.height).add("crop_aware_decode", cfg.data_service.crop_aware_decode);
-    j.add("fast_idct", cfg.data_service.fast_idct).add("corrupt", static_cast<int64_t>(corrupt));
-    j.add("rss_anon_mb_by_epoch", shards[0].rss_by_epoch).add("shards", per_shard);
+    JsonLine j = result_json(cfg, source, ips, threads, 1, threads, r);
+    j.add("delivered", false).add("rss_anon_mb_by_epoch", r.rss_by_epoch);
     std::printf("%s\n", j.str().c_str());
   }
   return 0;

@@ -88,6 +88,29 @@ class PackTest(unittest.TestCase):
             self.assertGreater(result["cpu_seconds_per_image"], 0)
             self.assertEqual(result["corrupt"], 0)
 
+    def test_bench_data_with_data_services_reads_what_a_rank_receives(self):
+        """--data-services K: real data-service processes, their batches read
+        through the rings by the bench, every pixel: the same pixels for K =
+        1, 2 and 3 (the shards' positions gathered as a rank gathers them),
+        every image of the epochs but the warm-up batch, and each shard's
+        own fill rate."""
+        results = {}
+        for k in (1, 2, 3):
+            r = run(["bench", "data", "--image-folder", self.folder, "--crop", "32", "--batch", "8", "--threads", "1",
+                     "--data-services", str(k), "--epochs", "2", "--json"], timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            result = last_json(r.stdout)
+            self.assertTrue(BENCH_KEYS <= set(result), result)
+            self.assertTrue(result["delivered"])
+            self.assertEqual(result["data_services"], k)
+            self.assertEqual([s["shard"] for s in result["shards"]], list(range(k)))
+            self.assertTrue(all(s["images_per_sec"] > 0 for s in result["shards"]), result["shards"])
+            self.assertIn(f"delivered through the rings of {k} data service(s)", r.stdout)
+            results[k] = (result["images"], result["pixel_sum"])
+        self.assertGreater(results[1][1], 0)
+        self.assertEqual(results[1], results[2])
+        self.assertEqual(results[1], results[3])
+
     def test_bench_data_rss_is_flat_over_many_epochs(self):
         r = run(["bench", "data", "--image-folder", self.folder, "--crop", "48", "--batch", "8",
                  "--threads", "2", "--epochs", "40", "--json"])
@@ -240,7 +263,7 @@ class ChildrenStopWithTheCommandTest(unittest.TestCase):
             self.addCleanup(lambda: p.poll() is None and p.kill())
             wait_for(lambda: len(process_tree(p.pid)) >= 3, 60, "the two shard processes to start")
             err = self.sigterm_stops_tree(p, process_tree(p.pid), 60)
-            self.assertIn("stopped by signal 15; its 2 shard process(es) have ended", err)
+            self.assertIn("stopped by signal 15; its 2 data-service process(es) have ended", err)
 
     def test_bench_allreduce_forwards_sigterm(self):
         p = subprocess.Popen([BIN, "bench", "allreduce", "--ranks", "2", "--min-bytes", "1KB", "--max-bytes", "1MB",
