@@ -158,8 +158,7 @@ class DataShardsTest(unittest.TestCase):
         run_dir = os.path.join(self.tmp.name, "pinned")
         proc = self.start(cfg, run_dir, 2)
         self.assertEqual(self.shard_cpus(run_dir, 2), [{cpus[-1]}, {cpus[0]}])
-        proc.kill()
-        proc.communicate()
+        self.stop(proc)
         # The automatic split: disjoint sets, all of the machine's CPUs when
         # there are too few to leave the workers theirs (threads_per_rank 1,
         # 2 ranks), otherwise all but the first two.
@@ -168,11 +167,19 @@ class DataShardsTest(unittest.TestCase):
         sets = self.shard_cpus(run_dir, 2)
         if len(cpus) == 1:  # nothing to split: both share it
             self.assertEqual(sets, [set(cpus), set(cpus)])
+            self.stop(proc)
             return
         self.assertEqual(sets[0] & sets[1], set())
         self.assertTrue(sets[0] and sets[1], sets)
         expected = set(cpus) if len(cpus) < 4 else set(cpus[2:])
         self.assertEqual(sets[0] | sets[1], expected)
+        self.stop(proc)
+
+    def stop(self, proc):
+        """As a scheduler stops a job (SIGTERM: checkpoint, then every process
+        leaves and removes its sockets), not SIGKILL, which leaves them."""
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
 
     def test_a_killed_shard_is_restarted_alone_and_training_is_unchanged(self):
         cfg = self.config("kill.pbtxt", epochs=3)
