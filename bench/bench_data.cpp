@@ -75,7 +75,9 @@ double rss_anon_mb() {
   std::ifstream in("/proc/self/status");
   for (std::string line; std::getline(in, line);)
     if (line.rfind("RssAnon:", 0) == 0) return std::atof(line.c_str() + 8) / 1024.0;
-  return 0;
+  // A 0 would make any memory growth look flat.
+  CONVOY_USER_ERROR("bench data: /proc/self/status has no RssAnon line (Linux 4.5 or newer gives one), so memory "
+                    "per epoch cannot be measured");
 }
 
 std::string real_path(const std::string& p) {

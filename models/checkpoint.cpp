@@ -155,8 +155,13 @@ CheckpointMeta read_checkpoint(const std::string& path, torch::nn::Module* model
   for (const auto& name : v.toListRef()) meta.class_names.push_back(name.toStringRef());
   archive.read("config", v);
   meta.config_text = v.toStringRef();
-  if (archive.try_read("loss_scale", v)) meta.loss_scale = v.toDouble();
-  if (archive.try_read("scaler_good_steps", v)) meta.scaler_good_steps = v.toInt();
+  if (archive.try_read("loss_scale", v)) {
+    meta.loss_scale = v.toDouble();
+    if (archive.try_read("scaler_good_steps", v)) {
+      meta.scaler_good_steps = v.toInt();
+      meta.has_scaler_state = true;
+    }
+  }
   if (archive.try_read("best_metric", v)) meta.best_metric = v.toStringRef();
   if (archive.try_read("best_value", v)) meta.best_value = v.toDouble();
   if (archive.try_read("evals_since_best", v)) meta.evals_since_best = v.toInt();

@@ -41,6 +41,7 @@ struct CheckpointMeta {
   std::string config_text;
   double loss_scale = 65536;      // the loss scaler's state (older files: the defaults)
   int64_t scaler_good_steps = 0;
+  bool has_scaler_state = false;   // false: the file had no scaler fields (the defaults above)
 };
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,

@@ -204,6 +204,10 @@ class TrainingLoop::Impl {
     if (m.world_size != dist_.world_size() && dist_.rank() == 0)
       spdlog::warn("resuming a {}-rank checkpoint with {} ranks: training continues, but not bit-identically",
                    m.world_size, dist_.world_size());
+    if (!m.has_scaler_state && trainer_->scaler().enabled() && dist_.rank() == 0)
+      spdlog::warn("checkpoint {} holds no loss-scaler state (an older file): loss scaling starts again at scale {} "
+                   "instead of where the run was, so the resumed steps may differ from an uninterrupted run's",
+                   path, m.loss_scale);
     trainer_->scaler().restore(m.loss_scale, m.scaler_good_steps);
     start_epoch_ = m.epoch;
     start_step_ = m.next_step;
