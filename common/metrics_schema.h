@@ -26,6 +26,7 @@ inline constexpr char kTrain[] = "train";
 inline constexpr char kEval[] = "eval";
 inline constexpr char kDataErrors[] = "data_errors";
 inline constexpr char kDataServiceRestart[] = "data_service_restart";
+inline constexpr char kDataServiceCrash[] = "data_service_crash";
 inline constexpr char kEarlyStop[] = "early_stop";
 inline constexpr char kEnd[] = "end";
 inline constexpr char kRestart[] = "restart";

@@ -137,6 +137,20 @@ std::string describe_exit(int status) {
   return "status " + std::to_string(status);
 }
 
+bool is_crash_signal(int sig) {
+  for (int s : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGSYS, SIGTRAP})
+    if (sig == s) return true;
+  return false;
+}
+
+std::string crash_signal_in(const std::string& text) {
+  for (int s : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGSYS, SIGTRAP}) {
+    const char* name = sigabbrev_np(s);
+    if (name && text.find(std::string("(SIG") + name + ")") != std::string::npos) return std::string("SIG") + name;
+  }
+  return "";
+}
+
 int free_local_port() {
   int fd = CONVOY_SYSCALL(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};

@@ -94,5 +94,11 @@ void tune_malloc();
 // A human-readable description of a waitpid() status ("exit code 1",
 // "killed by signal 9 (SIGKILL)").
 std::string describe_exit(int status);
+// Whether a process killed by `sig` crashed (SIGSEGV, SIGBUS, SIGABRT,
+// SIGFPE, SIGILL, SIGSYS, SIGTRAP) rather than being killed (SIGKILL by
+// hand or the OOM killer, SIGTERM).
+bool is_crash_signal(int sig);
+// The crash signal a describe_exit() text names ("SIGSEGV"), "" for none.
+std::string crash_signal_in(const std::string& text);
 
 }  // namespace convoy

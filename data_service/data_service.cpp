@@ -1,10 +1,13 @@
 // Data-service process (see data_service.h).
 #include "data_service/data_service.h"
 
+#include <sys/resource.h>
+
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -159,6 +162,26 @@ class DataService {
     return ready;
   }
 
+  // Fault injection for the crash tests: CONVOY_FAULT_CRASH_AT="SPLIT:EPOCH:STEP[:once]"
+  // (epoch counted from 1) makes this process die of SIGSEGV, with no core
+  // file, when it is about to make that batch for rank 0; with ":once" only
+  // a first process does (not one convoy launch restarted).
+  void crash_if_asked(const std::string& split, uint32_t epoch, uint64_t step, int rank) const {
+    static const std::string spec = [] {
+      const char* v = std::getenv("CONVOY_FAULT_CRASH_AT");
+      return std::string(v ? v : "");
+    }();
+    if (spec.empty() || rank != 0) return;
+    const std::string at = split + ":" + std::to_string(epoch + 1) + ":" + std::to_string(step);
+    const bool once = spec.size() > 5 && spec.compare(spec.size() - 5, 5, ":once") == 0;
+    if ((once ? spec.substr(0, spec.size() - 5) : spec) != at || (once && !restart_reason_.empty())) return;
+    spdlog::warn("CONVOY_FAULT_CRASH_AT={}: crashing now (fault injection)", spec);
+    rlimit none{0, 0};
+    ::setrlimit(RLIMIT_CORE, &none);
+    std::signal(SIGSEGV, SIG_DFL);
+    std::raise(SIGSEGV);
+  }
+
   // Each Stream request's steps, one slot each, in order; a full ring blocks
   // (back-pressure) until the rank takes a batch or stops taking them.
   void produce(ControlChannel& ch, ShmRing& ring, int rank, int world, const ControlChannel::Check& check) {
@@ -187,6 +210,7 @@ class DataService {
                                                 << timeout.count() << " s (" << st.split() << " epoch "
                                                 << st.epoch() + 1 << ", step " << step << ")"));
         }
+        crash_if_asked(st.split(), st.epoch(), step, rank);
         producer_.fill(split, st.epoch(), step, rank, world, slot, shard_, shards_);
         ring.publish();
       }

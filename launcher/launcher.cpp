@@ -261,7 +261,13 @@ class Group {
     drain(p);
     int n = ++service_restarts_[p.shard];
     std::string reason = p.name + " (pid " + std::to_string(p.child.pid) + ") " + describe_exit(p.status);
-    spdlog::warn("{}; restarting that shard alone ({}/{})", reason, n, opts_.max_service_restarts);
+    // A crash is a bug (Convoy's or a library's), not an outside kill: said
+    // as an error, though the shard is restarted all the same (the workers
+    // give up on a second crash at the same batch).
+    if (WIFSIGNALED(p.status) && is_crash_signal(WTERMSIG(p.status)))
+      spdlog::error("{}: it crashed; restarting that shard alone ({}/{})", reason, n, opts_.max_service_restarts);
+    else
+      spdlog::warn("{}; restarting that shard alone ({}/{})", reason, n, opts_.max_service_restarts);
     std::vector<std::string> argv = p.argv;
     // The previous reason is replaced, not appended to.
     auto it = std::find(argv.begin(), argv.end(), "--restart-reason");

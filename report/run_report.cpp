@@ -261,7 +261,8 @@ RunSeries collect(const std::vector<json>& events) {
     if (metrics::is(e, metrics::kEnd)) r.end = e;
     if (metrics::is(e, metrics::kTrain)) add_train(e, &r);
     if (metrics::is(e, metrics::kEval)) add_eval(e, &r);
-    for (const char* note : {metrics::kRestart, metrics::kDataServiceRestart, metrics::kDataErrors, metrics::kResume})
+    for (const char* note : {metrics::kRestart, metrics::kDataServiceRestart, metrics::kDataServiceCrash,
+                             metrics::kDataErrors, metrics::kResume})
       if (metrics::is(e, note)) r.notes.push_back(e.dump());
   }
   return r;

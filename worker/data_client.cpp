@@ -8,6 +8,7 @@
 
 #include "common/cpu_sets.h"
 #include "common/error.h"
+#include "common/process.h"
 #include "common/job_token.h"
 #include "proto/control.pb.h"
 
@@ -225,8 +226,27 @@ void DataClient::reconnect(int shard, const std::string& split, uint32_t epoch, 
     first = false;
     send_stream(part, rest);
   }
-  spdlog::info("rank {}: data service shard {} is back{}", rank_, shard, reason.empty() ? "" : " (" + reason + ")");
-  restarts_.push_back({shard, split, epoch, step, reason.empty() ? "unknown" : reason});
+  if (reason.empty()) {
+    // The launcher tells a shard it restarts why the last one ended; one
+    // that does not say was started by something else.
+    reason = "not reported: the new process was not started by convoy launch's restart";
+    spdlog::warn("rank {}: data service shard {} is back, without saying why the last one went away", rank_, shard);
+  } else {
+    spdlog::info("rank {}: data service shard {} is back ({})", rank_, shard, reason);
+  }
+  DataRestart restart{shard, split, epoch, step, reason, crash_signal_in(reason)};
+  if (!restart.crash.empty()) {
+    // A crash that comes back at the same batch is deterministic: another
+    // restart would crash there again.
+    auto& last = last_crash_[shard];
+    if (last && last->split == split && last->epoch == epoch && last->step == step)
+      throw Error(CONVOY_STR("rank " << rank_ << ": data service shard " << shard << " crashed again ("
+                                     << restart.crash << ") while this rank waited for the same batch (" << split
+                                     << " batch " << step << " of epoch " << epoch + 1
+                                     << "): a crash that repeats; not waiting for another restart. " << reason));
+    last = restart;
+  }
+  restarts_.push_back(restart);
 }
 
 Batch DataClient::next(const std::string& split, uint32_t epoch, uint64_t step) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,7 @@ struct DataRestart {
   uint32_t epoch = 0;
   uint64_t step = 0;  // within the epoch: the batch the worker was waiting for
   std::string reason;
+  std::string crash;  // the crash signal ("SIGSEGV") when the last process crashed, else ""
 };
 
 struct DataShardStats {
@@ -117,6 +119,7 @@ class DataClient {
   std::vector<std::shared_ptr<void>> retired_pins_;  // replaced rings' (copies may still read them)
   std::deque<Request> pending_;  // requested and not yet fully taken, in order
   std::vector<DataRestart> restarts_;
+  std::map<int, std::optional<DataRestart>> last_crash_;  // per shard
   DataInfo info_;
 };
 

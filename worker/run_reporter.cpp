@@ -61,6 +61,19 @@ void RunReporter::data_service_restarts(const std::vector<DataRestart>& restarts
                        .add("epoch", static_cast<int64_t>(r.epoch) + 1)
                        .add("epoch_step", static_cast<int64_t>(r.step))
                        .add("reason", r.reason));
+  // Crashes apart: a bug to look into, not an outside kill.
+  for (const auto& r : restarts) {
+    if (r.crash.empty()) continue;
+    spdlog::error("data service shard {} crashed ({}) and was restarted: {}", r.shard, r.crash, r.reason);
+    metrics_.write(JsonLine()
+                       .add("event", metrics::kDataServiceCrash)
+                       .add("shard", r.shard)
+                       .add("signal", r.crash)
+                       .add("step", global_step)
+                       .add("split", r.split)
+                       .add("epoch", static_cast<int64_t>(r.epoch) + 1)
+                       .add("epoch_step", static_cast<int64_t>(r.step)));
+  }
 }
 
 void RunReporter::train_window(const TrainWindow& w) {

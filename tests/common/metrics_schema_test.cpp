@@ -89,7 +89,7 @@ TEST(MetricsSchema, PrintsAsJsonWithEveryEvent) {
   std::vector<std::string> names;
   for (const auto& e : s["metrics.jsonl"]) names.push_back(e["event"].get<std::string>());
   EXPECT_EQ(names, (std::vector<std::string>{"start", "resume", "train", "eval", "data_errors", "data_service_restart",
-                                             "early_stop", "end", "restart"}));
+                                             "data_service_crash", "early_stop", "end", "restart"}));
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ import time
 import unittest
 
 from helpers import BIN, make_folder, make_segmentation_set, read_metrics, run, segmentation_launch, socket_files, \
-    subcommand_pids, write_config
+    subcommand_pids, wait_for, write_config
 
 CONFIG = """
 seed: 9
@@ -31,6 +31,15 @@ train {{ epochs: {epochs} log_every_steps: 1 threads_per_rank: 1 }}
 data_service {{ decode_threads: 1 timeout_s: 60 ring_slots: 2 max_restarts: {max_restarts} }}
 distributed {{ timeout_s: 60 }}
 """
+
+
+def alive(pid):
+    """Running (not a zombie awaiting its parent's wait)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def parse_cpu_list(text):
@@ -197,7 +206,9 @@ class DataShardsTest(unittest.TestCase):
         victims = shard_pids(run_dir, 1)
         self.assertEqual(len(victims), 1)
         os.kill(victims[0], signal.SIGKILL)
-        time.sleep(0.3)
+        # Gone (reaped by the launcher, or a zombie until then) before the
+        # workers go on, so they meet a dead shard.
+        wait_for(lambda: not alive(victims[0]), 30, "the killed shard to die")
         for pid in workers:
             os.kill(pid, signal.SIGCONT)
         out, _ = proc.communicate(timeout=300)
@@ -227,19 +238,53 @@ class DataShardsTest(unittest.TestCase):
         self.assertEqual(end_event(run_dir)["param_checksum"], expected)
         self.assertEqual(shard_pids(run_dir, 1), [], "nothing left running")
 
+    def crash_run(self, name, crash_at, max_restarts=3):
+        """A launch with one data service that crashes (SIGSEGV, by fault
+        injection) when it makes rank 0's batch `crash_at`."""
+        cfg = self.config(f"{name}.pbtxt", epochs=2, max_restarts=max_restarts)
+        run_dir = os.path.join(self.tmp.name, name)
+        r = subprocess.run([BIN, "launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir],
+                           env={**os.environ, "CONVOY_FAULT_CRASH_AT": crash_at}, capture_output=True, text=True,
+                           timeout=300)
+        return cfg, run_dir, r
+
+    def test_a_crashed_service_is_an_error_counted_apart_and_restarted(self):
+        cfg, run_dir, r = self.crash_run("crash-once", "train:1:3:once")
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, out[-3000:])
+        self.assertRegex(out, r"\[launch\].* error .*killed by signal 11 \(SIGSEGV\): it crashed; restarting that "
+                              r"shard alone \(1/3\)")
+        self.assertRegex(out, r"\[worker 0\].* error data service shard 0 crashed \(SIGSEGV\) and was restarted")
+        events = read_metrics(run_dir)
+        crashes = [m for m in events if m.get("event") == "data_service_crash"]
+        self.assertEqual([(m["shard"], m["signal"], m["split"], m["epoch"]) for m in crashes], [(0, "SIGSEGV", "train", 1)])
+        self.assertEqual(len([m for m in events if m.get("event") == "data_service_restart"]), 1)
+        base_dir = os.path.join(self.tmp.name, "crash-free")
+        self.launch(cfg, base_dir, 1)
+        self.assertEqual(end_event(run_dir)["param_checksum"], end_event(base_dir)["param_checksum"])
+
+    def test_a_crash_that_repeats_at_the_same_batch_stops_the_restarts(self):
+        _, run_dir, r = self.crash_run("crash-always", "train:1:3", max_restarts=5)
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0)
+        last = out.strip().splitlines()[-1]
+        self.assertRegex(last, r"rank \d: data service shard 0 crashed again \(SIGSEGV\) while this rank waited for "
+                               r"the same batch \(train batch \d+ of epoch 1\)", out[-3000:])
+        # Given up before the restarts allowed ran out: at the second crash
+        # where the rank waited, or the third (the first may come while it
+        # still had batches in the ring).
+        self.assertLessEqual(out.count("restarting that shard alone"), 3, out[-3000:])
+
     def test_a_shard_that_keeps_dying_fails_the_run_naming_it(self):
         cfg = self.config("die.pbtxt", epochs=50, max_restarts=1)
         run_dir = os.path.join(self.tmp.name, "dies")
         proc = self.start(cfg, run_dir, 2)
-        for _ in range(2):  # the first kill is restarted, the second is not
-            deadline = time.time() + 30
-            pids = []
-            while not pids and time.time() < deadline:
-                pids = shard_pids(run_dir, 0)
-                time.sleep(0.05)
-            self.assertTrue(pids)
-            os.kill(pids[0], signal.SIGKILL)
-            time.sleep(1.0)
+        # The first kill is restarted, the second is not.
+        (first,) = shard_pids(run_dir, 0)
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: [p for p in shard_pids(run_dir, 0) if p != first], 30, "shard 0's restart")
+        (second,) = [p for p in shard_pids(run_dir, 0) if p != first]
+        os.kill(second, signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("data 0", out)

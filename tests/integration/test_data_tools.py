@@ -3,6 +3,8 @@ independent tools (Python's tarfile, GNU tar), and the data service's memory
 staying flat over many epochs of a real `convoy launch` run."""
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import tarfile
@@ -11,10 +13,31 @@ import threading
 import time
 import unittest
 
-from helpers import (BIN, has_train_line, make_folder, read_metrics, run, shm_segments, subcommand_pids, wait_for,
-                     write_config)
+from helpers import (BIN, has_train_line, make_folder, make_segmentation_set, read_metrics, run, shm_segments,
+                     subcommand_pids, wait_for, write_config)
 
 BENCH_KEYS = {"images_per_sec", "images_per_sec_per_thread", "threads", "cpu_seconds_per_image", "peak_rss_mb"}
+
+
+def webdataset_samples(tar_path):
+    """A tar shard read by WebDataset's documented rules
+    (webdataset.tariterators): members in order, regular files only; a
+    member's key is its path up to the first dot of its file name and the
+    rest is the extension (base_plus_ext); consecutive members with one key
+    are one sample (group_by_keys), which may not hold an extension twice."""
+    samples = []
+    with tarfile.open(tar_path) as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            match = re.match(r"^((?:.*/|)[^.]+)[.]([^/]*)$", member.name)
+            assert match, f"{member.name}: no key.extension"
+            key, ext = match.groups()
+            if not samples or samples[-1]["__key__"] != key:
+                samples.append({"__key__": key})
+            assert ext not in samples[-1], f"{member.name}: {ext} twice in sample {key}"
+            samples[-1][ext] = tar.extractfile(member).read()
+    return samples
 
 
 def last_json(stdout):
@@ -74,6 +97,38 @@ class PackTest(unittest.TestCase):
                     with open(original, "rb") as f:
                         self.assertEqual(data, f.read())
         self.assertEqual(seen, 45)
+
+    def test_a_webdataset_reader_sees_one_sample_per_image(self):
+        """By WebDataset's own grouping rule, file names with dots included
+        ("cat.1.v2.jpg": a key cut at its first dot would split the image
+        from its label), and a segmentation pack's mask beside its image."""
+        src = os.path.join(self.folder, "class_1")
+        first = sorted(os.listdir(src))[0]
+        shutil.copy(os.path.join(src, first), os.path.join(src, "cat.1.v2" + os.path.splitext(first)[1]))
+        r = run(["pack", self.folder, self.pack, "--shard-size", "60KB"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        shards = sorted(f for f in os.listdir(self.pack) if f.endswith(".tar"))
+        samples = [x for shard in shards for x in webdataset_samples(os.path.join(self.pack, shard))]
+        self.assertEqual(len(samples), 46)
+        self.assertEqual(len({x["__key__"] for x in samples}), 46, "keys are unique across shards")
+        with open(os.path.join(self.pack, "classes.txt")) as f:
+            classes = f.read().split()
+        for x in samples:
+            self.assertEqual(set(x) - {"__key__"}, {"cls", "jpg"} if "jpg" in x else {"cls", "png"}, x["__key__"])
+            self.assertLess(int(x["cls"].decode()), len(classes))
+        self.assertTrue(any(x["__key__"].endswith("_cat") for x in samples))
+
+        seg = make_segmentation_set(os.path.join(self.tmp.name, "seg"), train=6, val=2, test=0)
+        seg_pack = os.path.join(self.tmp.name, "seg-pack")
+        r = run(["pack", seg, seg_pack])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for split, n in (("train", 6), ("val", 2)):
+            folder = os.path.join(seg_pack, split)
+            samples = [x for shard in sorted(os.listdir(folder)) if shard.endswith(".tar")
+                       for x in webdataset_samples(os.path.join(folder, shard))]
+            self.assertEqual(len(samples), n)
+            for x in samples:
+                self.assertEqual(set(x) - {"__key__"}, {"jpg", "cls", "mask.png"}, x["__key__"])
 
     def test_bench_data_reads_folders_and_packs_and_prints_json(self):
         self.assertEqual(run(["pack", self.folder, self.pack, "--max-side", "40"]).returncode, 0)
@@ -274,9 +329,6 @@ class ChildrenStopWithTheCommandTest(unittest.TestCase):
         self.sigterm_stops_tree(p, process_tree(p.pid), 60)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class BenchScalingTest(unittest.TestCase):
     def test_scaling_runs_each_world_size_and_writes_json_and_svg(self):
@@ -337,3 +389,7 @@ class BenchAllreduceTest(unittest.TestCase):
                             "--json"], capture_output=True, text=True, timeout=120, env=env)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(last_json(r.stdout)["ranks"], 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -7,6 +7,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -32,6 +33,15 @@ train {{ epochs: {epochs} log_every_steps: 1 threads_per_rank: 1 checkpoint_ever
 data_service {{ decode_threads: 1 timeout_s: {timeout} }}
 distributed {{ timeout_s: {timeout} }}
 """
+
+
+def test_rng(test):
+    """The random draws of a fault test (where to kill, when to stop), seeded
+    from CONVOY_TEST_SEED when set, else at random; the seed is printed, so
+    a failing run can be repeated exactly."""
+    seed = int(os.environ.get("CONVOY_TEST_SEED") or random.randrange(1 << 31))
+    print(f"{test.id()}: CONVOY_TEST_SEED={seed}", file=sys.stderr)
+    return random.Random(seed)
 
 
 def train_losses(metrics, after_resume=False):
@@ -111,7 +121,7 @@ class FaultTest(TempDirMixin, unittest.TestCase):
     def test_killed_worker_then_data_service_restart_to_the_same_weights(self):
         run_dir = os.path.join(self.tmp, "faulted")
         total = end_event(self.baseline)["global_step"]
-        rng = random.Random()
+        rng = test_rng(self)
         first, second = rng.randint(3, total // 3), rng.randint(total // 2, 2 * total // 3)
         where = f"(killed at steps {first} and {second})"
         proc = self.launch(run_dir, "--max-restarts", "2")
@@ -181,7 +191,7 @@ class FaultTest(TempDirMixin, unittest.TestCase):
         losses and the final weights are `baseline`'s."""
         run_dir = os.path.join(self.tmp, name)
         total = end_event(baseline)["global_step"]
-        stop_at = random.Random().randint(5, total - 10)
+        stop_at = test_rng(self).randint(5, total - 10)
         proc = self.launch(run_dir, *sets)
         wait_for(lambda: latest_step(run_dir) >= stop_at, 120, f"step {stop_at}")
         t0 = time.time()

@@ -66,6 +66,31 @@ class LaunchTest(TempDirMixin, unittest.TestCase):
         self.assertIn("gradient all-reduce: shared memory (2 ranks on this host)", out)
         self.assert_clean(run_dir)
 
+    def test_time_based_checkpoints_come_mid_epoch_at_their_interval(self):
+        """train.checkpoint_every_minutes: besides each epoch end's, a step
+        checkpoint whenever that long has passed since the last one, in the
+        middle of an epoch too (without the setting there are none there:
+        the test above)."""
+        cfg = write_config(self.tmp, self.root, epochs=3)
+        run_dir = os.path.join(self.tmp, "timed")
+        interval = 0.1  # seconds
+        r = run(["launch", "--nproc-per-node", "2", cfg, "--run-dir", run_dir,
+                 "--set", f"train.checkpoint_every_minutes={interval / 60}", "--set", "train.keep_checkpoints=1000",
+                 "--set", "data.image.height=96", "--set", "data.image.width=96", "--set", "data.batch_size=2"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        steps = read_metrics(run_dir)[0]["steps_per_epoch"]
+        folder = os.path.join(run_dir, "checkpoints")
+        written = {int(f[5:15]): os.path.getmtime(os.path.join(folder, f))
+                   for f in os.listdir(folder) if f.startswith("step-")}
+        ordered = sorted(written)
+        mid_epoch = [s for s in ordered if s % steps]
+        self.assertGreaterEqual(len(mid_epoch), 2, ordered)
+        self.assertEqual([s for s in ordered if s % steps == 0], [steps * e for e in range(1, 4)])
+        for before, step in zip(ordered, ordered[1:]):
+            if step % steps:
+                self.assertGreaterEqual(written[step] - written[before], interval, (before, step))
+        self.assert_clean(run_dir)
+
     def test_default_config_runs_a_few_steps(self):
         run_dir = os.path.join(self.tmp, "fmnist")
         cfg = os.path.join(SOURCE_DIR, "configs", "fashion_mnist.pbtxt")

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from helpers import BIN, make_folder, read_metrics, run, write_config
+from helpers import BIN, make_folder, read_metrics, run, wait_for, write_config
 
 
 # --- an independent TFRecord + Event reader -------------------------------
@@ -269,25 +269,34 @@ class ProgressTest(unittest.TestCase):
         self.assertIsNotNone(shutil.which("tmux"), "tmux is missing (scripts/setup.sh installs it)")
         session = f"convoy-test-{os.getpid()}"
         run_dir = os.path.join(self.tmp.name, "tty")
-        # 96 px: long enough epochs (about a second each here) for the
-        # polling below to see a bar; at 32 px a fast CPU ran all four in 1 s
-        # and the bar was never on screen when captured.
-        cmd = (f"{os.path.abspath(BIN)} launch --nproc-per-node 2 {self.config} --run-dir {run_dir} "
+        stream = os.path.join(self.tmp.name, "tty.out")
+        go = os.path.join(self.tmp.name, "go")
+        # Everything the terminal receives is copied to `stream` (tmux
+        # pipe-pane), so no redraw is missed between two looks at the
+        # screen; the launch waits until the copy is in place. 96 px: epochs
+        # long enough (about a second each here) for a bar to be drawn.
+        cmd = (f"while [ ! -e {go} ]; do sleep 0.05; done; "
+               f"{os.path.abspath(BIN)} launch --nproc-per-node 2 {self.config} --run-dir {run_dir} "
                f"--set model.width=32 --set data.image.height=96 --set data.image.width=96; sleep 30")
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "220", "-y", "60", cmd], check=True)
         try:
-            bars = []
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                pane = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                                      text=True).stdout
-                bars += [line for line in pane.splitlines() if "ETA" in line and "img/s" in line]
-                if "all workers finished" in pane:
-                    break
-                time.sleep(0.1)
-            final = pane
+            subprocess.run(["tmux", "pipe-pane", "-t", session, "-o", f"cat >> {stream}"], check=True)
+            open(go, "w").close()
+
+            def received():
+                try:
+                    with open(stream, errors="replace") as f:
+                        return f.read()
+                except OSError:
+                    return ""
+
+            wait_for(lambda: "all workers finished" in received(), 120, "the run to finish in the terminal")
+            final = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                   text=True).stdout
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        # Every state the bar was drawn in (each redraw begins with \r).
+        bars = [part for part in re.split(r"[\r\n]", received()) if "ETA" in part and "img/s" in part]
         self.assertIn("all workers finished", final)
         self.assertTrue(bars, "no progress bar seen")
         self.assertTrue(any(re.search(r"\[worker 0\] epoch \d/4 \[[=> ]+\] \d+/\d+", b) for b in bars), bars[:5])
@@ -355,9 +364,6 @@ class CliTest(unittest.TestCase):
             self.assertNotIn(" info ", quiet.stderr + quiet.stdout)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class ReportConfusionTest(unittest.TestCase):
     def test_an_eval_with_a_confusion_matrix_gets_a_heat_map(self):
@@ -380,3 +386,7 @@ class ReportConfusionTest(unittest.TestCase):
             self.assertEqual(page.count("<rect x=\"110"), 3, "one row of cells starts per class")
             for label in ("cat", "dog", "fox"):
                 self.assertIn(f">{label}</text>", page)
+
+
+if __name__ == "__main__":
+    unittest.main()
