@@ -34,6 +34,10 @@ def namespaces_usable():
     # `ip netns exec` also needs / to be a mount point (a chroot's root is one
     # only when bound onto itself, as scripts/debian-chroot.sh does).
     ok = ok and subprocess.run(["ip", "netns", "exec", probe, "true"], capture_output=True).returncode == 0
+    # The test bed's veth pairs need CAP_NET_ADMIN, which a namespace alone
+    # does not prove (a container may make one and still refuse links).
+    ok = ok and subprocess.run(["ip", "netns", "exec", probe, "ip", "link", "add", "cvp0", "type", "veth", "peer",
+                                "name", "cvp1"], capture_output=True).returncode == 0
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return ok
 
@@ -42,7 +46,8 @@ def checksum(run_dir):
     return [m for m in read_metrics(run_dir) if m.get("event") == "end"][-1]["param_checksum"]
 
 
-@skip_unless_usable("netns", namespaces_usable(), "needs root, network namespaces and `ip netns exec`")
+@skip_unless_usable("netns", namespaces_usable(),
+                    "needs root with CAP_NET_ADMIN, network namespaces, veth pairs and `ip netns exec`")
 class MultiHostTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
