@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "common/cpu_sets.h"
 #include "common/error.h"
@@ -16,6 +17,11 @@ namespace convoy {
 namespace {
 
 struct ShardLost {};  // the shard's control connection closed
+
+// A shard that accepted the connection and closed it before answering.
+struct HandshakeClosed : Error {
+  using Error::Error;
+};
 
 std::vector<std::string> error_lines(const uint8_t* slot, const BatchLayout& l) {
   const char* text = reinterpret_cast<const char*>(slot + l.error_text_offset());
@@ -66,7 +72,7 @@ DataClient::DataClient(const std::vector<std::string>& sockets, int rank, int wo
   parts_.resize(sockets.size());
   for (size_t k = 0; k < sockets.size(); ++k) {
     parts_[k].socket = sockets[k];
-    connect(parts_[k], static_cast<int>(k));
+    connect(parts_[k], static_cast<int>(k), timeout_);
   }
 }
 
@@ -87,9 +93,9 @@ std::shared_ptr<void> DataClient::pin(const std::shared_ptr<ShmRing>& ring) {
   });
 }
 
-std::string DataClient::connect(Part& part, int shard) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  part.channel = ControlChannel::connect(part.socket, timeout_, alive_);
+std::string DataClient::connect(Part& part, int shard, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  part.channel = ControlChannel::connect(part.socket, timeout, alive_);
   proto::Envelope msg;
   auto* hello = msg.mutable_hello();
   hello->set_rank(rank_);
@@ -104,8 +110,8 @@ std::string DataClient::connect(Part& part, int shard) {
   // that never listens.
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   if (!part.channel->receive(&reply, std::max(left, std::chrono::milliseconds(1)), alive_))
-    throw Error(CONVOY_STR("rank " << rank_ << ": data service shard " << shard
-                                   << " closed the connection during the handshake"));
+    throw HandshakeClosed(CONVOY_STR("rank " << rank_ << ": data service shard " << shard
+                                             << " closed the connection during the handshake"));
   if (reply.has_error()) throw Error("data service: " + reply.error().message());
   CONVOY_CHECK(reply.has_ready(), "rank " << rank_ << ": expected Ready from the data service");
   const auto& r = reply.ready();
@@ -209,12 +215,27 @@ void DataClient::reconnect(int shard, const std::string& split, uint32_t epoch, 
   if (part.pin) retired_pins_.push_back(std::move(part.pin));
   part.ring.reset();  // tensors still over its slots keep their own reference
   std::string reason;
-  try {
-    reason = connect(part, shard);
-  } catch (const TimeoutError&) {
-    throw TimeoutError(CONVOY_STR("rank " << rank_ << ": data service shard " << shard << " did not come back within "
-                                          << timeout_.count() / 1000 << " s (waiting for " << split << " batch " << step
-                                          << " of epoch " << epoch + 1 << ")"));
+  // One deadline for the whole wait. A replacement that closes the handshake
+  // has gone away too (another rank's request may have crashed it): the
+  // launcher starts the next, so wait for that one.
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    try {
+      if (left.count() <= 0) throw TimeoutError("no time left");
+      reason = connect(part, shard, left);
+      break;
+    } catch (const TimeoutError&) {
+      throw TimeoutError(CONVOY_STR("rank " << rank_ << ": data service shard " << shard << " did not come back within "
+                                            << timeout_.count() / 1000 << " s (waiting for " << split << " batch "
+                                            << step << " of epoch " << epoch + 1 << ")"));
+    } catch (const HandshakeClosed&) {
+      spdlog::warn("rank {}: data service shard {}'s new process closed the connection before answering (it went "
+                   "away too); waiting for the next one",
+                   rank_, shard);
+      part.channel.reset();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
   bool first = true;
   for (const Request& r : pending_) {

@@ -101,9 +101,9 @@ class DataClient {
     uint32_t epoch;
     uint64_t start, num;
   };
-  // Connects and shakes hands within timeout_ in all; returns the restart
+  // Connects and shakes hands within `timeout` in all; returns the restart
   // reason, if any.
-  std::string connect(Part& part, int shard);
+  std::string connect(Part& part, int shard, std::chrono::milliseconds timeout);
   void send_stream(Part& part, const Request& r);
   ShmRing::ReadSlot acquire(int shard, const std::string& split, uint32_t epoch, uint64_t step);
   void reconnect(int shard, const std::string& split, uint32_t epoch, uint64_t step);

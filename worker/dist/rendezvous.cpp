@@ -119,7 +119,6 @@ std::unique_ptr<Distributed> Distributed::connect(RankInfo info, const Config& c
     // its data client read the token from here.
     ::setenv(kJobTokenEnv, token.c_str(), 1);
     d->store_ = store;
-    d->token_ = token;
     d->heartbeat_ = std::thread([dp = d.get(), info, token] {
       // Its own connection, so a beat never waits behind Gloo's store calls;
       // reconnects after a network outage, gives up only when told to stop.

@@ -96,7 +96,6 @@ class Distributed {
   std::shared_ptr<ShmAllreduce> local_allreduce_;
   bool on_cpu_ = true;
   std::chrono::milliseconds timeout_{0};
-  std::string token_;
   std::atomic<bool> stop_beating_{false};
   std::thread heartbeat_;
   // What the heartbeat thread saw: each rank's counter and when it last
