@@ -277,8 +277,8 @@ int Trainer::backward_and_reduce(const torch::Tensor& objective, int64_t global_
   return votes;
 }
 
-void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums,
-                         torch::Tensor* predicted) {
+void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums) {
+  CONVOY_CHECK(!segmentation_, "eval_batch: a segmentation model is evaluated by eval_segmentation");
   model_->eval();
   torch::NoGradGuard no_grad;
   auto x = normalize(pixels);
@@ -289,15 +289,6 @@ void Trainer::eval_batch(const torch::Tensor& pixels, const torch::Tensor& label
     logits = model_->forward(x).to(torch::kFloat);
   }
   namespace F = torch::nn::functional;
-  if (segmentation_) {
-    y = y.to(torch::kLong);
-    const bool any = y.ne(ignore_index_).any().item<bool>();
-    const double loss = any ? segmentation_loss(logits, y, seg_loss_, ignore_index_).item<double>() : 0.0;
-    sums->add_pixels(logits, y, ignore_index_, loss);
-    if (predicted)
-      *predicted = predicted_classes(logits).to(torch::kUInt8).cpu();
-    return;
-  }
   auto per_sample = F::cross_entropy(logits, y.clamp_min(0), F::CrossEntropyFuncOptions().reduction(torch::kNone));
   sums->add(logits, y, per_sample);
 }

@@ -71,12 +71,10 @@ class Trainer {
   // Before the last micro-batch the result has no optimizer step.
   StepResult train_step(const torch::Tensor& pixels, const torch::Tensor& labels, int64_t global_step,
                         bool stop_vote = false, int micro = 0, int micros = 1);
-  // Adds one eval batch to `sums` (this rank only; EvalSums(eval_classes())).
-  // Segmentation: every labelled pixel counts as a sample.
-  // `predicted`: when given (segmentation), the batch's predicted class ids
-  // (N, H, W) uint8 on the CPU.
-  void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums,
-                  torch::Tensor* predicted = nullptr);
+  // Adds one classifier's eval batch to `sums` (this rank only;
+  // EvalSums(eval_classes())). A segmentation model goes through
+  // eval_segmentation.
+  void eval_batch(const torch::Tensor& pixels, const torch::Tensor& labels, EvalSums* sums);
   // Segmentation evaluation as the data service delivers it: each sample a
   // whole image of its own size (segmentation_batch.h), scored at its
   // mask's (original) size: the logits of the picture resized to it
